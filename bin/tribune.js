@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// The `tribune` command: one entry, subcommands dispatched to the compiled modules in dist/.
+// Run `npm run build` first (npm start and npm test do it for you).
+const commands = {
+  broker: ['../dist/broker/src/cli.js', 'brokerMain', 'run a broker node (MQTT over TCP and WebSocket, feeds, /healthz)'],
+  replay: ['../dist/publisher/src/cli.js', 'replayMain', 'replay a World Cup JSON file into a broker as live match events'],
+  watch: ['../dist/client/src/cli.js', 'watchMain', 'watch a topic or feed and print one JSON line per message']
+}
+
+function usage () {
+  const lines = ['Usage: tribune <command> [options]', '', 'Commands:']
+  for (const [name, [, , what]] of Object.entries(commands)) lines.push(`  ${name.padEnd(8)} ${what}`)
+  lines.push('', 'Run `tribune <command> --help` for the options of a command.')
+  return lines.join('\n')
+}
+
+const [name, ...rest] = process.argv.slice(2)
+if (!name || name === '--help' || name === '-h' || name === 'help') {
+  console.log(usage())
+  process.exit(name ? 0 : 2)
+}
+const entry = commands[name]
+if (!entry) {
+  console.error(`tribune: unknown command "${name}"\n\n${usage()}`)
+  process.exit(2)
+}
+let mod
+try {
+  mod = await import(new URL(entry[0], import.meta.url))
+} catch (err) {
+  if (err && err.code === 'ERR_MODULE_NOT_FOUND') {
+    console.error('tribune: the compiled code is missing; run `npm run build` first')
+    process.exit(2)
+  }
+  throw err
+}
+const code = await mod[entry[1]](rest)
+if (typeof code === 'number') process.exitCode = code
