@@ -1,0 +1,54 @@
+/**
+ * `tribune broker`: reads flags, environment and config file, starts a node, and stops it cleanly on SIGINT/SIGTERM.
+ */
+import { parseArgs } from 'node:util'
+import { ConfigError, helpText, loadConfig, options } from './config.js'
+import { startBroker } from './main.js'
+
+/**
+ * Runs `tribune broker [options]`.
+ * @returns the exit code: 0 after a clean stop, 2 for a bad option, 1 when the node cannot start
+ */
+export async function brokerMain (argv: string[]): Promise<number> {
+  let flags: Record<string, string | boolean | undefined>
+  try {
+    const spec: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } }
+    for (const o of options) spec[o.flag] = { type: 'string' }
+    flags = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    console.error(`tribune broker: ${(err as Error).message}\n\n${helpText()}`)
+    return 2
+  }
+  if (flags.help === true) {
+    console.log(helpText())
+    return 0
+  }
+  let config
+  try {
+    config = loadConfig(flags as Record<string, string | undefined>, process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`tribune broker: ${err.message}`)
+      return 2
+    }
+    throw err
+  }
+  let node
+  try {
+    node = await startBroker(config)
+  } catch (err) {
+    console.error(`tribune broker: cannot start: ${(err as Error).message}`)
+    return 1
+  }
+  return await new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      node.log.info({ signal }, 'stopping')
+      node.close().then(() => resolve(0), (err: Error) => {
+        console.error(`tribune broker: error while stopping: ${err.message}`)
+        resolve(1)
+      })
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
+}

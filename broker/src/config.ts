@@ -1,0 +1,154 @@
+/**
+ * Broker configuration: one typed schema, read from defaults, an optional JSON file (`--config`),
+ * TRIBUNE_* environment variables and command-line flags, in rising order of precedence.
+ * Every bad value is refused at start with a message that names the option and the value.
+ */
+import { readFileSync } from 'node:fs'
+import { z } from 'zod'
+
+/** One option: its schema, the flag and variable that set it, and the line `--help` prints. */
+interface OptionSpec {
+  key: keyof BrokerConfig
+  flag: string
+  env: string
+  /** Converts the flag/env string into the value the schema checks. */
+  parse: (raw: string) => unknown
+  doc: string
+}
+
+const port = z.number().int().min(0).max(65535)
+const topicFilter = z.string().min(1).refine(isValidFilter, 'must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last)')
+
+/** The validated, frozen broker configuration. Sizes in bytes, times in milliseconds. */
+export const configSchema = z.object({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: port.default(1883),
+  wsPort: port.default(8080),
+  wsPath: z.string().startsWith('/').default('/mqtt'),
+  dataDir: z.string().min(1).default('./data'),
+  feeds: z.array(topicFilter).min(1).default(['matches/+/events']),
+  feedHistory: z.number().int().min(1).max(1_000_000).default(1000),
+  maxPacketSize: z.number().int().min(64).max(256 * 1024 * 1024).default(256 * 1024),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+}).strict()
+
+export type BrokerConfig = z.infer<typeof configSchema>
+/** What callers may pass: every option optional. */
+export type BrokerOptions = z.input<typeof configSchema>
+
+const int = (raw: string): unknown => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw)
+const list = (raw: string): unknown => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+const str = (raw: string): unknown => raw
+
+/** The table of options: one row each, in the order `--help` lists them. */
+export const options: OptionSpec[] = [
+  { key: 'host', flag: 'host', env: 'TRIBUNE_HOST', parse: str, doc: 'address to listen on (default 127.0.0.1)' },
+  { key: 'port', flag: 'port', env: 'TRIBUNE_PORT', parse: int, doc: 'MQTT over TCP port, 0 for any free port (default 1883)' },
+  { key: 'wsPort', flag: 'ws-port', env: 'TRIBUNE_WS_PORT', parse: int, doc: 'HTTP port for MQTT over WebSocket and /healthz, 0 for any (default 8080)' },
+  { key: 'wsPath', flag: 'ws-path', env: 'TRIBUNE_WS_PATH', parse: str, doc: 'WebSocket path (default /mqtt, subprotocol mqtt)' },
+  { key: 'dataDir', flag: 'data-dir', env: 'TRIBUNE_DATA_DIR', parse: str, doc: 'directory of the embedded store, or :memory: (default ./data)' },
+  { key: 'feeds', flag: 'feeds', env: 'TRIBUNE_FEEDS', parse: list, doc: 'comma-separated topic filters that are feeds (default matches/+/events)' },
+  { key: 'feedHistory', flag: 'feed-history', env: 'TRIBUNE_FEED_HISTORY', parse: int, doc: 'messages of history kept per feed (default 1000)' },
+  { key: 'maxPacketSize', flag: 'max-packet-size', env: 'TRIBUNE_MAX_PACKET_SIZE', parse: int, doc: 'largest MQTT packet accepted, in bytes (default 262144)' },
+  { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
+]
+
+/** Error for a refused option; `message` names the option, where it came from, and the bad value. */
+export class ConfigError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+/**
+ * Validates options given in code (tests, embedding) and fills in defaults.
+ * @throws ConfigError naming the first bad option, e.g. `port: must be <= 65535 (got 70000)`.
+ */
+export function resolveConfig (input: BrokerOptions, origin: Partial<Record<string, string>> = {}): Readonly<BrokerConfig> {
+  const result = configSchema.safeParse(input)
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '')
+      const where = origin[key] ?? (key === '' ? 'config' : key)
+      const value = key in input ? JSON.stringify((input as Record<string, unknown>)[key]) : undefined
+      const what = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message
+      return `${where}: ${what}${value !== undefined ? ` (got ${value})` : ''}`
+    })
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
+  }
+  return Object.freeze(result.data)
+}
+
+/**
+ * Reads the configuration for `tribune broker` from flags, environment and an optional JSON file.
+ * @param flags parsed flag values by flag name (e.g. `{ 'ws-port': '9000', config: 'tribune.json' }`)
+ * @param env environment variables (normally `process.env`)
+ * @throws ConfigError naming the option, its source and the bad value; or the file and what is wrong with it.
+ */
+export function loadConfig (flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv): Readonly<BrokerConfig> {
+  const input: Record<string, unknown> = {}
+  const origin: Record<string, string> = {}
+  const file = flags.config ?? env.TRIBUNE_CONFIG
+  if (file !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: cannot read it (${(err as Error).message})`)
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch (err) {
+      throw new ConfigError(`config file ${file}: not valid JSON (${(err as Error).message})`)
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new ConfigError(`config file ${file}: must hold a JSON object of options`)
+    }
+    for (const [key, value] of Object.entries(parsed)) {
+      input[key] = value
+      origin[key] = `${file}: ${key}`
+    }
+  }
+  for (const spec of options) {
+    const fromEnv = env[spec.env]
+    if (fromEnv !== undefined && fromEnv !== '') {
+      input[spec.key] = spec.parse(fromEnv)
+      origin[spec.key] = spec.env
+    }
+    const fromFlag = flags[spec.flag]
+    if (fromFlag !== undefined) {
+      input[spec.key] = spec.parse(fromFlag)
+      origin[spec.key] = `--${spec.flag}`
+    }
+  }
+  return resolveConfig(input as BrokerOptions, origin)
+}
+
+/** The `--help` text: every option with its flag, variable and default. */
+export function helpText (): string {
+  const rows = options.map((o) => `  --${o.flag.padEnd(16)} ${o.env.padEnd(24)} ${o.doc}`)
+  return [
+    'Usage: tribune broker [options]',
+    '',
+    'Options (flag, environment variable, meaning); flags beat variables, which beat the config file:',
+    ...rows,
+    `  --${'config'.padEnd(16)} ${'TRIBUNE_CONFIG'.padEnd(24)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000})`,
+    `  --${'help'.padEnd(16)} ${''.padEnd(24)} show this text`
+  ].join('\n')
+}
+
+/**
+ * True when `filter` is a valid MQTT topic filter (MQTT 3.1.1 section 4.7.1) that does not start with `$`.
+ * Feed filters must not be `$` topics: those belong to the broker.
+ */
+export function isValidFilter (filter: string): boolean {
+  if (filter.length === 0 || filter.startsWith('$') || filter.includes('\u0000')) return false
+  const levels = filter.split('/')
+  return levels.every((level, i) => {
+    if (level === '#') return i === levels.length - 1
+    if (level === '+') return true
+    return !level.includes('#') && !level.includes('+')
+  })
+}

@@ -1,0 +1,240 @@
+/**
+ * The feed hub: the node-local side of feeds. For each feed a viewer on this node replays, it keeps a cache of the
+ * history (loaded once per node and feed; concurrent joins share the load) and keeps it current from the live
+ * message stream the node already receives. It then serves `$replay` subscriptions from memory:
+ * history, then live, in seq order, with no gap and no duplicate, whatever the interleaving of joins and publishes.
+ *
+ * Live messages are taken in seq order: one that arrives early is held until the ones before it arrive (or are read
+ * from the store after `gapFillMs`); one already seen is dropped. Sending to a viewer goes through a {@link FeedSink}.
+ */
+import { encodeReset } from './envelope.js'
+import type { ReplayFrom } from './replay-filter.js'
+import type { FeedEntry, FeedStore } from './store.js'
+
+/** Where the hub sends one viewer's messages: the client connection and the topic it subscribed with. */
+export interface FeedSink {
+  /** Sends one message; must keep the order of calls. */
+  send: (payload: Buffer) => void
+  /** True once the connection is gone; the hub then drops the sink. */
+  readonly closed: boolean
+}
+
+/** One viewer attached to one feed. */
+export interface Attachment {
+  readonly feed: string
+  readonly sink: FeedSink
+  /** The last seq sent to this viewer, and its epoch (for persistent sessions that resume). */
+  lastSeq: number
+  epoch: string | null
+}
+
+interface FeedCache {
+  ready: boolean
+  loading: Promise<void> | null
+  epoch: string | null
+  last: number
+  entries: FeedEntry[]
+  held: Map<number, { epoch: string, entry: FeedEntry }>
+  viewers: Set<Attachment>
+  gapTimer: NodeJS.Timeout | null
+}
+
+export interface FeedHubOptions {
+  /** Messages of history kept per feed, as in the store. */
+  history: number
+  /** How long an early message waits for the ones before it before they are read from the store, in ms (default 250). */
+  gapFillMs?: number
+  /** Called on a store error during load or gap fill. */
+  onError?: (err: Error, feed: string) => void
+}
+
+export class FeedHub {
+  readonly #store: FeedStore
+  readonly #history: number
+  readonly #gapFillMs: number
+  readonly #onError: (err: Error, feed: string) => void
+  readonly #caches = new Map<string, FeedCache>()
+
+  constructor (store: FeedStore, opts: FeedHubOptions) {
+    this.#store = store
+    this.#history = opts.history
+    this.#gapFillMs = opts.gapFillMs ?? 250
+    this.#onError = opts.onError ?? (() => {})
+  }
+
+  /**
+   * Attaches a viewer: sends the history that `from` asks for, then every live message of the feed.
+   * A resume from a position that is not in the current epoch, or that was trimmed away, first gets a reset notice
+   * and then all the history held.
+   * @returns the attachment (pass it to {@link detach}); resolves once the history has been handed to the sink
+   */
+  async attach (feed: string, from: ReplayFrom, sink: FeedSink): Promise<Attachment> {
+    const cache = this.#cache(feed)
+    if (!cache.ready) await this.#load(feed, cache)
+    const att: Attachment = { feed, sink, lastSeq: 0, epoch: cache.epoch }
+    if (sink.closed) return att
+    const entries = cache.entries
+    let start = 0
+    if (from.kind === 'last') {
+      start = Math.max(0, entries.length - from.n)
+    } else if (from.kind === 'after') {
+      const first = entries.length > 0 ? entries[0].seq : cache.last + 1
+      if (from.epoch !== cache.epoch || from.seq > cache.last) {
+        sink.send(encodeReset(cache.epoch, 'epoch-changed'))
+      } else if (from.seq < first - 1) {
+        sink.send(encodeReset(cache.epoch, 'trimmed'))
+      } else {
+        start = entries.length - (cache.last - from.seq)
+      }
+    }
+    for (let i = start; i < entries.length; i++) sink.send(entries[i].payload)
+    att.lastSeq = cache.last
+    cache.viewers.add(att)
+    return att
+  }
+
+  /** Stops sending to a viewer. Safe to call twice. */
+  detach (att: Attachment): void {
+    this.#caches.get(att.feed)?.viewers.delete(att)
+  }
+
+  /**
+   * Takes one live message of a feed, as every node receives it from the message stream.
+   * Messages of feeds nobody on this node replays are ignored: the store has them.
+   */
+  onLive (feed: string, epoch: string, entry: FeedEntry): void {
+    const cache = this.#caches.get(feed)
+    if (cache === undefined) return
+    if (!cache.ready) {
+      cache.held.set(entry.seq, { epoch, entry })
+      return
+    }
+    this.#take(feed, cache, epoch, entry)
+  }
+
+  /** Number of feeds cached and viewers attached, for metrics. */
+  stats (): { feeds: number, viewers: number } {
+    let viewers = 0
+    for (const c of this.#caches.values()) viewers += c.viewers.size
+    return { feeds: this.#caches.size, viewers }
+  }
+
+  /** Stops timers. */
+  close (): void {
+    for (const c of this.#caches.values()) if (c.gapTimer !== null) clearTimeout(c.gapTimer)
+  }
+
+  #cache (feed: string): FeedCache {
+    let cache = this.#caches.get(feed)
+    if (cache === undefined) {
+      cache = { ready: false, loading: null, epoch: null, last: 0, entries: [], held: new Map(), viewers: new Set(), gapTimer: null }
+      this.#caches.set(feed, cache)
+    }
+    return cache
+  }
+
+  async #load (feed: string, cache: FeedCache): Promise<void> {
+    if (cache.loading === null) {
+      cache.loading = this.#store.snapshot(feed).then((snap) => {
+        if (snap !== null) {
+          cache.epoch = snap.epoch
+          cache.last = snap.last
+          cache.entries = snap.entries
+        }
+        cache.ready = true
+        this.#drain(feed, cache)
+      }, (err: Error) => {
+        cache.loading = null
+        this.#onError(err, feed)
+        throw err
+      })
+    }
+    await cache.loading
+  }
+
+  /** Applies one message in order: deliver if next (then any held successors), hold if early, drop if seen. */
+  #take (feed: string, cache: FeedCache, epoch: string, entry: FeedEntry): void {
+    if (cache.epoch !== epoch) {
+      if (cache.epoch !== null) {
+        // The history was lost (a new epoch): start over and tell every viewer.
+        const notice = encodeReset(epoch, 'epoch-changed')
+        for (const v of cache.viewers) this.#send(cache, v, notice)
+      }
+      cache.epoch = epoch
+      cache.last = 0
+      cache.entries = []
+      for (const [seq, h] of cache.held) if (h.epoch !== epoch) cache.held.delete(seq)
+    }
+    if (entry.seq <= cache.last) return
+    if (entry.seq > cache.last + 1) {
+      cache.held.set(entry.seq, { epoch, entry })
+      this.#armGapFill(feed, cache)
+      return
+    }
+    this.#append(cache, epoch, entry)
+    let next = cache.held.get(cache.last + 1)
+    while (next !== undefined) {
+      cache.held.delete(cache.last + 1)
+      this.#append(cache, epoch, next.entry)
+      next = cache.held.get(cache.last + 1)
+    }
+    for (const seq of cache.held.keys()) if (seq <= cache.last) cache.held.delete(seq)
+    if (cache.held.size === 0 && cache.gapTimer !== null) {
+      clearTimeout(cache.gapTimer)
+      cache.gapTimer = null
+    }
+  }
+
+  #append (cache: FeedCache, epoch: string, entry: FeedEntry): void {
+    cache.last = entry.seq
+    cache.entries.push(entry)
+    if (cache.entries.length > this.#history) cache.entries.splice(0, cache.entries.length - this.#history)
+    for (const v of cache.viewers) {
+      v.lastSeq = entry.seq
+      v.epoch = epoch
+      this.#send(cache, v, entry.payload)
+    }
+  }
+
+  #send (cache: FeedCache, v: Attachment, payload: Buffer): void {
+    if (v.sink.closed) {
+      cache.viewers.delete(v)
+      return
+    }
+    v.sink.send(payload)
+  }
+
+  /** Applies the messages held while the cache was loading, in seq order. */
+  #drain (feed: string, cache: FeedCache): void {
+    const held = [...cache.held.values()].sort((a, b) => a.entry.seq - b.entry.seq)
+    cache.held.clear()
+    for (const h of held) this.#take(feed, cache, h.epoch, h.entry)
+  }
+
+  #armGapFill (feed: string, cache: FeedCache): void {
+    if (cache.gapTimer !== null) return
+    cache.gapTimer = setTimeout(() => {
+      cache.gapTimer = null
+      if (cache.held.size === 0 || cache.epoch === null) return
+      const epoch = cache.epoch
+      const upTo = Math.min(...cache.held.keys()) - 1
+      this.#store.range(feed, epoch, cache.last + 1, upTo).then((entries) => {
+        for (const e of entries) this.#take(feed, cache, epoch, e)
+        if (cache.held.size > 0 && cache.epoch === epoch) {
+          const next = Math.min(...cache.held.keys())
+          if (next > cache.last + 1) {
+            // The missing messages are gone from the store too (trimmed): skip ahead rather than stall the feed.
+            const notice = encodeReset(epoch, 'trimmed')
+            for (const v of cache.viewers) this.#send(cache, v, notice)
+            cache.last = next - 1
+            this.#drain(feed, cache)
+          }
+        }
+      }, (err: Error) => {
+        this.#onError(err, feed)
+        this.#armGapFill(feed, cache)
+      })
+    }, this.#gapFillMs)
+    cache.gapTimer.unref()
+  }
+}

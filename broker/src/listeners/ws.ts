@@ -1,0 +1,72 @@
+/**
+ * MQTT over WebSocket (`ws` 8, `createWebSocketStream`) on an HTTP server that also answers `GET /healthz`.
+ * Upgrades are accepted on one path (default `/mqtt`) with the `mqtt` subprotocol (MQTT 3.1.1 section 6).
+ */
+import http from 'node:http'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import { limitPacketSize } from './packet-size.js'
+import type { ConnDetails, ConnectionHandler } from './tcp.js'
+
+export interface HttpRoutes {
+  /** Answers GET /healthz: status code and JSON body. */
+  health: () => { status: number, body: unknown }
+}
+
+/**
+ * Starts the HTTP server with the WebSocket endpoint.
+ * @param maxPacketSize the largest MQTT packet accepted, in bytes (also bounds each WebSocket message)
+ * @throws when the port cannot be bound, naming the address
+ */
+export async function listenWs (host: string, port: number, path: string, maxPacketSize: number, handle: ConnectionHandler,
+  routes: HttpRoutes, onRefused: (peer: string, reason: string) => void): Promise<{ server: http.Server, wss: WebSocketServer }> {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    if (url.pathname === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const { status, body } = routes.health()
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body))
+      return
+    }
+    res.writeHead(404, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
+  })
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: maxPacketSize + 8,
+    perMessageDeflate: false,
+    handleProtocols: (protocols) => {
+      for (const p of ['mqtt', 'mqttv3.1']) if (protocols.has(p)) return p
+      return false
+    }
+  })
+  server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    socket.on('error', () => {})
+    if (url.pathname !== path) {
+      socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nMQTT over WebSocket is at ${path}\n`)
+      return
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const connDetails: ConnDetails = {
+        ipAddress: req.socket.remoteAddress ?? '',
+        port: req.socket.remotePort ?? 0,
+        ipFamily: req.socket.remoteFamily === 'IPv6' ? 6 : 4,
+        isWebsocket: true
+      }
+      ws.on('error', () => {}) // e.g. a message over maxPayload: ws closes with 1009; the node goes on
+      const duplex = createWebSocketStream(ws)
+      duplex.on('error', () => {})
+      const stream = limitPacketSize(duplex, maxPacketSize, (reason) => {
+        onRefused(`${connDetails.ipAddress}:${connDetails.port}`, reason)
+        ws.close(1009, 'packet too large')
+      })
+      ;(req as unknown as { connDetails: ConnDetails }).connDetails = connDetails
+      handle(stream, req as unknown as { connDetails: ConnDetails })
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new Error(`HTTP/WebSocket listener on ${host}:${port}: ${err.message}`)))
+    server.listen(port, host, () => resolve())
+  })
+  return { server, wss }
+}

@@ -1,0 +1,13 @@
+// aedes-persistence-level ships no type declarations; this is the part Tribune uses.
+declare module 'aedes-persistence-level/asyncPersistence.js' {
+  import type { Readable } from 'node:stream'
+  /** The async (promise) persistence that aedes 1.x expects, on an abstract-level database. */
+  export default class AsyncLevelPersistence {
+    constructor (db: unknown)
+    setup (broker: unknown): Promise<void>
+    storeRetained (packet: { topic: string, payload: Buffer, qos: number, retain?: boolean, cmd?: string }): Promise<void>
+    createRetainedStream (pattern: string): Readable
+    createRetainedStreamCombi (patterns: string[]): Readable
+    destroy (): Promise<void>
+  }
+}

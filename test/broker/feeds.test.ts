@@ -1,0 +1,60 @@
+// Tests whether feeds stamp, keep and replay messages: $replay/all, last-n, after-seq@epoch, reset, invalid filters.
+import { describe, it, expect } from 'vitest'
+import { brokerForTest } from '../helpers/broker.js'
+import { connect, collect, waitFor } from '../helpers/mqtt.js'
+
+const FEED = 'matches/m1/events'
+
+describe('feeds on one node', () => {
+  it('stamps feed messages and replays history then live, in order', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    for (let i = 1; i <= 5; i++) await pub.publishAsync(FEED, JSON.stringify({ id: `e${i}`, n: i }), { qos: 1 })
+    const viewer = await connect(node.wsUrl)
+    const got = collect(viewer)
+    await viewer.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+    await waitFor(() => got.length === 5, '5 history messages')
+    await pub.publishAsync(FEED, JSON.stringify({ id: 'e6', n: 6 }), { qos: 1 })
+    await waitFor(() => got.length === 6, 'live message')
+    expect(got.map((m) => m.json.seq)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(got.map((m) => m.json.data.n)).toEqual([1, 2, 3, 4, 5, 6])
+    expect(new Set(got.map((m) => m.json.epoch)).size).toBe(1)
+    expect(got.every((m) => m.topic === `$replay/all/${FEED}`)).toBe(true)
+  })
+
+  it('answers last-n, after-seq@epoch, and a reset for an unknown epoch', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    for (let i = 1; i <= 10; i++) await pub.publishAsync(FEED, `plain ${i}`, { qos: 1 })
+    const v = await connect(node.tcpUrl)
+    const got = collect(v)
+    await v.subscribeAsync(`$replay/last-3/${FEED}`)
+    await waitFor(() => got.length === 3, 'last 3')
+    expect(got.map((m) => m.json.seq)).toEqual([8, 9, 10])
+    expect(got[0].json.data).toBe('plain 8')
+    const epoch = got[0].json.epoch as string
+    await v.subscribeAsync(`$replay/after-7@${epoch}/${FEED}`)
+    await waitFor(() => got.length === 6, 'after 7')
+    expect(got.slice(3).map((m) => m.json.seq)).toEqual([8, 9, 10])
+    await v.subscribeAsync(`$replay/after-7@nope/${FEED}`)
+    await waitFor(() => got.length === 17, 'reset + all')
+    expect(got[6].json).toEqual({ reset: true, epoch, reason: 'epoch-changed' })
+    expect(got.slice(7).map((m) => m.json.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+  })
+
+  it('refuses invalid $replay filters with SUBACK 0x80 and keeps serving', async () => {
+    const node = await brokerForTest()
+    const v = await connect(node.tcpUrl)
+    for (const bad of ['$replay/sometimes/matches/m1/events', '$replay/all/matches/+/events', '$replay/last-x/matches/m1/events',
+      '$replay/all/other/topic', '$replay/after-3/matches/m1/events', '$replay/all']) {
+      const granted = await v.subscribeAsync(bad).catch((err: { granted?: unknown }) => err)
+      expect(JSON.stringify(granted), bad).toContain('128')
+    }
+    const pub = await connect(node.tcpUrl)
+    const got = collect(v)
+    await v.subscribeAsync(FEED)
+    await pub.publishAsync(FEED, '{"a":1}', { qos: 1 })
+    await waitFor(() => got.length === 1, 'live message on plain subscription')
+    expect(got[0].json).toMatchObject({ seq: 1, data: { a: 1 } })
+  })
+})

@@ -1,0 +1,37 @@
+/**
+ * Test plumbing: a real Tribune broker on free ports (port 0), a temporary data dir, cleanup registered on creation.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach } from 'vitest'
+import { startBroker, type BrokerNode } from '../../broker/src/main.js'
+import type { BrokerOptions } from '../../broker/src/config.js'
+
+const cleanups: Array<() => Promise<void> | void> = []
+
+afterEach(async () => {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop()
+    await fn?.()
+  }
+})
+
+/** Registers a cleanup to run after the current test, last registered first. */
+export function onCleanup (fn: () => Promise<void> | void): void {
+  cleanups.push(fn)
+}
+
+/** A new temporary directory, removed after the test. */
+export function tempDir (prefix = 'tribune-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  onCleanup(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Starts a broker on 127.0.0.1 with free ports and silent logs (in memory unless `dataDir` is given); closed after the test. */
+export async function brokerForTest (options: BrokerOptions = {}): Promise<BrokerNode & { tcpUrl: string, wsUrl: string }> {
+  const node = await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, dataDir: ':memory:', logLevel: 'silent', ...options })
+  onCleanup(async () => await node.close())
+  return { ...node, tcpUrl: `mqtt://127.0.0.1:${node.tcpPort}`, wsUrl: `ws://127.0.0.1:${node.wsPort}/mqtt` }
+}
