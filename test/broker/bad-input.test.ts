@@ -1,0 +1,95 @@
+// Tests whether bad input gets a clear refusal while the broker keeps serving everyone else:
+// oversized packets (TCP and WebSocket), garbage bytes, a malformed packet, PUBLISH to $ topics.
+import net from 'node:net'
+import { describe, it, expect } from 'vitest'
+import WebSocket from 'ws'
+import mqttPacket from 'mqtt-packet'
+import { brokerForTest } from '../helpers/broker.js'
+import { connect, collect, waitFor } from '../helpers/mqtt.js'
+
+const FEED = 'matches/x/events'
+
+async function honestViewer (url: string): Promise<ReturnType<typeof collect>> {
+  const v = await connect(url)
+  const got = collect(v)
+  await v.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+  return got
+}
+
+/** Opens a raw TCP socket, writes `bytes`, resolves with what came back when the broker closes it (or after ms). */
+async function rawTcp (port: number, chunks: Buffer[], ms = 3000): Promise<{ closed: boolean, data: Buffer }> {
+  return await new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    const data: Buffer[] = []
+    const timer = setTimeout(() => { s.destroy(); resolve({ closed: false, data: Buffer.concat(data) }) }, ms)
+    s.on('data', (d) => data.push(d))
+    s.on('error', () => {})
+    s.on('close', () => { clearTimeout(timer); resolve({ closed: true, data: Buffer.concat(data) }) })
+    s.on('connect', () => { for (const c of chunks) s.write(c) })
+  })
+}
+
+const connectPacket = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'raw', keepalive: 30 })
+
+describe('bad input', () => {
+  it('closes only the connection that sends an oversized packet (TCP and WebSocket)', async () => {
+    const node = await brokerForTest({ maxPacketSize: 1024 })
+    const got = await honestViewer(node.tcpUrl)
+    const pub = await connect(node.tcpUrl)
+    // TCP: announce a 2 KB PUBLISH; only the header is needed to refuse it.
+    const big = mqttPacket.generate({ cmd: 'publish', topic: FEED, payload: Buffer.alloc(2000, 97), qos: 0, retain: false, dup: false })
+    const tcp = await rawTcp(node.tcpPort, [connectPacket, big.subarray(0, 10)])
+    expect(tcp.closed).toBe(true)
+    // MQTT.js over WebSocket: the broker closes it; the publish never reaches viewers.
+    const ws = await connect(node.wsUrl)
+    const closed = new Promise((resolve) => ws.once('close', resolve))
+    ws.publish(FEED, Buffer.alloc(5000, 98))
+    await closed
+    await pub.publishAsync(FEED, '{"ok":1}', { qos: 1 })
+    await waitFor(() => got.length === 1, 'the honest message')
+    expect(got.map((m) => m.json.data)).toEqual([{ ok: 1 }])
+    expect(got[0].json.seq).toBe(1)
+  })
+
+  it('survives garbage bytes, a malformed CONNECT, and a raw WebSocket sending junk', async () => {
+    const node = await brokerForTest()
+    const got = await honestViewer(node.wsUrl)
+    const junk = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n\u00ff\u00fe garbage')
+    expect((await rawTcp(node.tcpPort, [junk])).closed).toBe(true)
+    expect((await rawTcp(node.tcpPort, [Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01])])).closed).toBe(true) // 5-byte length
+    expect((await rawTcp(node.tcpPort, [Buffer.from([0x10, 0x04, 0x00, 0x04, 0x4d, 0x51])])).closed).toBe(true) // truncated CONNECT body
+    expect((await rawTcp(node.tcpPort, [connectPacket, Buffer.from([0x30, 0x02, 0x00, 0x09])])).closed).toBe(true) // topic length past end
+    await new Promise<void>((resolve) => {
+      const ws = new WebSocket(node.wsUrl, 'mqtt')
+      ws.on('open', () => ws.send(Buffer.from([0xf0, 0x00, 0x12, 0x34])))
+      ws.on('close', () => resolve())
+      ws.on('error', () => {})
+    })
+    const pub = await connect(node.tcpUrl)
+    await pub.publishAsync(FEED, '"still here"', { qos: 1 })
+    await waitFor(() => got.length === 1, 'the honest message')
+    expect(got[0].json.data).toBe('still here')
+  })
+
+  it('refuses a PUBLISH to a $ topic by closing that client, without delivering it', async () => {
+    const node = await brokerForTest()
+    const spy = await connect(node.tcpUrl)
+    const got = collect(spy)
+    await spy.subscribeAsync('$replay/all/matches/x/events')
+    const bad = await connect(node.tcpUrl)
+    const closed = new Promise((resolve) => bad.once('close', resolve))
+    bad.publish('$replay/all/matches/x/events', '{"seq":99}', { qos: 1 })
+    await closed
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(got).toEqual([])
+  })
+
+  it('answers /healthz and 404 elsewhere', async () => {
+    const node = await brokerForTest()
+    const res = await fetch(`http://127.0.0.1:${node.wsPort}/healthz`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ status: 'ok', clients: 0 })
+    const other = await fetch(`http://127.0.0.1:${node.wsPort}/nope`)
+    expect(other.status).toBe(404)
+  })
+})
