@@ -58,3 +58,38 @@ describe('feeds on one node', () => {
     expect(got[0].json).toMatchObject({ seq: 1, data: { a: 1 } })
   })
 })
+
+describe('the feed guarantee under concurrency', () => {
+  it('gives every viewer seq 1..n once and in order while two publishers burst and viewers join at random moments', async () => {
+    const node = await brokerForTest()
+    const pubs = [await connect(node.tcpUrl), await connect(node.wsUrl)]
+    const N = 400
+    const viewers: Array<ReturnType<typeof collect>> = []
+    const joins: Array<Promise<unknown>> = []
+    const bursts = pubs.map(async (p, k) => {
+      const sent: Array<Promise<unknown>> = []
+      for (let i = 0; i < N / 2; i++) {
+        sent.push(p.publishAsync(FEED, JSON.stringify({ id: `p${k}-${i}` }), { qos: 1 }))
+        if (i % 20 === 0) await new Promise((resolve) => setImmediate(resolve))
+      }
+      await Promise.all(sent)
+    })
+    for (let j = 0; j < 30; j++) {
+      joins.push((async () => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 150))
+        const v = await connect(j % 2 === 0 ? node.tcpUrl : node.wsUrl)
+        const got = collect(v)
+        viewers.push(got)
+        await v.subscribeAsync(j % 3 === 0 ? `$replay/last-5/${FEED}` : `$replay/all/${FEED}`, { qos: (j % 2) as 0 | 1 })
+      })())
+    }
+    await Promise.all([...bursts, ...joins])
+    await waitFor(() => viewers.every((g) => g.length > 0 && g[g.length - 1].json.seq === N), 'every viewer at the last seq')
+    for (const got of viewers) {
+      const seqs = got.map((m) => m.json.seq as number)
+      const first = seqs[0]
+      expect(seqs).toEqual(Array.from({ length: N - first + 1 }, (_, i) => first + i))
+    }
+    expect(viewers.filter((g) => g[0].json.seq === 1).length).toBeGreaterThan(10)
+  })
+})

@@ -25,11 +25,17 @@ export interface MessageStream {
 
 const noop = (): void => {}
 
+/** A client's `$replay` subscription: its hub attachment once the history is loaded. */
+interface Slot {
+  att: Attachment | null
+  released: boolean
+}
+
 export class Feeds {
   readonly filters: readonly string[]
   readonly #store: FeedStore
   readonly #hub: FeedHub
-  readonly #attached = new WeakMap<FeedClient, Map<string, Attachment>>()
+  readonly #attached = new WeakMap<FeedClient, Map<string, Slot>>()
 
   /**
    * @param filters the topic filters whose matching topics are feeds (e.g. `matches/+/events`)
@@ -89,33 +95,39 @@ export class Feeds {
       this.#attached.set(client, mine)
     }
     const before = mine.get(filter)
-    if (before !== undefined) this.#hub.detach(before)
+    if (before !== undefined) this.#release(before)
     const deliverQoS = (qos > 0 ? 1 : 0) as 0 | 1
     const sink: FeedSink = {
       send: (payload) => client.deliverQoS({ cmd: 'publish', topic: filter, payload, qos: deliverQoS, retain: false, dup: false }, noop),
       get closed () { return client.closed }
     }
+    // The slot is taken before the (possibly async) load, so an UNSUBSCRIBE or a disconnect during the load wins.
+    const slot: Slot = { att: null, released: false }
+    mine.set(filter, slot)
     const att = await this.#hub.attach(request.feed, request.from, sink)
-    if (client.closed) {
-      this.#hub.detach(att)
-      return
-    }
-    mine.set(filter, att)
+    slot.att = att
+    if (slot.released || client.closed) this.#hub.detach(att)
   }
 
   /** Stops a client's `$replay` subscription (UNSUBSCRIBE). */
   detach (client: FeedClient, filter: string): void {
-    const att = this.#attached.get(client)?.get(filter)
-    if (att === undefined) return
-    this.#hub.detach(att)
-    this.#attached.get(client)?.delete(filter)
+    const mine = this.#attached.get(client)
+    const slot = mine?.get(filter)
+    if (slot === undefined) return
+    this.#release(slot)
+    mine?.delete(filter)
   }
 
   /** Stops all of a client's `$replay` subscriptions (disconnect). */
   detachAll (client: FeedClient): void {
     const mine = this.#attached.get(client)
     if (mine === undefined) return
-    for (const att of mine.values()) this.#hub.detach(att)
+    for (const slot of mine.values()) this.#release(slot)
     this.#attached.delete(client)
+  }
+
+  #release (slot: Slot): void {
+    slot.released = true
+    if (slot.att !== null) this.#hub.detach(slot.att)
   }
 }
