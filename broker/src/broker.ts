@@ -69,6 +69,7 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   broker.on('unsubscribe', (topics: string[], client: Client) => {
     for (const topic of topics) if (feeds.isReplay(topic)) feeds.detach(client as unknown as FeedClient, topic)
   })
+  broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(client as unknown as FeedClient))
   broker.on('clientDisconnect', (client: Client) => feeds.detachAll(client as unknown as FeedClient))
   broker.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
   broker.on('connectionError', (_client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))

@@ -38,7 +38,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }))
   const store = new LevelFeedStore(db as never, config.feedHistory)
   const hub = new FeedHub(store, { history: config.feedHistory, onError: (err, feed) => log.error({ err, feed }, 'feed hub') })
-  const feeds = new Feeds(config.feeds, store, hub)
+  const feeds = new Feeds(config.feeds, store, hub, persistence as never)
   let aedes: Aedes
   try {
     aedes = await createBroker({ persistence, feeds, log })

@@ -93,3 +93,24 @@ describe('the feed guarantee under concurrency', () => {
     expect(viewers.filter((g) => g[0].json.seq === 1).length).toBeGreaterThan(10)
   })
 })
+
+describe('persistent sessions', () => {
+  it('resume a $replay subscription where they stopped, without repeats', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    for (let i = 1; i <= 3; i++) await pub.publishAsync(FEED, String(i), { qos: 1 })
+    const opts = { clientId: 'tv-42', clean: false }
+    const v1 = await connect(node.tcpUrl, opts)
+    const got1 = collect(v1)
+    await v1.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+    await waitFor(() => got1.length === 3, 'history')
+    await v1.endAsync()
+    for (let i = 4; i <= 5; i++) await pub.publishAsync(FEED, String(i), { qos: 1 })
+    const v2 = await connect(node.tcpUrl, opts)
+    const got2 = collect(v2)
+    await pub.publishAsync(FEED, '6', { qos: 1 })
+    await waitFor(() => got2.length >= 3, 'resumed messages')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(got2.map((m) => m.json.seq)).toEqual([4, 5, 6])
+  })
+})

@@ -190,18 +190,21 @@ export class FeedHub {
     cache.entries.push(entry)
     if (cache.entries.length > this.#history) cache.entries.splice(0, cache.entries.length - this.#history)
     for (const v of cache.viewers) {
-      v.lastSeq = entry.seq
-      v.epoch = epoch
-      this.#send(cache, v, entry.payload)
+      if (this.#send(cache, v, entry.payload)) {
+        v.lastSeq = entry.seq
+        v.epoch = epoch
+      }
     }
   }
 
-  #send (cache: FeedCache, v: Attachment, payload: Buffer): void {
+  /** Sends to one viewer; false (and the viewer dropped) when its connection is gone. */
+  #send (cache: FeedCache, v: Attachment, payload: Buffer): boolean {
     if (v.sink.closed) {
       cache.viewers.delete(v)
-      return
+      return false
     }
     v.sink.send(payload)
+    return true
   }
 
   /** Applies the messages held while the cache was loading, in seq order. */
