@@ -25,8 +25,8 @@ export interface FeedEnvelope {
 /** The notice the broker sends before history restarts (resume epoch unknown, range trimmed, live epoch change). */
 export interface ResetNotice {
   readonly reset: true
-  /** The current epoch of the feed. */
-  readonly epoch: string
+  /** The current epoch of the feed, or null if the feed has no history yet (broker behaviour). */
+  readonly epoch: string | null
   /** "epoch-changed" | "trimmed" per the contract; other strings are passed through as-is. */
   readonly reason: string
 }
@@ -69,8 +69,9 @@ function isRecord (value: unknown): value is Record<string, unknown> {
  * Parses a message received on a feed subscription ($replay filter or plain feed topic).
  * @param payload raw MQTT payload bytes or text.
  * @returns `envelope` for `{seq: integer >= 1, epoch: non-empty string, ts: finite number, data}` (data defaults to
- *   null when absent), `reset` for `{reset: true, epoch: non-empty string, reason?: string}` (reason defaults to
- *   "epoch-changed"), otherwise `invalid` with a short description. Never throws.
+ *   null when absent), `reset` for `{reset: true, epoch: non-empty string | null, reason?: string}` (epoch null
+ *   when the feed has no history yet; reason defaults to "epoch-changed"), otherwise `invalid` with a short
+ *   description. Never throws.
  */
 export function parseFeedPayload (payload: Uint8Array | string): ParsedFeedPayload {
   let value: unknown
@@ -81,11 +82,12 @@ export function parseFeedPayload (payload: Uint8Array | string): ParsedFeedPaylo
   }
   if (!isRecord(value)) return { kind: 'invalid', error: 'feed payload is not a JSON object' }
   if (value.reset === true) {
-    if (typeof value.epoch !== 'string' || value.epoch.length === 0) {
-      return { kind: 'invalid', error: 'reset notice without a string epoch' }
+    const epoch = value.epoch ?? null
+    if (epoch !== null && (typeof epoch !== 'string' || epoch.length === 0)) {
+      return { kind: 'invalid', error: 'reset notice epoch is neither a non-empty string nor null' }
     }
     const reason = typeof value.reason === 'string' ? value.reason : 'epoch-changed'
-    return { kind: 'reset', notice: { reset: true, epoch: value.epoch, reason } }
+    return { kind: 'reset', notice: { reset: true, epoch, reason } }
   }
   const { seq, epoch, ts } = value
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {

@@ -132,6 +132,8 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
   #activeFilter: string | null = null
   /** The filter passed to transport.subscribe and not yet passed to transport.unsubscribe. */
   #heldFilter: string | null = null
+  /** True once a reset happened: with nothing delivered since, resubscribe with $replay/all. */
+  #restarted = false
   #gapRetries = 0
   #lastGapSeq: number | undefined
   #removers: Array<() => void> = []
@@ -236,7 +238,7 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
   #nextFilter (): string {
     const current = this.#position.current
     if (current !== undefined) return replayFilter(this.#feed, current)
-    if (this.#position.epoch !== undefined) return replayFilter(this.#feed, 'all')
+    if (this.#restarted) return replayFilter(this.#feed, 'all')
     return replayFilter(this.#feed, this.#initial)
   }
 
@@ -306,7 +308,8 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
       return
     }
     if (parsed.kind === 'reset') {
-      this.#position.reset(parsed.notice.epoch)
+      this.#position.reset(parsed.notice.epoch ?? undefined)
+      this.#restarted = true
       this.#gapRetries = 0
       this.#lastGapSeq = undefined
       this.#stats.resets++
@@ -320,6 +323,7 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
         this.#deliver(envelope)
         return
       case 'epoch-change':
+        this.#restarted = true
         this.#stats.resets++
         this.#gapRetries = 0
         this.#lastGapSeq = undefined

@@ -9,11 +9,11 @@ export type NamedFeedStart = 'all' | `last-${number}`
 /** Where a feed subscription starts: all history, the last n messages, or after a known position. */
 export type FeedStart = NamedFeedStart | FeedPosition
 
-const LAST_RE = /^last-([1-9][0-9]*)$/
+const LAST_RE = /^last-(0|[1-9][0-9]*)$/
 const AFTER_RE = /^after-(0|[1-9][0-9]*)@(.+)$/
 
 /**
- * Parses a textual start: `all`, `last-<n>` (n >= 1) or `after-<seq>@<epoch>` (seq >= 0), as used in the
+ * Parses a textual start: `all`, `last-<n>` (n >= 0; 0 = live only) or `after-<seq>@<epoch>` (seq >= 0), as used in the
  * $replay filters of the contract and by `tribune watch --from`.
  * @throws RangeError with a message naming the accepted forms if `text` is none of them.
  */
@@ -25,7 +25,7 @@ export function parseFeedStart (text: string): FeedStart {
   if (after !== null && Number.isSafeInteger(Number(after[1])) && isValidEpoch(after[2])) {
     return { seq: Number(after[1]), epoch: after[2] }
   }
-  throw new RangeError(`invalid start "${text}": expected all, last-<n> (n >= 1) or after-<seq>@<epoch>`)
+  throw new RangeError(`invalid start "${text}": expected all, last-<n> (n >= 0) or after-<seq>@<epoch>`)
 }
 
 /** True if `epoch` can be embedded in a topic filter level (non-empty, no '/', '+', '#', NUL). */

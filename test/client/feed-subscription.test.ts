@@ -137,7 +137,8 @@ describe('FeedSubscription state machine', () => {
   it('rejects invalid feeds and starts', () => {
     const t = new FakeTransport()
     expect(() => new FeedSubscription('matches/+/events', t)).toThrow(RangeError)
-    expect(() => new FeedSubscription(FEED, t, { from: 'last-0' as 'all' })).toThrow(RangeError)
+    expect(() => new FeedSubscription(FEED, t, { from: 'last-x' as 'all' })).toThrow(RangeError)
+    expect(() => new FeedSubscription(FEED, t, { from: 'last--1' as 'all' })).toThrow(RangeError)
     expect(() => new FeedSubscription(FEED, t, { from: { seq: 1, epoch: 'a/b' } })).toThrow(RangeError)
   })
 
@@ -448,6 +449,22 @@ describe('FeedSubscription resets', () => {
     t.setConnected(true)
     await flush()
     expect(t.calls.at(-1)).toBe(`sub ${ALL} q1`)
+  })
+
+  it('a reset notice with epoch null (feed without history yet) empties the position; reconnect uses all', async () => {
+    const t = new FakeTransport()
+    const { sub, delivered, resets } = watch(t, { from: { seq: 4, epoch: 'e1' } })
+    sub.start()
+    await flush()
+    t.send(after(4), { reset: true, epoch: null, reason: 'epoch-changed' })
+    expect(resets).toEqual([{ reset: true, epoch: null, reason: 'epoch-changed' }])
+    t.setConnected(false)
+    t.setConnected(true)
+    await flush()
+    expect(t.calls.at(-1)).toBe(`sub ${ALL} q1`)
+    t.send(ALL, envelope(1, 'e9'))
+    expect(delivered).toEqual([1])
+    expect(sub.position).toEqual({ seq: 1, epoch: 'e9' })
   })
 
   it('an envelope of a new epoch without a notice also resets (reset event, then delivered)', async () => {

@@ -1,0 +1,227 @@
+// `tribune watch <topic> [options]`: print one JSON line per message of a feed or a topic (Node only).
+// Dispatched by bin/tribune.js (contract: export `watchMain(argv: string[]): Promise<number>`).
+
+import process from 'node:process'
+import { parseArgs } from 'node:util'
+import type { FeedEnvelope, ResetNotice } from './envelope.js'
+import { assertFeedTopic, isFeedLikeTopic, isValidTopicFilter, parseFeedStart, type FeedStart } from './replay.js'
+import { Viewer, type StateMessage, type ViewerOptions } from './viewer.js'
+
+/** Default broker URL: the broker's WebSocket listener on this machine. */
+export const DEFAULT_WATCH_URL = 'ws://127.0.0.1:8080/mqtt'
+
+const SUPPORTED_PROTOCOLS = new Set(['ws:', 'wss:', 'mqtt:', 'mqtts:', 'tcp:', 'ssl:'])
+
+const USAGE = `Usage: tribune watch <topic> [options]
+
+Watch a topic or a feed and print one JSON line per message on stdout (status and errors go to stderr).
+A topic ending in /events (or any topic with --feed) is a feed, watched through the broker's $replay
+subscriptions, each message printed once and in seq order as {"seq","epoch","ts","data"}, plus a
+{"reset":true,"epoch","reason"} line when the feed restarts. Other topics (filters with + and # allowed)
+are subscribed plainly and printed as {"topic","payload","retain"} (payload: parsed JSON, else the text).
+
+Options:
+  --url <url>      broker URL (default ${DEFAULT_WATCH_URL}; mqtt://host:1883 works too)
+  --from <start>   feeds only: all (default), last-<n>, or after-<seq>@<epoch>
+  --feed           watch <topic> as a feed even if it does not end in /events
+  --count <n>      exit after n messages (reset lines are not counted)
+  -h, --help       show this help
+
+Runs until SIGINT or SIGTERM (exit 0). Exit 2 on bad arguments, 1 if the broker refuses the subscription.`
+
+/** Output and stop hooks of {@link watchMain}; defaults write to process.stdout / stderr and stop on signals. */
+export interface WatchIO {
+  /** Writes one line (without the newline) to the data output. */
+  readonly out: (line: string) => void
+  /** Writes one line (without the newline) to the status/error output. */
+  readonly err: (line: string) => void
+  /** Stops watching (exit 0) when aborted, in addition to SIGINT/SIGTERM. */
+  readonly signal?: AbortSignal
+  /** Extra Viewer options (tests: backoff, client id). */
+  readonly viewer?: ViewerOptions
+}
+
+interface WatchArgs {
+  readonly topic: string
+  readonly url: string
+  readonly feed: boolean
+  readonly from: FeedStart
+  readonly count: number | undefined
+}
+
+class UsageError extends Error {}
+
+function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        from: { type: 'string' },
+        feed: { type: 'boolean' },
+        count: { type: 'string' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    })
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err))
+  }
+  const { values, positionals } = parsed
+  if (values.help === true) return 'help'
+  if (positionals.length === 0) throw new UsageError('missing <topic>')
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (one <topic> only)`)
+  const topic = positionals[0]
+  const url = values.url ?? DEFAULT_WATCH_URL
+  let protocol: string
+  try {
+    protocol = new URL(url).protocol
+  } catch {
+    throw new UsageError(`--url: invalid URL "${url}"`)
+  }
+  if (!SUPPORTED_PROTOCOLS.has(protocol)) {
+    throw new UsageError(`--url: unsupported protocol "${protocol}" (use ws://, wss://, mqtt:// or mqtts://)`)
+  }
+  const feed = values.feed === true || isFeedLikeTopic(topic)
+  if (feed) {
+    try {
+      assertFeedTopic(topic)
+    } catch (err) {
+      throw new UsageError(`${values.feed === true ? '--feed: ' : ''}${err instanceof Error ? err.message : String(err)}`)
+    }
+  } else if (!isValidTopicFilter(topic)) {
+    throw new UsageError(`invalid topic filter "${topic}"`)
+  }
+  let from: FeedStart = 'all'
+  if (values.from !== undefined) {
+    if (!feed) throw new UsageError('--from applies to feeds only (a topic ending in /events, or add --feed)')
+    try {
+      from = parseFeedStart(values.from)
+    } catch (err) {
+      throw new UsageError(`--from: ${err instanceof Error ? err.message : String(err)}`)
+    }
+  }
+  let count: number | undefined
+  if (values.count !== undefined) {
+    count = Number(values.count)
+    if (!/^[0-9]+$/.test(values.count) || !Number.isSafeInteger(count) || count < 1) {
+      throw new UsageError(`--count must be a positive integer, got "${values.count}"`)
+    }
+  }
+  return { topic, url, feed, from, count }
+}
+
+/** The printed line of a feed envelope, keys in contract order. */
+function envelopeLine (envelope: FeedEnvelope): string {
+  return JSON.stringify({ seq: envelope.seq, epoch: envelope.epoch, ts: envelope.ts, data: envelope.data })
+}
+
+function resetLine (notice: ResetNotice): string {
+  return JSON.stringify({ reset: true, epoch: notice.epoch, reason: notice.reason })
+}
+
+function stateLine (message: StateMessage): string {
+  return JSON.stringify({ topic: message.topic, payload: message.payload, retain: message.retain })
+}
+
+function defaultIO (): WatchIO {
+  return {
+    out: (line) => { process.stdout.write(`${line}\n`) },
+    err: (line) => { process.stderr.write(`${line}\n`) }
+  }
+}
+
+/**
+ * `tribune watch <topic> [--url URL] [--from all|last-<n>|after-<seq>@<epoch>] [--feed] [--count N] [--help]`.
+ *
+ * Feed-like topics (ending in `/events`, or any topic with `--feed`) are watched with {@link Viewer.watchFeed}
+ * (contract "Subscribing": `$replay/...` filters, resumed after reconnects) and printed as one envelope JSON line
+ * per message plus one line per reset notice; other topics are subscribed plainly with {@link Viewer.watchState}
+ * and printed as `{"topic","payload","retain"}` lines. Reconnects with backoff while the broker is unreachable.
+ * @param argv the arguments after `watch`.
+ * @param io output/stop hooks (defaults: process stdout/stderr, SIGINT/SIGTERM).
+ * @returns exit code: 0 after SIGINT/SIGTERM/abort or --count messages, 1 if the broker refused the
+ *   subscription, 2 on bad arguments (the message names the flag).
+ */
+export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Promise<number> {
+  let args: WatchArgs | 'help'
+  try {
+    args = parseWatchArgs(argv)
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    io.err(`tribune watch: ${err.message}`)
+    io.err('Run `tribune watch --help` for usage.')
+    return 2
+  }
+  if (args === 'help') {
+    io.out(USAGE)
+    return 0
+  }
+  const { topic, url, feed, from, count } = args
+
+  let viewer: Viewer
+  try {
+    viewer = Viewer.connect(url, io.viewer)
+  } catch (err) {
+    io.err(`tribune watch: --url: ${err instanceof Error ? err.message : String(err)}`)
+    return 2
+  }
+
+  return await new Promise<number>((resolve) => {
+    let printed = 0
+    let finished = false
+    const onSignal = (): void => { void finish(0) }
+    const onAbort = (): void => { void finish(0) }
+    const onStdoutError = (err: NodeJS.ErrnoException): void => {
+      // A closed pipe (e.g. `| head`) ends the watch quietly.
+      if (err.code !== 'EPIPE') io.err(`tribune watch: stdout: ${err.message}`)
+      void finish(err.code === 'EPIPE' ? 0 : 1)
+    }
+    const finish = async (code: number): Promise<void> => {
+      if (finished) return
+      finished = true
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      process.stdout.off('error', onStdoutError)
+      io.signal?.removeEventListener('abort', onAbort)
+      await viewer.close()
+      resolve(code)
+    }
+    const counted = (line: string): void => {
+      if (finished || (count !== undefined && printed >= count)) return
+      io.out(line)
+      printed++
+      if (count !== undefined && printed >= count) void finish(0)
+    }
+
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    process.stdout.on('error', onStdoutError)
+    if (io.signal?.aborted === true) {
+      void finish(0)
+      return
+    }
+    io.signal?.addEventListener('abort', onAbort)
+
+    viewer.on('connect', () => { io.err(`tribune watch: connected to ${url}`) })
+    viewer.on('disconnect', () => { io.err('tribune watch: disconnected') })
+    viewer.on('reconnecting', ({ attempt, delayMs }) => {
+      io.err(`tribune watch: reconnecting in ${delayMs} ms (attempt ${attempt})`)
+    })
+    viewer.on('error', (err) => { io.err(`tribune watch: ${err.message}`) })
+
+    if (feed) {
+      const subscription = viewer.watchFeed(topic, { from }, (envelope) => { counted(envelopeLine(envelope)) })
+      subscription.on('reset', (notice) => { if (!finished) io.out(resetLine(notice)) })
+      subscription.on('error', (err) => { io.err(`tribune watch: ${err.message}`) })
+      subscription.on('state', (change) => {
+        io.err(`tribune watch: feed ${change.new} (${change.reason})`)
+        if (change.new === 'closed' && !finished) void finish(1)
+      })
+    } else {
+      viewer.watchState(topic, (message) => { counted(stateLine(message)) })
+    }
+  })
+}

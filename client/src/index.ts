@@ -1,0 +1,20 @@
+// Public API of the Tribune viewer client (Node and browser). See client/README.md.
+
+export { Viewer } from './viewer.js'
+export type { ViewerOptions, ViewerEvents, ReconnectInfo, StateMessage, StateWatch, WatchFeedOptions } from './viewer.js'
+export { FeedSubscription, FEED_TRANSITIONS, canTransition } from './feed-subscription.js'
+export type {
+  FeedState, FeedStateChange, FeedGap, FeedStats, FeedSubscriptionEvents, FeedSubscriptionOptions, FeedTransport, QoS
+} from './feed-subscription.js'
+export { Position } from './position.js'
+export type { PositionDecision } from './position.js'
+export { parseFeedPayload, decodePayload, payloadText } from './envelope.js'
+export type { FeedEnvelope, FeedPosition, ResetNotice, ParsedFeedPayload } from './envelope.js'
+export {
+  replayFilter, parseFeedStart, isFeedLikeTopic, topicMatches, isValidTopicFilter, isValidEpoch, assertFeedTopic
+} from './replay.js'
+export type { FeedStart, NamedFeedStart } from './replay.js'
+export { backoffDelay, DEFAULT_BACKOFF } from './backoff.js'
+export type { BackoffOptions } from './backoff.js'
+export { TypedEmitter } from './emitter.js'
+export type { EventMap, Listener } from './emitter.js'

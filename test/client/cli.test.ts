@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest'
+import { watchMain } from '../../client/src/cli.js'
+
+async function run (argv: string[]): Promise<{ code: number, out: string[], err: string[] }> {
+  const out: string[] = []
+  const err: string[] = []
+  const code = await watchMain(argv, { out: (l) => out.push(l), err: (l) => err.push(l) })
+  return { code, out, err }
+}
+
+describe('tribune watch arguments (no broker needed)', () => {
+  it('prints usage on --help and exits 0', async () => {
+    const { code, out } = await run(['--help'])
+    expect(code).toBe(0)
+    expect(out.join('\n')).toMatch(/Usage: tribune watch <topic>/)
+  })
+
+  it.each([
+    [['x/events', '--bogus'], /--bogus/],
+    [['x/events', '--url'], /--url/],
+    [['x/events', '--from', 'first-3'], /--from: invalid start "first-3"/],
+    [['x/state', '--from', 'all'], /--from applies to feeds only/],
+    [['x/events', '--count', '0'], /--count must be a positive integer, got "0"/],
+    [['x/events', '--count', '2x'], /--count must be a positive integer/],
+    [['x/events', '--url', 'http://h/mqtt'], /--url: unsupported protocol "http:"/],
+    [['x/events', '--url', 'nope'], /--url: invalid URL "nope"/],
+    [['matches/+/x', '--feed'], /--feed: feed topic "matches\/\+\/x" must not contain wildcards/],
+    [['a/#/b'], /invalid topic filter "a\/#\/b"/],
+    [[], /missing <topic>/],
+    [['a', 'b'], /unexpected argument "b"/]
+  ])('%j exits 2 naming the problem', async (argv, message) => {
+    const { code, err, out } = await run(argv)
+    expect(code).toBe(2)
+    expect(out).toEqual([])
+    expect(err[0]).toMatch(message)
+  })
+})
