@@ -4,7 +4,8 @@
 const commands = {
   broker: ['../dist/broker/src/cli.js', 'brokerMain', 'run a broker node (MQTT over TCP and WebSocket, feeds, /healthz)'],
   replay: ['../dist/publisher/src/cli.js', 'replayMain', 'replay a World Cup JSON file into a broker as live match events'],
-  watch: ['../dist/client/src/cli.js', 'watchMain', 'watch a topic or feed and print one JSON line per message']
+  watch: ['../dist/client/src/cli.js', 'watchMain', 'watch a topic or feed and print one JSON line per message'],
+  demo: ['../dist/broker/src/demo.js', 'demoMain', 'the main job: a broker with a World Cup replayed into it']
 }
 
 function usage () {

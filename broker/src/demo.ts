@@ -1,0 +1,94 @@
+/**
+ * `tribune demo`: the main job on one machine. Starts a broker node (embedded store, default ports) and replays a
+ * World Cup file into it as live match events, then keeps serving until SIGINT/SIGTERM.
+ */
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, loadConfig, options } from './config.js'
+import { startBroker } from './main.js'
+import { Publisher } from '../../publisher/src/index.js'
+import { readWorldCupFile } from '../../publisher/src/replay/worldcup.js'
+import { runReplay } from '../../publisher/src/replay/run.js'
+
+const DEFAULT_FILE = fileURLToPath(new URL('../../../publisher/data/worldcup-2022.json', import.meta.url))
+
+const USAGE = `Usage: tribune demo [--file worldcup.json] [--speed F] [broker options]
+
+Starts a broker and replays a World Cup into it (default: the 2022 World Cup shipped in publisher/data,
+at 10 match-minutes per second; --speed 0 as fast as acknowledged). Broker options as for \`tribune broker\`.
+`
+
+/**
+ * Runs `tribune demo`.
+ * @returns 0 after a clean stop, 2 for a bad option, 1 when the broker or the file cannot be used
+ */
+export async function demoMain (argv: string[]): Promise<number> {
+  let flags: Record<string, string | boolean | undefined>
+  try {
+    const spec: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' }, file: { type: 'string' }, speed: { type: 'string' } }
+    for (const o of options) spec[o.flag] = { type: 'string' }
+    flags = parseArgs({ args: argv, options: spec, strict: true }).values
+  } catch (err) {
+    console.error(`tribune demo: ${(err as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  if (flags.help === true) {
+    console.log(USAGE)
+    return 0
+  }
+  const speed = Number(flags.speed ?? '10')
+  if (!Number.isFinite(speed) || speed < 0) {
+    console.error(`tribune demo: --speed: expected a number >= 0 (got ${String(flags.speed)})`)
+    return 2
+  }
+  let config
+  try {
+    config = loadConfig(flags as Record<string, string | undefined>, process.env)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`tribune demo: ${err.message}`)
+      return 2
+    }
+    throw err
+  }
+  const file = typeof flags.file === 'string' ? flags.file : DEFAULT_FILE
+  let worldCup
+  try {
+    worldCup = await readWorldCupFile(file)
+  } catch (err) {
+    console.error(`tribune demo: ${file}: ${(err as Error).message}`)
+    return 1
+  }
+  let node
+  try {
+    node = await startBroker(config)
+  } catch (err) {
+    console.error(`tribune demo: cannot start the broker: ${(err as Error).message}`)
+    return 1
+  }
+  const log = node.log
+  const publisher = await Publisher.connect(`mqtt://127.0.0.1:${node.tcpPort}`)
+  const example = worldCup.matches[worldCup.matches.length - 1]
+  log.info({ file, matches: worldCup.matches.length, speed }, 'replay starting')
+  log.info(`watch a match: node bin/tribune.js watch matches/${example.id}/events --url ws://127.0.0.1:${node.wsPort}${config.wsPath}`)
+  const controller = new AbortController()
+  const replay = runReplay(publisher, worldCup.matches, {
+    speed,
+    signal: controller.signal,
+    onMatchFinished: (m, p) => log.info({ match: m.id, score: m.final, penalties: m.penalties, done: `${p.matchesDone}/${p.matchesTotal}` }, 'match finished')
+  }).then((summary) => {
+    log.info(summary, summary.aborted ? 'replay stopped' : 'replay finished; the broker keeps serving (Ctrl-C to stop)')
+  }, (err: Error) => log.error({ err }, 'replay failed'))
+  return await new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping')
+      controller.abort()
+      void replay.then(async () => await publisher.close()).then(async () => await node.close()).then(() => resolve(0), (err: Error) => {
+        console.error(`tribune demo: error while stopping: ${err.message}`)
+        resolve(1)
+      })
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
+}
