@@ -1,0 +1,218 @@
+/**
+ * `tribune replay <file> [options]`: replays a World Cup JSON file into a broker as live match events
+ * (dispatched from bin/tribune.js). Exit codes: 0 done, 1 unreadable or malformed file / connection or publish
+ * failure, 2 bad command line, 130 interrupted (SIGINT/SIGTERM).
+ */
+import { parseArgs } from 'node:util'
+import { Publisher } from './index.js'
+import { runReplay, type ReplayProgress } from './replay/run.js'
+import { buildTimeline, replayDurationMs } from './replay/timeline.js'
+import { readWorldCupFile, WorldCupFormatError, type WorldCup } from './replay/worldcup.js'
+
+/** Where replayMain writes; defaults to the process streams. Progress goes to stderr, the summary to stdout. */
+export interface ReplayIo {
+  stdout: { write: (text: string) => unknown }
+  stderr: { write: (text: string) => unknown, isTTY?: boolean }
+}
+
+/** Default broker URL. */
+export const DEFAULT_URL = 'mqtt://127.0.0.1:1883'
+/** Default speed, match-minutes per wall second. */
+export const DEFAULT_SPEED = 10
+
+const USAGE = `Usage: tribune replay <file> [options]
+
+Replays a World Cup JSON file (openfootball worldcup.json format) into a Tribune broker:
+retained matches/<id>/state and QoS 1 events on matches/<id>/events.
+
+Options:
+  --url URL          broker URL (default ${DEFAULT_URL}; mqtt, mqtts, ws, wss)
+  --speed F          match-minutes per second of wall time (default ${DEFAULT_SPEED});
+                     0 = as fast as the broker acknowledges; idle gaps between matches are skipped
+  --username U       MQTT user name
+  --password P       MQTT password
+  --client-id ID     MQTT client id (default: random per run)
+  -h, --help         show this help
+
+Exit codes: 0 done, 1 bad file or broker failure, 2 bad command line, 130 interrupted.
+`
+
+const PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'])
+
+/** Validated command line. */
+interface ReplayArgs {
+  file: string
+  url: string
+  speed: number
+  username?: string
+  password?: string
+  clientId?: string
+}
+
+class UsageError extends Error {}
+
+/**
+ * Parses the replay command line with node:util parseArgs (strict).
+ * @returns the arguments, or 'help'
+ * @throws UsageError naming the unknown flag or the bad value
+ */
+function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        speed: { type: 'string' },
+        username: { type: 'string' },
+        password: { type: 'string' },
+        'client-id': { type: 'string' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  const { values, positionals } = parsed
+  if (values.help === true) return 'help'
+  if (positionals.length === 0) throw new UsageError('missing <file> (a World Cup JSON file)')
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (only one <file>)`)
+  const url = values.url ?? DEFAULT_URL
+  let protocol: string
+  try {
+    protocol = new URL(url).protocol
+  } catch {
+    throw new UsageError(`--url: not a URL: "${url}"`)
+  }
+  if (!PROTOCOLS.has(protocol)) throw new UsageError(`--url: unsupported protocol "${protocol}" in "${url}" (use mqtt, mqtts, ws or wss)`)
+  const speedText = values.speed ?? String(DEFAULT_SPEED)
+  const speed = /^\s*\d*\.?\d+(e[+-]?\d+)?\s*$/i.test(speedText) ? Number(speedText) : NaN
+  if (!Number.isFinite(speed) || speed < 0) throw new UsageError(`--speed: expected a number >= 0, got "${speedText}"`)
+  const args: ReplayArgs = { file: positionals[0], url, speed }
+  if (values.username !== undefined) args.username = values.username
+  if (values.password !== undefined) args.password = values.password
+  if (values['client-id'] !== undefined) {
+    if (values['client-id'] === '') throw new UsageError('--client-id: must not be empty')
+    args.clientId = values['client-id']
+  }
+  return args
+}
+
+/** "2022-11-20 19:47Z" */
+function simClock (ms: number): string {
+  return Number.isNaN(ms) ? '--' : new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + 'Z'
+}
+
+/** "1m 23s" / "4.2s" */
+function duration (ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`
+  const s = Math.round(ms / 1000)
+  const h = Math.floor(s / 3600)
+  const m = Math.floor((s % 3600) / 60)
+  return h > 0 ? `${h}h ${m}m` : `${m}m ${s % 60}s`
+}
+
+/**
+ * Runs `tribune replay` (see USAGE): validates the file, connects a Publisher, replays the matches, prints
+ * progress to stderr (one updating line on a terminal, otherwise a line per finished match) and a summary line
+ * to stdout.
+ * @param argv the arguments after `replay`
+ * @param io output streams (tests pass their own)
+ * @returns the exit code: 0 done, 1 bad file or broker failure, 2 bad command line, 130 interrupted
+ */
+export async function replayMain (argv: string[], io: ReplayIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const err = (line: string): void => { io.stderr.write(`${line}\n`) }
+  let args: ReplayArgs
+  try {
+    const parsed = parseReplayArgs(argv)
+    if (parsed === 'help') {
+      io.stdout.write(USAGE)
+      return 0
+    }
+    args = parsed
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e
+    err(`tribune replay: ${e.message}`)
+    err('Run `tribune replay --help` for usage.')
+    return 2
+  }
+
+  let worldCup: WorldCup
+  try {
+    worldCup = await readWorldCupFile(args.file)
+  } catch (e) {
+    if (e instanceof WorldCupFormatError) err(`tribune replay: ${args.file}: ${e.message}`)
+    else err(`tribune replay: cannot read ${args.file}: ${(e as Error).message}`)
+    return 1
+  }
+
+  const tty = io.stderr.isTTY === true
+  let publisher: Publisher
+  try {
+    publisher = await Publisher.connect(args.url, {
+      clientId: args.clientId,
+      username: args.username,
+      password: args.password,
+      onConnectionChange: (up) => { err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${up ? 'reconnected to' : 'connection lost to'} ${args.url}${up ? '' : ', retrying'}`) }
+    })
+  } catch (e) {
+    err(`tribune replay: cannot connect to ${args.url}: ${(e as Error).message}`)
+    return 1
+  }
+
+  const total = worldCup.matches.length
+  const timeline = buildTimeline(worldCup.matches)
+  const eventCount = timeline.entries.length
+  const planned = args.speed > 0 ? `, about ${duration(replayDurationMs(timeline, args.speed))} at speed ${args.speed}` : ', as fast as acknowledged'
+  err(`tribune replay: ${total} matches, ${eventCount} events${planned}` +
+    (timeline.gaps.length > 0 ? ` (${timeline.gaps.length} idle gaps skipped)` : ''))
+
+  const controller = new AbortController()
+  const stop = (): void => { controller.abort() }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  let lastDraw = 0
+  const draw = (p: Readonly<ReplayProgress>, force = false): void => {
+    const now = Date.now()
+    if (!force && now - lastDraw < 100) return
+    lastDraw = now
+    io.stderr.write(`\r\x1b[2Kmatches ${p.matchesDone}/${p.matchesTotal} done, ${p.events}/${eventCount} events published, sim ${simClock(p.simTime)}`)
+  }
+  const started = performance.now()
+  let code = 0
+  try {
+    const summary = await runReplay(publisher, worldCup.matches, {
+      speed: args.speed,
+      signal: controller.signal,
+      onProgress: tty ? (p) => { draw(p) } : undefined,
+      onMatchFinished: (match, p) => {
+        if (tty) {
+          draw(p, true)
+          return
+        }
+        const pens = match.penalties !== undefined ? ` (${match.penalties[0]}-${match.penalties[1]} pens)` : ''
+        err(`finished ${p.matchesDone}/${p.matchesTotal}: ${match.id} ${match.team1} ${match.final[0]}-${match.final[1]} ${match.team2}${pens}`)
+      }
+    })
+    if (tty) io.stderr.write('\n')
+    const elapsed = duration(performance.now() - started)
+    const counts = `${summary.matches}/${total} matches, ${summary.events} events, ${summary.states} states to ${args.url} in ${elapsed}`
+    if (summary.aborted) {
+      io.stdout.write(`replay interrupted: ${counts}\n`)
+      code = 130
+    } else {
+      io.stdout.write(`replayed ${counts}\n`)
+    }
+  } catch (e) {
+    if (tty) io.stderr.write('\n')
+    err(`tribune replay: publish failed: ${(e as Error).message}`)
+    code = 1
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    await publisher.close()
+  }
+  return code
+}

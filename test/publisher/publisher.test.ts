@@ -1,0 +1,324 @@
+/**
+ * The Publisher library and `tribune replay` against a real in-process broker: plain aedes 1.2 for now
+ * (the Tribune broker replaces it later), on free ports.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import net, { type AddressInfo, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Aedes } from 'aedes'
+import mqtt, { type MqttClient } from 'mqtt'
+import { afterEach, describe, expect, it } from 'vitest'
+import { replayMain, type ReplayIo } from '../../publisher/src/cli.js'
+import { Publisher, PublisherClosedError } from '../../publisher/src/index.js'
+
+const cleanups: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.()
+})
+
+/** A TCP listener for the broker that can be taken down and brought back on the same port. */
+interface Listener {
+  port: number
+  url: string
+  down: () => Promise<void>
+  up: () => Promise<void>
+}
+
+async function listen (server: Server, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  return (server.address() as AddressInfo).port
+}
+
+/** Starts aedes with any number of TCP listeners; everything is closed after the test. */
+async function startBroker (listeners = 1): Promise<{ broker: Aedes, listeners: Listener[] }> {
+  const broker = await Aedes.createBroker()
+  const out: Listener[] = []
+  for (let i = 0; i < listeners; i++) {
+    const sockets = new Set<Socket>()
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+      broker.handle(socket)
+    })
+    const port = await listen(server, 0)
+    let running = true
+    const listener: Listener = {
+      port,
+      url: `mqtt://127.0.0.1:${port}`,
+      down: async () => {
+        if (!running) return
+        running = false
+        const closed = new Promise<void>((resolve) => server.close(() => { resolve() }))
+        for (const s of sockets) s.destroy()
+        await closed
+      },
+      up: async () => {
+        if (running) return
+        await listen(server, port)
+        running = true
+      }
+    }
+    out.push(listener)
+    cleanups.push(async () => { await listener.down() })
+  }
+  cleanups.unshift(async () => { await new Promise<void>((resolve) => broker.close(() => { resolve() })) })
+  return { broker, listeners: out }
+}
+
+interface Received { topic: string, json: any, qos: number, retain: boolean }
+
+/** A plain MQTT.js subscriber on `filter` (QoS 1) collecting what it receives. */
+async function subscriber (url: string, filter = 'matches/#'): Promise<{ client: MqttClient, got: Received[] }> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
+  cleanups.push(async () => { await client.endAsync(true) })
+  const got: Received[] = []
+  client.on('message', (topic, payload, packet) => {
+    got.push({ topic, json: JSON.parse(payload.toString()), qos: packet.qos, retain: packet.retain })
+  })
+  await client.subscribeAsync(filter, { qos: 1 })
+  return { client, got }
+}
+
+async function connectPublisher (url: string, opts: Parameters<typeof Publisher.connect>[1] = {}): Promise<Publisher> {
+  const pub = await Publisher.connect(url, { reconnectPeriod: 100, ...opts })
+  cleanups.push(async () => { await pub.close() })
+  return pub
+}
+
+async function waitFor (predicate: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const start = Date.now()
+  while (!predicate()) {
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** Whether a promise has settled within `ms`. */
+async function settledWithin (p: Promise<unknown>, ms: number): Promise<boolean> {
+  let settled = false
+  p.then(() => { settled = true }, () => { settled = true })
+  await new Promise((resolve) => setTimeout(resolve, ms))
+  return settled
+}
+
+describe('Publisher', () => {
+  it('delivers events with QoS 1 and state retained', async () => {
+    const { listeners: [l] } = await startBroker()
+    const sub = await subscriber(l.url)
+    const pub = await connectPublisher(l.url)
+    expect(pub.clientId).toMatch(/^tribune-pub-[0-9a-f]{12}$/)
+    expect(pub.connected).toBe(true)
+
+    await pub.publishEvent('matches/m1/events', { type: 'kickoff', id: 'kickoff', minute: 0, score: [0, 0] })
+    await pub.setState('matches/m1/state', { id: 'm1', status: 'live', score: [0, 0] })
+    await waitFor(() => sub.got.length === 2, 'two messages')
+    expect(sub.got[0]).toEqual({ topic: 'matches/m1/events', json: { type: 'kickoff', id: 'kickoff', minute: 0, score: [0, 0] }, qos: 1, retain: false })
+    expect(sub.got[1]).toMatchObject({ topic: 'matches/m1/state', json: { status: 'live' }, qos: 1 })
+
+    // A late subscriber gets the state as a retained message, not the event.
+    const late = await subscriber(l.url)
+    await waitFor(() => late.got.length === 1, 'retained state')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(late.got).toEqual([{ topic: 'matches/m1/state', json: { id: 'm1', status: 'live', score: [0, 0] }, qos: 1, retain: true }])
+  })
+
+  it('refuses bad topics and payloads, and publishing after close', async () => {
+    const { listeners: [l] } = await startBroker()
+    const pub = await connectPublisher(l.url, { clientId: 'fixed-id' })
+    expect(pub.clientId).toBe('fixed-id')
+    await expect(pub.publishEvent('matches/+/events', { id: 'x' })).rejects.toThrow(TypeError)
+    await expect(pub.publishEvent('', { id: 'x' })).rejects.toThrow(TypeError)
+    await expect(pub.setState('a/b', [1, 2])).rejects.toThrow(TypeError)
+    await pub.close()
+    await pub.close()
+    await expect(pub.publishEvent('matches/x/events', { id: 'x' })).rejects.toThrow(PublisherClosedError)
+  })
+
+  it('fails to connect when no broker listens', async () => {
+    const { listeners: [l] } = await startBroker()
+    await l.down()
+    await expect(Publisher.connect(l.url)).rejects.toThrow(/ECONNREFUSED/)
+  })
+
+  it('survives the broker going away: unacknowledged publishes settle after reconnect, or reject on close()', async () => {
+    const { listeners: [pubSide, subSide] } = await startBroker(2)
+    const sub = await subscriber(subSide.url)
+    const changes: boolean[] = []
+    const pub = await connectPublisher(pubSide.url, { onConnectionChange: (up) => changes.push(up) })
+    await pub.publishEvent('matches/m/events', { id: 'e1' })
+
+    await pubSide.down()
+    await waitFor(() => !pub.connected, 'publisher offline')
+    const e2 = pub.publishEvent('matches/m/events', { id: 'e2' })
+    const s2 = pub.setState('matches/m/state', { id: 'm', status: 'live' })
+    expect(await settledWithin(e2, 300)).toBe(false)
+    expect(pub.inFlight).toBe(2)
+
+    await pubSide.up()
+    await e2
+    await s2
+    expect(pub.inFlight).toBe(0)
+    await waitFor(() => sub.got.length >= 3, 'three messages')
+    expect(sub.got.map((m) => m.json.id)).toEqual(['e1', 'e2', 'm'])
+    expect(changes).toEqual([false, true])
+
+    await pubSide.down()
+    await waitFor(() => !pub.connected, 'publisher offline again')
+    const e3 = pub.publishEvent('matches/m/events', { id: 'e3' })
+    const closing = pub.close()
+    await expect(e3).rejects.toThrow(PublisherClosedError)
+    expect(await settledWithin(closing, 200)).toBe(true)
+  })
+})
+
+/** A hand-written file: a 1-0 group match and a final decided on penalties after 1-1 in extra time. */
+const TINY = {
+  name: 'Tiny Cup',
+  matches: [
+    {
+      round: 'Final', date: '2030-07-21', time: '18:00 UTC+1', team1: 'Côte d\'Ivoire', team2: 'Brazil',
+      score: { ft: [1, 1], et: [1, 1], p: [4, 3] },
+      goals1: [{ name: 'A', minute: '90+2' }], goals2: [{ name: 'B', minute: 12, penalty: true }]
+    },
+    {
+      round: 'Matchday 1', date: '2030-07-20', time: '19:00', team1: 'Spain', team2: 'Japan',
+      score: { ft: [1, 0] }, goals1: [{ name: 'C', minute: 30 }]
+    }
+  ]
+}
+
+/** Captures replayMain's output. */
+function captureIo (isTTY = false): ReplayIo & { out: () => string, err: () => string } {
+  let out = ''
+  let err = ''
+  return {
+    stdout: { write: (t: string) => { out += t } },
+    stderr: { write: (t: string) => { err += t }, isTTY },
+    out: () => out,
+    err: () => err
+  }
+}
+
+function tempFile (name: string, content: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tribune-pub-test-'))
+  cleanups.push(() => { rmSync(dir, { recursive: true, force: true }) })
+  const file = join(dir, name)
+  writeFileSync(file, content)
+  return file
+}
+
+describe('tribune replay', () => {
+  it('publishes scheduled states, then each match\'s events and states in order', async () => {
+    const { listeners: [l] } = await startBroker()
+    const sub = await subscriber(l.url)
+    const file = tempFile('tiny.json', JSON.stringify(TINY))
+    const io = captureIo()
+    expect(await replayMain([file, '--url', l.url, '--speed', '0'], io)).toBe(0)
+    const f = 'matches/2030-07-21-cote-d-ivoire-brazil/'
+    const g = 'matches/2030-07-20-spain-japan/'
+    await waitFor(() => sub.got.length === 23, 'all messages')
+    const seen = sub.got.map((m) => `${m.topic.slice(m.topic.indexOf('/') + 1)} ${m.json.type ?? m.json.status} ${(m.json.score as number[]).join('-')}`)
+    expect(seen).toEqual([
+      '2030-07-21-cote-d-ivoire-brazil/state scheduled 0-0',
+      '2030-07-20-spain-japan/state scheduled 0-0',
+      // Spain v Japan kicks off the day before; the idle gap is skipped.
+      '2030-07-20-spain-japan/events kickoff 0-0',
+      '2030-07-20-spain-japan/state live 0-0',
+      '2030-07-20-spain-japan/events goal 1-0',
+      '2030-07-20-spain-japan/state live 1-0',
+      '2030-07-20-spain-japan/events halftime 1-0',
+      '2030-07-20-spain-japan/events fulltime 1-0',
+      '2030-07-20-spain-japan/events end 1-0',
+      '2030-07-20-spain-japan/state finished 1-0',
+      '2030-07-21-cote-d-ivoire-brazil/events kickoff 0-0',
+      '2030-07-21-cote-d-ivoire-brazil/state live 0-0',
+      '2030-07-21-cote-d-ivoire-brazil/events goal 0-1',
+      '2030-07-21-cote-d-ivoire-brazil/state live 0-1',
+      '2030-07-21-cote-d-ivoire-brazil/events halftime 0-1',
+      '2030-07-21-cote-d-ivoire-brazil/events goal 1-1',
+      '2030-07-21-cote-d-ivoire-brazil/state live 1-1',
+      '2030-07-21-cote-d-ivoire-brazil/events fulltime 1-1',
+      '2030-07-21-cote-d-ivoire-brazil/events extratime 1-1',
+      '2030-07-21-cote-d-ivoire-brazil/events extratime_end 1-1',
+      '2030-07-21-cote-d-ivoire-brazil/events shootout 1-1',
+      '2030-07-21-cote-d-ivoire-brazil/events end 1-1',
+      '2030-07-21-cote-d-ivoire-brazil/state finished 1-1'
+    ])
+    expect(sub.got.every((m) => m.qos === 1)).toBe(true)
+    const final = sub.got.filter((m) => m.topic === `${f}state`).pop()?.json
+    expect(final).toEqual({
+      id: '2030-07-21-cote-d-ivoire-brazil', team1: 'Côte d\'Ivoire', team2: 'Brazil', date: '2030-07-21',
+      kickoff: '2030-07-21T17:00:00.000Z', round: 'Final', status: 'finished', score: [1, 1], penalties: [4, 3]
+    })
+    const goal = sub.got.find((m) => m.topic === `${f}events` && m.json.id === 'goal-2')?.json
+    expect(goal).toEqual({ type: 'goal', id: 'goal-2', team: 1, scorer: 'A', minute: 90, offset: 2, score: [1, 1] })
+    expect(sub.got.find((m) => m.topic === `${g}events` && m.json.type === 'end')?.json).toEqual({ type: 'end', id: 'end', minute: 90, offset: 4, score: [1, 0] })
+    expect(io.out()).toMatch(/^replayed 2\/2 matches, 14 events, 9 states to mqtt:\/\/127\.0\.0\.1:\d+ in /)
+    expect(io.err()).toContain('finished 1/2: 2030-07-20-spain-japan Spain 1-0 Japan')
+    expect(io.err()).toContain('finished 2/2: 2030-07-21-cote-d-ivoire-brazil Côte d\'Ivoire 1-1 Brazil (4-3 pens)')
+  })
+
+  it('paces the replay by --speed and draws one updating line on a terminal', async () => {
+    const { listeners: [l] } = await startBroker()
+    const file = tempFile('tiny.json', JSON.stringify(TINY))
+    const io = captureIo(true)
+    const started = Date.now()
+    // Play time: Spain v Japan 111 minutes, then Côte d'Ivoire v Brazil 164 (idle gap skipped): 275 minutes.
+    expect(await replayMain([file, `--url=${l.url}`, '--speed', '600'], io)).toBe(0)
+    const elapsed = Date.now() - started
+    expect(elapsed).toBeGreaterThanOrEqual(275 / 600 * 1000 - 20)
+    expect(elapsed).toBeLessThan(5000)
+    expect(io.err()).toContain('\r\x1b[2Kmatches 2/2 done, 14/14 events published, sim 2030-07-21 19:44Z')
+    expect(io.err()).not.toContain('finished 1/2')
+  })
+
+  it('rejects bad command lines with exit code 2', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--bogus', 'x.json'], /--bogus/],
+      [['x.json', '--speed', 'abc'], /--speed: expected a number >= 0, got "abc"/],
+      [['x.json', '--speed', '-1'], /--speed/],
+      [['x.json', '--url', 'http://example.com'], /--url: unsupported protocol "http:"/],
+      [['x.json', '--url', 'not a url'], /--url: not a URL/],
+      [['x.json', '--speed'], /--speed/],
+      [[], /missing <file>/],
+      [['a.json', 'b.json'], /unexpected argument "b.json"/]
+    ]
+    for (const [argv, message] of cases) {
+      const io = captureIo()
+      expect(await replayMain(argv, io), argv.join(' ')).toBe(2)
+      expect(io.err(), argv.join(' ')).toMatch(message)
+    }
+    const help = captureIo()
+    expect(await replayMain(['--help'], help)).toBe(0)
+    expect(help.out()).toContain('Usage: tribune replay <file>')
+  })
+
+  it('refuses malformed or missing files and an absent broker with exit code 1', async () => {
+    const bad = structuredClone(TINY)
+    ;(bad.matches[1].goals1[0] as { minute: unknown }).minute = 'abc'
+    const io = captureIo()
+    expect(await replayMain([tempFile('bad.json', JSON.stringify(bad)), '--url', 'mqtt://127.0.0.1:1'], io)).toBe(1)
+    expect(io.err()).toContain('match 1 (2030-07-20 Spain v Japan): goals1[0].minute: expected a number or "90+4"-style string, got "abc"')
+
+    const notJson = captureIo()
+    expect(await replayMain([tempFile('x.json', '{"matches": ['), '--url', 'mqtt://127.0.0.1:1'], notJson)).toBe(1)
+    expect(notJson.err()).toMatch(/x\.json: not valid JSON/)
+
+    const missing = captureIo()
+    expect(await replayMain(['/nonexistent/tribune.json'], missing)).toBe(1)
+    expect(missing.err()).toMatch(/cannot read \/nonexistent\/tribune\.json: .*ENOENT/)
+
+    const { listeners: [l] } = await startBroker()
+    await l.down()
+    const noBroker = captureIo()
+    expect(await replayMain([tempFile('tiny.json', JSON.stringify(TINY)), '--url', l.url], noBroker)).toBe(1)
+    expect(noBroker.err()).toContain(`cannot connect to ${l.url}`)
+  })
+})
