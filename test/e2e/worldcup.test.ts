@@ -1,0 +1,182 @@
+// Tests the main job end to end on one node: a World Cup replayed at --speed 0 into a real broker while 200 viewers
+// (the client library over TCP and WebSocket) join at random moments, some with `all`, some with `last-5`, some dropping
+// their connection and resuming; plus raw MQTT.js viewers that see the broker's stream without any client-side repair.
+// Every viewer must end holding each of its feeds as consecutive seqs once and in order, identical across transports,
+// and every match state must equal the file's final score.
+import { join } from 'node:path'
+import { describe, it, expect } from 'vitest'
+import { brokerForTest, onCleanup } from '../helpers/broker.js'
+import { connect, collect, waitFor } from '../helpers/mqtt.js'
+import { Publisher } from '../../publisher/src/index.js'
+import { readWorldCupFile, type ReplayMatch } from '../../publisher/src/replay/worldcup.js'
+import { runReplay } from '../../publisher/src/replay/run.js'
+import { Viewer } from '../../client/src/index.js'
+
+const DATA = join(import.meta.dirname, '../../../shared/data')
+const SHIPPED = join(import.meta.dirname, '../../publisher/data')
+
+/** A small deterministic random source (mulberry32), so a failure can be replayed with the same seed. */
+function rng (seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+interface ViewerPlan {
+  url: string
+  feeds: string[]
+  from: 'all' | 'last-5'
+  joinAtMs: number
+  dropAtMs: number | null
+}
+
+interface Seen { seq: number, epoch: string, raw: string }
+
+async function replayWithViewers (file: string, expectedMatches: number, seed: number): Promise<void> {
+  const random = rng(seed)
+  const node = await brokerForTest()
+  const worldCup = await readWorldCupFile(file)
+  expect(worldCup.matches).toHaveLength(expectedMatches)
+  const byId = new Map<string, ReplayMatch>(worldCup.matches.map((m) => [m.id, m]))
+  const feedOf = (m: ReplayMatch): string => `matches/${m.id}/events`
+  const ids = [...byId.keys()]
+
+  // Start the replay, as `tribune replay --speed 0` does.
+  const publisher = await Publisher.connect(node.tcpUrl)
+  onCleanup(async () => await publisher.close())
+  const started = Date.now()
+  const replay = runReplay(publisher, worldCup.matches, { speed: 0 })
+
+  // 200 viewers with the client library, joining over the first ~1.5 s of the replay.
+  const plans: ViewerPlan[] = Array.from({ length: 200 }, (_, i) => ({
+    url: i % 2 === 0 ? node.wsUrl : node.tcpUrl,
+    feeds: Array.from({ length: 3 }, () => `matches/${ids[Math.floor(random() * ids.length)]}/events`)
+      .filter((f, k, all) => all.indexOf(f) === k),
+    from: random() < 0.7 ? 'all' : 'last-5',
+    joinAtMs: Math.floor(random() * 1500),
+    dropAtMs: random() < 0.3 ? Math.floor(random() * 2000) : null
+  }))
+  const seen = plans.map(() => new Map<string, Seen[]>())
+  const anomalies: string[] = []
+  const states = plans.map(() => new Map<string, any>())
+  const viewers: Viewer[] = []
+  const connects = plans.map(() => 0)
+  const joining = plans.map(async (plan, i) => {
+    await new Promise((resolve) => setTimeout(resolve, plan.joinAtMs))
+    const viewer = Viewer.connect(plan.url, { reconnect: { baseMs: 20, capMs: 200 } })
+    viewer.on('connect', () => { connects[i]++ })
+    viewers.push(viewer)
+    onCleanup(async () => await viewer.close())
+    for (const feed of plan.feeds) {
+      const list: Seen[] = []
+      seen[i].set(feed, list)
+      const sub = viewer.watchFeed(feed, { from: plan.from }, (env) => {
+        list.push({ seq: env.seq, epoch: env.epoch, raw: JSON.stringify(env) })
+      })
+      sub.on('gap', (g) => anomalies.push(`viewer ${i} ${feed}: gap ${JSON.stringify(g)}`))
+      sub.on('reset', (r) => anomalies.push(`viewer ${i} ${feed}: reset ${JSON.stringify(r)}`))
+      sub.on('error', (e) => anomalies.push(`viewer ${i} ${feed}: error ${e.message}`))
+      viewer.watchState(feed.replace(/events$/, 'state'), (m) => states[i].set(m.topic, m.payload))
+    }
+    if (plan.dropAtMs !== null) {
+      setTimeout(() => { (viewer.mqttClient.stream as unknown as { destroy: () => void }).destroy() }, plan.dropAtMs)
+    }
+  })
+
+  // Raw MQTT.js viewers: what the broker itself sends, with no client-side dedupe or reordering.
+  const raw = await Promise.all(ids.slice(0, 8).map(async (id, k) => {
+    const c = await connect(k % 2 === 0 ? node.tcpUrl : node.wsUrl)
+    const got = collect(c)
+    await c.subscribeAsync(`$replay/all/matches/${id}/events`, { qos: 1 })
+    return { feed: `matches/${id}/events`, got }
+  }))
+
+  const summary = await replay
+  await Promise.all(joining)
+  expect(summary.matches).toBe(expectedMatches)
+  const replayMs = Date.now() - started
+
+  // The reference: each feed read whole after the replay.
+  const reference = new Map<string, string[]>()
+  const ref = await connect(node.tcpUrl)
+  const refGot = collect(ref)
+  for (const m of worldCup.matches) await ref.subscribeAsync(`$replay/all/${feedOf(m)}`, { qos: 1 })
+  const totalEvents = worldCup.matches.reduce((n, m) => n + m.events.length, 0)
+  await waitFor(() => refGot.length === totalEvents, `${totalEvents} reference messages`)
+  for (const msg of refGot) {
+    const feed = msg.topic.replace('$replay/all/', '')
+    const list = reference.get(feed) ?? []
+    list.push(JSON.stringify(msg.json))
+    reference.set(feed, list)
+  }
+  for (const m of worldCup.matches) {
+    const feed = reference.get(feedOf(m)) ?? []
+    expect(feed.map((r) => JSON.parse(r).seq), m.id).toEqual(m.events.map((_, k) => k + 1))
+    expect(feed.map((r) => JSON.parse(r).data.type), m.id).toEqual(m.events.map((e) => e.event.type))
+  }
+
+  // Every viewer ends at the last seq of each of its feeds, with consecutive seqs identical to the reference.
+  await waitFor(() => plans.every((plan, i) => plan.feeds.every((f) => {
+    const list = seen[i].get(f) ?? []
+    return list.length > 0 && list[list.length - 1].seq === byId.get(f.split('/')[1])!.events.length
+  })), 'every viewer complete', 30_000)
+  let fromStart = 0
+  plans.forEach((plan, i) => {
+    for (const feed of plan.feeds) {
+      const list = seen[i].get(feed)!
+      const refList = reference.get(feed)!
+      const first = list[0].seq
+      if (plan.from === 'all') expect(first, `viewer ${i} ${feed}`).toBe(1)
+      if (first === 1) fromStart++
+      expect(list.map((s) => s.raw), `viewer ${i} (${plan.url.slice(0, 4)}, ${plan.from}) ${feed}`).toEqual(refList.slice(first - 1))
+    }
+  })
+  expect(anomalies).toEqual([])
+  const resumed = connects.filter((n) => n > 1).length
+  expect(resumed).toBe(plans.filter((p) => p.dropAtMs !== null).length)
+  expect(fromStart).toBeGreaterThan(100)
+
+  // Raw viewers: exactly 1..n from the broker itself.
+  for (const r of raw) {
+    await waitFor(() => r.got.length >= reference.get(r.feed)!.length, `raw viewer of ${r.feed}`)
+    expect(r.got.map((m) => JSON.stringify(m.json))).toEqual(reference.get(r.feed))
+  }
+
+  // Every state equals the file's final score, for every match: from a fresh subscriber and from the viewers.
+  const st = await connect(node.wsUrl)
+  const stGot = collect(st)
+  await st.subscribeAsync('matches/+/state', { qos: 1 })
+  await waitFor(() => stGot.length === expectedMatches, `${expectedMatches} retained states`)
+  for (const msg of stGot) {
+    const m = byId.get(msg.topic.split('/')[1])!
+    expect(msg.retain).toBe(true)
+    expect(msg.json).toMatchObject({ team1: m.team1, team2: m.team2, date: m.date, status: 'finished', score: m.final })
+    expect(msg.json.penalties).toEqual(m.penalties)
+  }
+  await waitFor(() => plans.every((plan, i) => plan.feeds.every((f) => states[i].get(f.replace(/events$/, 'state'))?.status === 'finished')), 'viewers see final states')
+  plans.forEach((plan, i) => {
+    for (const f of plan.feeds) expect(states[i].get(f.replace(/events$/, 'state')).score).toEqual(byId.get(f.split('/')[1])!.final)
+  })
+  console.log(`${file.split('/').pop()}: ${expectedMatches} matches, ${totalEvents} events replayed in ${replayMs} ms; ` +
+    `200 viewers (${resumed} dropped and resumed), ${fromStart} feeds held from seq 1`)
+}
+
+describe('the main job on one node', () => {
+  it('replays the 2022 World Cup (64 matches) to 200 viewers joining, dropping and resuming', async () => {
+    await replayWithViewers(join(DATA, 'worldcup-2022.json'), 64, 2022)
+  })
+
+  it('replays the 2026 World Cup (104 matches) to 200 viewers joining, dropping and resuming', async () => {
+    await replayWithViewers(join(DATA, 'worldcup-2026.json'), 104, 2026)
+  })
+
+  it('ships the 2022 World Cup as demo input, identical to the shared data', async () => {
+    const shipped = await readWorldCupFile(join(SHIPPED, 'worldcup-2022.json'))
+    const shared = await readWorldCupFile(join(DATA, 'worldcup-2022.json'))
+    expect(shipped).toEqual(shared)
+  })
+})
