@@ -70,7 +70,7 @@ export function resolveConfig (input: BrokerOptions, origin: Partial<Record<stri
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
       const key = String(issue.path[0] ?? '')
-      const where = origin[key] ?? (key === '' ? 'config' : key)
+      const where = origin[key] ?? (key === '' ? (origin[''] ?? 'config') : key)
       const value = key in input ? JSON.stringify((input as Record<string, unknown>)[key]) : undefined
       const what = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message
       return `${where}: ${what}${value !== undefined ? ` (got ${value})` : ''}`
@@ -106,6 +106,7 @@ export function loadConfig (flags: Record<string, string | undefined>, env: Node
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new ConfigError(`config file ${file}: must hold a JSON object of options`)
     }
+    origin[''] = `config file ${file}`
     for (const [key, value] of Object.entries(parsed)) {
       input[key] = value
       origin[key] = `${file}: ${key}`

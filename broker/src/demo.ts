@@ -15,7 +15,8 @@ const DEFAULT_FILE = fileURLToPath(new URL('../../../publisher/data/worldcup-202
 const USAGE = `Usage: tribune demo [--file worldcup.json] [--speed F] [broker options]
 
 Starts a broker and replays a World Cup into it (default: the 2022 World Cup shipped in publisher/data,
-at 10 match-minutes per second; --speed 0 as fast as acknowledged). Broker options as for \`tribune broker\`.
+at 10 match-minutes per second; --speed 0 as fast as acknowledged). Broker options as for \`tribune broker\`
+(e.g. --port 1884 --ws-port 8081); the demo keeps its store in memory unless --data-dir is given.
 `
 
 /**
@@ -43,7 +44,10 @@ export async function demoMain (argv: string[]): Promise<number> {
   }
   let config
   try {
-    config = loadConfig(flags as Record<string, string | undefined>, process.env)
+    // The demo plays the tournament from the start each time, so by default it keeps nothing between runs
+    // (a kept store would hold finished feeds while the replay sets every state back to "scheduled").
+    const env = { TRIBUNE_DATA_DIR: ':memory:', ...process.env }
+    config = loadConfig(flags as Record<string, string | undefined>, env)
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`tribune demo: ${err.message}`)

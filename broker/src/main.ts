@@ -51,14 +51,22 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const handle = aedes.handle as unknown as Parameters<typeof listenTcp>[3]
   const health = (): { status: number, body: unknown } => ({
     status: aedes.closed ? 503 : 200,
-    body: { status: aedes.closed ? 'closing' : 'ok', id: aedes.id, clients: aedes.connectedClients, feeds: hub.stats() }
+    body: { status: aedes.closed ? 'closing' : 'ok', id: aedes.id, clients: aedes.connectedClients, ...hub.stats() }
   })
+  const shutdown = async (): Promise<void> => {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    hub.close()
+    await store.close()
+    await persistence.destroy()
+    await db.close()
+  }
+  // A port that cannot be bound ends the start cleanly: nothing is left open to keep the process alive.
   const tcp = await listenTcp(config.host, config.port, config.maxPacketSize, handle, onRefused)
+    .catch(async (err: Error) => { await shutdown(); throw err })
   const web = await listenWs(config.host, config.wsPort, config.wsPath, config.maxPacketSize, handle, { health }, onRefused)
     .catch(async (err: Error) => {
       tcp.close()
-      await new Promise<void>((resolve) => aedes.close(() => resolve()))
-      await db.close()
+      await shutdown()
       throw err
     })
   const tcpPort = (tcp.address() as AddressInfo).port
@@ -72,11 +80,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       web.server.close()
       for (const ws of web.wss.clients) ws.terminate()
       web.wss.close()
-      await new Promise<void>((resolve) => aedes.close(() => resolve()))
-      hub.close()
-      await store.close()
-      await persistence.destroy()
-      await db.close()
+      await shutdown()
       web.server.closeAllConnections()
       log.info({ id: aedes.id }, 'broker closed')
     })()

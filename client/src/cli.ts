@@ -210,14 +210,15 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
     viewer.on('reconnecting', ({ attempt, delayMs }) => {
       io.err(`tribune watch: reconnecting in ${delayMs} ms (attempt ${attempt})`)
     })
-    viewer.on('error', (err) => { io.err(`tribune watch: ${err.message}`) })
+    // Errors after the watch has finished (e.g. MQTT.js acknowledging a message on a closing socket) are not the user's concern.
+    viewer.on('error', (err) => { if (!finished) io.err(`tribune watch: ${err.message}`) })
 
     if (feed) {
       const subscription = viewer.watchFeed(topic, { from }, (envelope) => { counted(envelopeLine(envelope)) })
       subscription.on('reset', (notice) => { if (!finished) io.out(resetLine(notice)) })
-      subscription.on('error', (err) => { io.err(`tribune watch: ${err.message}`) })
+      subscription.on('error', (err) => { if (!finished) io.err(`tribune watch: ${err.message}`) })
       subscription.on('state', (change) => {
-        io.err(`tribune watch: feed ${change.new} (${change.reason})`)
+        if (!finished) io.err(`tribune watch: feed ${change.new} (${change.reason})`)
         if (change.new === 'closed' && !finished) void finish(1)
       })
     } else {

@@ -1,4 +1,4 @@
-// Feed message shapes and their parsing, following /work/notes/contract.md ("Feeds"):
+// Feed message shapes and their parsing, following the README's contract section ("Feeds"):
 //   envelope      {"seq": n, "epoch": "<string>", "ts": <ms since 1970>, "data": <JSON or string>}
 //   reset notice  {"reset": true, "epoch": "<current epoch>", "reason": "epoch-changed" | "trimmed"}
 // Pure functions, standard APIs only (TextDecoder), so it runs in Node and in the browser.

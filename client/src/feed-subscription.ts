@@ -1,4 +1,4 @@
-// Watching one feed through the broker's $replay subscriptions (/work/notes/contract.md, "Feeds" and
+// Watching one feed through the broker's $replay subscriptions (the README's contract section, "Feeds" and
 // "Subscribing"), as an explicit state machine over an injected transport. Delivers each envelope to the app
 // exactly once and in seq order: duplicates are dropped, a gap triggers a resubscribe from the position, a
 // reset notice restarts the position. Standard APIs only, so it runs in Node and in the browser.

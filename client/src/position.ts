@@ -1,5 +1,5 @@
 // The position of one viewer in one feed, and the decision for each incoming envelope.
-// Contract (/work/notes/contract.md, "Feeds"): seq is 1, 2, 3, ... per feed; epoch changes only if the feed
+// Contract (the README's contract section, "Feeds"): seq is 1, 2, 3, ... per feed; epoch changes only if the feed
 // history was lost, in which case seq numbering restarts. Pure logic, no I/O, runs in Node and browsers.
 
 import type { FeedPosition } from './envelope.js'

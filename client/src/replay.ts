@@ -1,4 +1,4 @@
-// $replay subscription filters and topic helpers, following /work/notes/contract.md ("Subscribing") and
+// $replay subscription filters and topic helpers, following the README's contract section ("Subscribing") and
 // MQTT 3.1.1 section 4.7 (topic names and filters). Pure functions, no I/O.
 
 import type { FeedPosition } from './envelope.js'

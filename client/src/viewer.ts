@@ -1,6 +1,6 @@
 // The viewer client: one MQTT.js connection (clean session, reconnect with full-jitter backoff done here),
 // feeds watched through $replay subscriptions (FeedSubscription), retained JSON state topics through plain
-// subscriptions. Follows /work/notes/contract.md. Imports only 'mqtt' and standard APIs, so it runs in the
+// subscriptions. Follows the README's contract section. Imports only 'mqtt' and standard APIs, so it runs in the
 // browser too (MQTT.js uses a WebSocket for ws:// and wss:// URLs).
 
 import mqtt from 'mqtt'

@@ -1,6 +1,6 @@
 /**
  * The Tribune publisher library: how a back-end service puts match events and match state into a Tribune
- * broker over MQTT (MQTT.js 5, MQTT 3.1.1). Topics and payloads follow notes/contract.md:
+ * broker over MQTT (MQTT.js 5, MQTT 3.1.1). Topics and payloads follow the README's contract section:
  *   - events go to a feed topic (e.g. `matches/<id>/events`) as JSON, QoS 1; the broker stamps them with seq;
  *   - state goes to a state topic (e.g. `matches/<id>/state`) as JSON, QoS 1, retained.
  *
@@ -126,7 +126,7 @@ export class Publisher {
   /**
    * Publishes an event to a feed topic as JSON, QoS 1, not retained.
    * The event should carry a string `id`, unique and deterministic within the feed: the broker uses it to drop
-   * resends (notes/contract.md, "Feeds").
+   * resends (the README's contract section, "Feeds").
    * @param feedTopic e.g. `matches/2022-12-18-argentina-france/events`
    * @param event a JSON-serialisable object
    * @returns resolves on PUBACK, also when it comes after a reconnect; rejects with PublisherClosedError on close()

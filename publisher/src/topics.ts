@@ -1,5 +1,5 @@
 /**
- * Topic names of a match (notes/contract.md): the event feed and the retained state.
+ * Topic names of a match (the README's contract section): the event feed and the retained state.
  */
 
 /** Topic of a match's event feed: `matches/<id>/events` (a feed under the broker's default filter `matches/+/events`). */

@@ -1,5 +1,6 @@
 // Tests whether `tribune broker` refuses bad options naming them, lists options on --help, and stops cleanly on SIGTERM.
 import { spawn } from 'node:child_process'
+import net, { type AddressInfo } from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
@@ -56,6 +57,22 @@ describe('tribune broker command line', () => {
     const broken = await run(['broker', '--config', file])
     expect(broken.code).toBe(2)
     expect(broken.err).toContain('not valid JSON')
+  })
+
+  it('exits 1 at once, naming the address, when a port is taken', async () => {
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = (blocker.address() as AddressInfo).port
+    try {
+      for (const args of [['--port', String(port), '--ws-port', '0'], ['--port', '0', '--ws-port', String(port)]]) {
+        const r = await run(['broker', '--data-dir', ':memory:', ...args])
+        expect(r.code).toBe(1)
+        expect(r.err).toContain(`127.0.0.1:${port}`)
+        expect(r.err).toContain('EADDRINUSE')
+      }
+    } finally {
+      blocker.close()
+    }
   })
 
   it('serves, then exits 0 on SIGTERM after closing clients', async () => {

@@ -112,11 +112,11 @@ export class FeedHub {
     this.#take(feed, cache, epoch, entry)
   }
 
-  /** Number of feeds cached and viewers attached, for metrics. */
-  stats (): { feeds: number, viewers: number } {
-    let viewers = 0
-    for (const c of this.#caches.values()) viewers += c.viewers.size
-    return { feeds: this.#caches.size, viewers }
+  /** Feeds whose history this node holds in memory (those replayed here since start), and `$replay` viewers attached. */
+  stats (): { cachedFeeds: number, replayViewers: number } {
+    let replayViewers = 0
+    for (const c of this.#caches.values()) replayViewers += c.viewers.size
+    return { cachedFeeds: this.#caches.size, replayViewers }
   }
 
   /** Stops timers. */

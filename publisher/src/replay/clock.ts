@@ -1,6 +1,6 @@
 /**
  * The match-clock model: turns a match's goals (minute + stoppage offset) and its score sheet into the
- * ordered event list of the contract (notes/contract.md, "Events"), each with a match-clock time in minutes
+ * ordered event list of the contract (the README's contract section, "Events"), each with a match-clock time in minutes
  * of real time since kickoff, used to schedule the replay.
  *
  * Model (all in minutes since kickoff):

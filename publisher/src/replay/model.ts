@@ -1,5 +1,5 @@
 /**
- * Shapes shared by the replay modules and published on the wire, following notes/contract.md
+ * Shapes shared by the replay modules and published on the wire, following the README's contract section
  * ("Match state" and "Events"). Events are the `data` the broker wraps in its feed envelope.
  */
 

@@ -5,7 +5,7 @@
  *      it is due at the chosen speed; after `kickoff` the state becomes "live", after each `goal` it carries the
  *      new score, after `end` it is "finished" with the final score and `penalties` when a shoot-out was played.
  * Everything is sent one message at a time, each awaited until acknowledged, so a match's messages reach the
- * broker in order. Topics and payloads: notes/contract.md.
+ * broker in order. Topics and payloads: the README's contract section.
  */
 import { eventsTopic, stateTopic } from '../topics.js'
 import type { MatchEvent, MatchState } from './model.js'

@@ -1,5 +1,5 @@
 /**
- * Match ids as defined by the Tribune contract (notes/contract.md, "Match state"):
+ * Match ids as defined by the Tribune contract (the README's contract section, "Match state"):
  * `<date>-<team1>-<team2>` in lower-case ASCII, diacritics stripped via Unicode NFKD,
  * every run of non-alphanumerics turned into a single '-', no leading or trailing '-'.
  */

@@ -1,6 +1,6 @@
 /**
  * Reads an openfootball `worldcup.json` file (https://github.com/openfootball/worldcup.json, CC0) and validates
- * it into matches with their ordered, timed event lists (events per notes/contract.md; time model in clock.ts;
+ * it into matches with their ordered, timed event lists (events per the README's contract section; time model in clock.ts;
  * kickoff rules in kickoff.ts).
  *
  * Accepted input, per match: `date` "YYYY-MM-DD", `time` ("19:00" = UTC, "13:00 UTC-6"; optional), `team1`,
