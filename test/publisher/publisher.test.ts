@@ -1,6 +1,7 @@
 /**
- * The Publisher library and `tribune replay` against a real in-process broker: plain aedes 1.2 for now
- * (the Tribune broker replaces it later), on free ports.
+ * The Publisher library and `tribune replay` against a real in-process broker on free ports: plain aedes 1.2 here,
+ * so that one of its listeners can be taken down while the broker keeps the session. The same library against the
+ * Tribune broker, restarted under it: restart.test.ts; the whole replay against Tribune: test/e2e.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
