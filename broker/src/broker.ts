@@ -15,6 +15,11 @@ export interface BrokerParts {
 
 const isDollar = (topic: string): boolean => topic.charCodeAt(0) === 36 // '$'
 
+/** An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3): 2 identifier rejected, 5 not authorized. */
+function refusal (returnCode: 2 | 4 | 5, message: string): Error & { returnCode: number } {
+  return Object.assign(new Error(message), { returnCode })
+}
+
 /**
  * Creates the aedes broker (not yet listening on any port).
  * - PUBLISH to a `$` topic by a client is refused (those topics belong to the broker); the connection is closed,
@@ -25,12 +30,32 @@ const isDollar = (topic: string): boolean => topic.charCodeAt(0) === 36 // '$'
  */
 export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   const { feeds, log } = parts
+  const emptyIdPersistent = new WeakSet<Client>()
   const broker = await Aedes.createBroker({
     id: parts.id,
     persistence: parts.persistence,
+    preConnect (client, packet, callback) {
+      if (packet.clientId === '' && !packet.clean) emptyIdPersistent.add(client)
+      callback(null, true)
+    },
+    authenticate (client, _username, _password, callback) {
+      if (emptyIdPersistent.has(client)) {
+        // [MQTT-3.1.3-8]: a zero-length client id with clean session off is refused with CONNACK 2.
+        callback(refusal(2, 'identifier rejected: a persistent session (clean session off) needs a client id'), false)
+        return
+      }
+      const will = (client as unknown as { _will?: { topic: string } | null })._will
+      if (will != null && isDollar(will.topic)) {
+        log.warn({ clientId: client.id, topic: will.topic }, 'refused CONNECT: will topic is a $ topic')
+        callback(refusal(5, `not authorized: will topic ${will.topic} is a $ topic`), false)
+        return
+      }
+      callback(null, true)
+    },
     authorizePublish (client, packet, callback) {
-      if (client !== null && isDollar(packet.topic)) {
-        log.warn({ clientId: client.id, topic: packet.topic }, 'refused PUBLISH to a $ topic')
+      // Also wills published by the broker for a client that is gone (client null): `$` topics belong to the broker.
+      if (isDollar(packet.topic)) {
+        log.warn({ clientId: client?.id, topic: packet.topic }, 'refused PUBLISH to a $ topic')
         callback(new Error(`PUBLISH to ${packet.topic} refused: $ topics belong to the broker`))
         return
       }

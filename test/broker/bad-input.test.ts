@@ -84,6 +84,22 @@ describe('bad input', () => {
     expect(got).toEqual([])
   })
 
+  it('refuses a will on a $ topic (CONNACK 5) and a persistent session without client id (CONNACK 2)', async () => {
+    const node = await brokerForTest()
+    const will = await connect(node.tcpUrl, { will: { topic: '$replay/all/matches/x/events', payload: Buffer.from('{"seq":9}'), qos: 1, retain: false } })
+      .catch((err: Error & { code?: number }) => err)
+    expect(will).toBeInstanceOf(Error)
+    expect((will as { code?: number }).code).toBe(5)
+    // MQTT.js and mqtt-packet will not make this CONNECT, so it is written by hand (MQTT 3.1.1 section 3.1):
+    // protocol name MQTT, level 4, flags 0 (clean session off), keep alive 30, client id of length 0.
+    const noId = Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x00, 0x00, 0x1e, 0x00, 0x00])
+    const answer = await rawTcp(node.tcpPort, [noId])
+    expect([...answer.data]).toEqual([0x20, 0x02, 0x00, 0x02])
+    expect(answer.closed).toBe(true)
+    const fine = await connect(node.tcpUrl, { will: { topic: 'matches/x/state', payload: Buffer.from('{}'), qos: 0, retain: false } })
+    expect(fine.connected).toBe(true)
+  })
+
   it('answers /healthz and 404 elsewhere', async () => {
     const node = await brokerForTest()
     const res = await fetch(`http://127.0.0.1:${node.wsPort}/healthz`)
