@@ -114,3 +114,18 @@ describe('persistent sessions', () => {
     expect(got2.map((m) => m.json.seq)).toEqual([4, 5, 6])
   })
 })
+
+describe('feed messages and retain', () => {
+  it('does not retain feed messages: the history is their memory', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    await pub.publishAsync(FEED, '{"id":"r1"}', { qos: 1, retain: true })
+    const v = await connect(node.tcpUrl)
+    const got = collect(v)
+    await v.subscribeAsync(FEED, { qos: 1 })
+    await v.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+    await waitFor(() => got.length === 1, 'the replayed message')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(got.map((m) => [m.topic, m.retain, m.json.seq])).toEqual([[`$replay/all/${FEED}`, false, 1]])
+  })
+})
