@@ -29,6 +29,8 @@ export const configSchema = z.object({
   feeds: z.array(topicFilter).min(1).default(['matches/+/events']),
   feedHistory: z.number().int().min(1).max(1_000_000).default(1000),
   maxPacketSize: z.number().int().min(64).max(256 * 1024 * 1024).default(256 * 1024),
+  maxQueuedBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
+  maxReplaysPerClient: z.number().int().min(1).max(100_000).default(256),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
 }).strict()
 
@@ -50,6 +52,8 @@ export const options: OptionSpec[] = [
   { key: 'feeds', flag: 'feeds', env: 'TRIBUNE_FEEDS', parse: list, doc: 'comma-separated topic filters that are feeds (default matches/+/events)' },
   { key: 'feedHistory', flag: 'feed-history', env: 'TRIBUNE_FEED_HISTORY', parse: int, doc: 'messages of history kept per feed (default 1000)' },
   { key: 'maxPacketSize', flag: 'max-packet-size', env: 'TRIBUNE_MAX_PACKET_SIZE', parse: int, doc: 'largest MQTT packet accepted, in bytes (default 262144)' },
+  { key: 'maxQueuedBytes', flag: 'max-queued-bytes', env: 'TRIBUNE_MAX_QUEUED_BYTES', parse: int, doc: 'bytes waiting to be sent before a slow client is disconnected (default 4194304)' },
+  { key: 'maxReplaysPerClient', flag: 'max-replays-per-client', env: 'TRIBUNE_MAX_REPLAYS_PER_CLIENT', parse: int, doc: '$replay subscriptions one client may hold; more get SUBACK 0x80 (default 256)' },
   { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
 ]
 

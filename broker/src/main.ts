@@ -9,8 +9,8 @@ import { openDatabase } from './store/db.js'
 import { CachedRetainedPersistence } from './store/persistence.js'
 import { LevelFeedStore } from './feeds/level-store.js'
 import { FeedHub } from './feeds/hub.js'
-import { Feeds, type MessageStream } from './feeds/feeds.js'
-import { createBroker } from './broker.js'
+import { Feeds, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
+import { createBroker, type IncomingStore } from './broker.js'
 import { listenTcp } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
 
@@ -38,16 +38,25 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }))
   const store = new LevelFeedStore(db as never, config.feedHistory)
   const hub = new FeedHub(store, { history: config.feedHistory, onError: (err, feed) => log.error({ err, feed }, 'feed hub') })
-  const feeds = new Feeds(config.feeds, store, hub, persistence as never)
+  const feeds = new Feeds({
+    filters: config.feeds,
+    store,
+    hub,
+    outgoing: persistence as unknown as OutgoingQueue,
+    maxReplaysPerClient: config.maxReplaysPerClient,
+    // The PUBLISH that carries an envelope adds a fixed header (<= 5 bytes), a topic (2 + length) and a packet id (2).
+    maxEnvelopeBytes: config.maxPacketSize - Math.min(1024, Math.floor(config.maxPacketSize / 4))
+  })
   let aedes: Aedes
   try {
-    aedes = await createBroker({ persistence, feeds, log })
+    aedes = await createBroker({ persistence: persistence as unknown as IncomingStore, feeds, log })
     await feeds.listen((aedes as unknown as { mq: MessageStream }).mq)
   } catch (err) {
     await db.close()
     throw err
   }
-  const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed: packet too large')
+  const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
+  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
   const handle = aedes.handle as unknown as Parameters<typeof listenTcp>[3]
   const health = (): { status: number, body: unknown } => ({
     status: aedes.closed ? 503 : 200,
@@ -61,9 +70,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await db.close()
   }
   // A port that cannot be bound ends the start cleanly: nothing is left open to keep the process alive.
-  const tcp = await listenTcp(config.host, config.port, config.maxPacketSize, handle, onRefused)
+  const tcp = await listenTcp(config.host, config.port, limits, handle, onRefused)
     .catch(async (err: Error) => { await shutdown(); throw err })
-  const web = await listenWs(config.host, config.wsPort, config.wsPath, config.maxPacketSize, handle, { health }, onRefused)
+  const web = await listenWs(config.host, config.wsPort, config.wsPath, limits, handle, { health }, onRefused)
     .catch(async (err: Error) => {
       tcp.close()
       await shutdown()

@@ -20,29 +20,39 @@ export interface ResetNotice {
   reason: 'epoch-changed' | 'trimmed'
 }
 
+/** An envelope that would be larger than the broker accepts; the publish is refused, not acknowledged. */
+export class EnvelopeTooLargeError extends Error {
+  constructor (bytes: number, max: number) {
+    super(`feed message refused: its envelope would be ${bytes} bytes, more than the ${max} allowed (maximum packet size)`)
+    this.name = 'EnvelopeTooLargeError'
+  }
+}
+
 /**
  * Encodes an envelope around a publisher's payload.
- * A payload that parses as JSON is embedded as JSON (re-serialised, so the envelope is always valid JSON);
- * anything else becomes a JSON string (UTF-8 decoded).
- * @returns the encoded bytes and the `id` of the data when it is an object with a string `id` (used to spot resends).
+ * A payload that is JSON is embedded as the publisher wrote it (so numbers keep every digit); anything else becomes
+ * a JSON string (UTF-8 decoded; bytes that are not UTF-8 become U+FFFD).
+ * @param maxBytes the largest envelope accepted
+ * @returns the encoded bytes and the `id` of the data when it is an object with a string `id` (used to spot resends)
+ * @throws EnvelopeTooLargeError when the envelope is larger than `maxBytes`
  */
-export function encodeEnvelope (seq: number, epoch: string, ts: number, payload: Buffer): { bytes: Buffer, id: string | undefined } {
-  const data = parsePayload(payload)
+export function encodeEnvelope (seq: number, epoch: string, ts: number, payload: Buffer, maxBytes = Infinity): { bytes: Buffer, id: string | undefined } {
+  const text = payload.toString('utf8')
+  let data: unknown
+  let raw: string
+  try {
+    data = JSON.parse(text)
+    raw = text.trim()
+  } catch {
+    data = text
+    raw = JSON.stringify(text)
+  }
   const id = data !== null && typeof data === 'object' && !Array.isArray(data) && typeof (data as { id?: unknown }).id === 'string'
     ? (data as { id: string }).id
     : undefined
-  const bytes = Buffer.from(`{"seq":${seq},"epoch":${JSON.stringify(epoch)},"ts":${ts},"data":${JSON.stringify(data)}}`, 'utf8')
+  const bytes = Buffer.from(`{"seq":${seq},"epoch":${JSON.stringify(epoch)},"ts":${ts},"data":${raw}}`, 'utf8')
+  if (bytes.length > maxBytes) throw new EnvelopeTooLargeError(bytes.length, maxBytes)
   return { bytes, id }
-}
-
-/** The publisher's payload as a JSON value, or as a string when it is not JSON. */
-export function parsePayload (payload: Buffer): unknown {
-  const text = payload.toString('utf8')
-  try {
-    return JSON.parse(text)
-  } catch {
-    return text
-  }
 }
 
 const HEAD = /^\{"seq":(\d+),"epoch":"([^"\\]*)"/

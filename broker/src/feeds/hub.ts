@@ -37,6 +37,7 @@ interface FeedCache {
   held: Map<number, { epoch: string, entry: FeedEntry }>
   viewers: Set<Attachment>
   gapTimer: NodeJS.Timeout | null
+  idleTimer: NodeJS.Timeout | null
 }
 
 export interface FeedHubOptions {
@@ -44,6 +45,8 @@ export interface FeedHubOptions {
   history: number
   /** How long an early message waits for the ones before it before they are read from the store, in ms (default 250). */
   gapFillMs?: number
+  /** How long a feed's cache is kept once its last viewer has left, in ms (default 300000); a later join reloads it. */
+  idleMs?: number
   /** Called on a store error during load or gap fill. */
   onError?: (err: Error, feed: string) => void
 }
@@ -52,6 +55,7 @@ export class FeedHub {
   readonly #store: FeedStore
   readonly #history: number
   readonly #gapFillMs: number
+  readonly #idleMs: number
   readonly #onError: (err: Error, feed: string) => void
   readonly #caches = new Map<string, FeedCache>()
 
@@ -59,6 +63,7 @@ export class FeedHub {
     this.#store = store
     this.#history = opts.history
     this.#gapFillMs = opts.gapFillMs ?? 250
+    this.#idleMs = opts.idleMs ?? 300_000
     this.#onError = opts.onError ?? (() => {})
   }
 
@@ -70,9 +75,13 @@ export class FeedHub {
    */
   async attach (feed: string, from: ReplayFrom, sink: FeedSink): Promise<Attachment> {
     const cache = this.#cache(feed)
+    this.#keep(cache)
     if (!cache.ready) await this.#load(feed, cache)
     const att: Attachment = { feed, sink, lastSeq: 0, epoch: cache.epoch }
-    if (sink.closed) return att
+    if (sink.closed) {
+      if (cache.viewers.size === 0) this.#idle(feed, cache)
+      return att
+    }
     const entries = cache.entries
     let start = 0
     if (from.kind === 'last') {
@@ -90,12 +99,16 @@ export class FeedHub {
     for (let i = start; i < entries.length; i++) sink.send(entries[i].payload)
     att.lastSeq = cache.last
     cache.viewers.add(att)
+    this.#keep(cache)
     return att
   }
 
   /** Stops sending to a viewer. Safe to call twice. */
   detach (att: Attachment): void {
-    this.#caches.get(att.feed)?.viewers.delete(att)
+    const cache = this.#caches.get(att.feed)
+    if (cache === undefined) return
+    cache.viewers.delete(att)
+    if (cache.viewers.size === 0) this.#idle(att.feed, cache)
   }
 
   /**
@@ -121,13 +134,36 @@ export class FeedHub {
 
   /** Stops timers. */
   close (): void {
-    for (const c of this.#caches.values()) if (c.gapTimer !== null) clearTimeout(c.gapTimer)
+    for (const c of this.#caches.values()) {
+      if (c.gapTimer !== null) clearTimeout(c.gapTimer)
+      if (c.idleTimer !== null) clearTimeout(c.idleTimer)
+    }
+  }
+
+  /** A cache with a viewer (or a join under way) stays. */
+  #keep (cache: FeedCache): void {
+    if (cache.idleTimer !== null) {
+      clearTimeout(cache.idleTimer)
+      cache.idleTimer = null
+    }
+  }
+
+  /** A cache without viewers is dropped after `idleMs`, unless someone joins meanwhile. */
+  #idle (feed: string, cache: FeedCache): void {
+    if (cache.idleTimer !== null) return
+    cache.idleTimer = setTimeout(() => {
+      cache.idleTimer = null
+      if (cache.viewers.size > 0 || cache.loading !== null && !cache.ready) return
+      if (cache.gapTimer !== null) clearTimeout(cache.gapTimer)
+      if (this.#caches.get(feed) === cache) this.#caches.delete(feed)
+    }, this.#idleMs)
+    cache.idleTimer.unref()
   }
 
   #cache (feed: string): FeedCache {
     let cache = this.#caches.get(feed)
     if (cache === undefined) {
-      cache = { ready: false, loading: null, epoch: null, last: 0, entries: [], held: new Map(), viewers: new Set(), gapTimer: null }
+      cache = { ready: false, loading: null, epoch: null, last: 0, entries: [], held: new Map(), viewers: new Set(), gapTimer: null, idleTimer: null }
       this.#caches.set(feed, cache)
     }
     return cache

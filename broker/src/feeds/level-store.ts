@@ -38,16 +38,15 @@ export class LevelFeedStore implements FeedStore {
     this.#history = history
   }
 
-  async append (feed: string, payload: Buffer, ts: number): Promise<AppendResult> {
+  async append (feed: string, payload: Buffer, ts: number, maxBytes = Infinity): Promise<AppendResult> {
     return await this.#serial(feed, async () => {
       let state = await this.#state(feed)
       const ops: Array<{ type: 'put' | 'del', key: string, value?: Buffer }> = []
-      if (state === null) {
-        state = { epoch: newEpoch(), last: 0, entries: [], ids: new Map(), entryIds: new Map() }
-        this.#states.set(feed, Promise.resolve(state))
-      }
+      const created = state === null
+      state ??= { epoch: newEpoch(), last: 0, entries: [], ids: new Map(), entryIds: new Map() }
       const seq = state.last + 1
-      const { bytes, id } = encodeEnvelope(seq, state.epoch, ts, payload)
+      const { bytes, id } = encodeEnvelope(seq, state.epoch, ts, payload, maxBytes)
+      if (created) this.#states.set(feed, Promise.resolve(state))
       if (id !== undefined) {
         const seen = state.ids.get(id)
         if (seen !== undefined) return { epoch: state.epoch, entry: seen, duplicate: true }

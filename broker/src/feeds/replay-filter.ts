@@ -34,7 +34,7 @@ const AFTER = /^after-(\d{1,15})@([A-Za-z0-9_-]{1,64})$/
 
 /** True when the filter is a `$replay/...` filter (valid or not). */
 export function isReplayFilter (filter: string): boolean {
-  return filter.startsWith(REPLAY_PREFIX)
+  return filter.startsWith(REPLAY_PREFIX) || filter === '$replay'
 }
 
 /**
@@ -52,6 +52,7 @@ export function parseReplayFilter (filter: string, feedFilters: readonly string[
   if (feed.length === 0) throw new ReplayFilterError(filter, 'the feed topic is empty')
   if (hasWildcard(feed)) throw new ReplayFilterError(filter, 'the feed must be a topic name, without + or #')
   if (feed.startsWith('$')) throw new ReplayFilterError(filter, 'the feed must not be a $ topic')
+  if (feed.includes('\u0000')) throw new ReplayFilterError(filter, 'the feed must not contain U+0000 (MQTT 3.1.1 section 1.5.3)')
   if (!feedFilters.some((f) => topicMatches(f, feed))) {
     throw new ReplayFilterError(filter, `${feed} is not a feed (feeds: ${feedFilters.join(', ')})`)
   }

@@ -28,9 +28,10 @@ export interface FeedStore {
   /**
    * Stamps `payload` with the feed's next seq and stores it; resolves once it is durable in the store.
    * @param ts the time stamp in ms since 1970
-   * @throws when the store fails (the publish must then not be acknowledged)
+   * @param maxBytes the largest envelope accepted (default: no limit)
+   * @throws EnvelopeTooLargeError over `maxBytes`; the store's error when it fails (the publish must then not be acknowledged)
    */
-  append: (feed: string, payload: Buffer, ts: number) => Promise<AppendResult>
+  append: (feed: string, payload: Buffer, ts: number, maxBytes?: number) => Promise<AppendResult>
   /** The feed's epoch and history, or null when nothing was ever published to it. */
   snapshot: (feed: string) => Promise<FeedSnapshot | null>
   /** Entries with `from <= seq <= to` still held, in seq order, for `epoch` (none if the epoch is no longer current). */

@@ -1,9 +1,9 @@
 /**
  * MQTT over TCP: a net.Server with TCP_NODELAY on (aedes leaves Nagle on otherwise: ~43 ms round trips),
- * each connection behind the packet size guard, handed to aedes.
+ * each connection behind the connection guard (packet size, slow consumer), handed to aedes.
  */
 import net from 'node:net'
-import { limitPacketSize } from './packet-size.js'
+import { guardConnection, type ConnectionLimits } from './guard.js'
 
 /** What a listener hands each connection to: aedes' `handle(stream, req)`. */
 export type ConnectionHandler = (stream: import('node:stream').Duplex, req: { connDetails: ConnDetails }) => unknown
@@ -18,12 +18,12 @@ export interface ConnDetails {
 
 /**
  * Starts an MQTT over TCP listener.
- * @param maxPacketSize the largest packet accepted, in bytes; a larger one closes that connection only
- * @param onRefused called with the peer address and the reason when a connection is closed for an oversized packet
+ * @param limits packet size and queued bytes per connection; a connection over a limit is closed, nobody else
+ * @param onRefused called with the peer address and the reason when the guard closes a connection
  * @returns the listening server (its address() gives the port when `port` was 0)
  * @throws when the port cannot be bound (e.g. EADDRINUSE), with the address in the message
  */
-export async function listenTcp (host: string, port: number, maxPacketSize: number, handle: ConnectionHandler,
+export async function listenTcp (host: string, port: number, limits: ConnectionLimits, handle: ConnectionHandler,
   onRefused: (peer: string, reason: string) => void): Promise<net.Server> {
   const server = net.createServer({ noDelay: true }, (socket) => {
     const connDetails: ConnDetails = {
@@ -33,7 +33,7 @@ export async function listenTcp (host: string, port: number, maxPacketSize: numb
       isWebsocket: false
     }
     socket.on('error', () => {}) // aedes reports errors of the wrapped stream; a reset socket must not crash the node
-    const stream = limitPacketSize(socket, maxPacketSize, (reason) => onRefused(`${connDetails.ipAddress}:${connDetails.port}`, reason))
+    const { stream } = guardConnection(socket, limits, (reason) => onRefused(`${connDetails.ipAddress}:${connDetails.port}`, reason))
     handle(stream, { connDetails })
   })
   await new Promise<void>((resolve, reject) => {

@@ -1,10 +1,12 @@
 /**
  * MQTT over WebSocket (`ws` 8, `createWebSocketStream`) on an HTTP server that also answers `GET /healthz`.
- * Upgrades are accepted on one path (default `/mqtt`) with the `mqtt` subprotocol (MQTT 3.1.1 section 6).
+ * Upgrades are accepted on one path (default `/mqtt`); the `mqtt` subprotocol is selected when offered (MQTT 3.1.1
+ * section 6), and a client that offers none is accepted too. MQTT packets must come in binary frames [MQTT-6.0.0-1]:
+ * a text frame closes the connection.
  */
 import http from 'node:http'
 import { WebSocketServer, createWebSocketStream } from 'ws'
-import { limitPacketSize } from './packet-size.js'
+import { guardConnection, type ConnectionLimits, type GuardedConnection } from './guard.js'
 import type { ConnDetails, ConnectionHandler } from './tcp.js'
 
 export interface HttpRoutes {
@@ -14,10 +16,10 @@ export interface HttpRoutes {
 
 /**
  * Starts the HTTP server with the WebSocket endpoint.
- * @param maxPacketSize the largest MQTT packet accepted, in bytes (also bounds each WebSocket message)
+ * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection
  * @throws when the port cannot be bound, naming the address
  */
-export async function listenWs (host: string, port: number, path: string, maxPacketSize: number, handle: ConnectionHandler,
+export async function listenWs (host: string, port: number, path: string, limits: ConnectionLimits, handle: ConnectionHandler,
   routes: HttpRoutes, onRefused: (peer: string, reason: string) => void): Promise<{ server: http.Server, wss: WebSocketServer }> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
@@ -32,7 +34,7 @@ export async function listenWs (host: string, port: number, path: string, maxPac
   })
   const wss = new WebSocketServer({
     noServer: true,
-    maxPayload: maxPacketSize + 8,
+    maxPayload: limits.maxPacketSize + 8,
     perMessageDeflate: false,
     handleProtocols: (protocols) => {
       for (const p of ['mqtt', 'mqttv3.1']) if (protocols.has(p)) return p
@@ -54,14 +56,20 @@ export async function listenWs (host: string, port: number, path: string, maxPac
         isWebsocket: true
       }
       ws.on('error', () => {}) // e.g. a message over maxPayload: ws closes with 1009; the node goes on
+      const peer = `${connDetails.ipAddress}:${connDetails.port}`
+      // Registered before createWebSocketStream's own listener, so a text frame is refused before its bytes move on.
+      let guarded: GuardedConnection | null = null
+      ws.on('message', (_data, isBinary) => {
+        if (!isBinary) guarded?.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
+      })
       const duplex = createWebSocketStream(ws)
       duplex.on('error', () => {})
-      const stream = limitPacketSize(duplex, maxPacketSize, (reason) => {
-        onRefused(`${connDetails.ipAddress}:${connDetails.port}`, reason)
-        ws.close(1009, 'packet too large')
+      guarded = guardConnection(duplex, limits, (reason) => {
+        onRefused(peer, reason)
+        ws.terminate()
       })
       ;(req as unknown as { connDetails: ConnDetails }).connDetails = connDetails
-      handle(stream, req as unknown as { connDetails: ConnDetails })
+      handle(guarded.stream, req as unknown as { connDetails: ConnDetails })
     })
   })
   await new Promise<void>((resolve, reject) => {

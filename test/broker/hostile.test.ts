@@ -1,0 +1,157 @@
+// Tests whether hostile or careless clients found by an attack run are handled while honest viewers keep receiving:
+// a subscriber that stops reading, text WebSocket frames, UNSUBSCRIBE+SUBSCRIBE races, session takeover,
+// QoS 2 retransmissions, too many $replay subscriptions, oversized envelopes, U+0000 in topics.
+import net from 'node:net'
+import { describe, it, expect } from 'vitest'
+import WebSocket from 'ws'
+import mqttPacket from 'mqtt-packet'
+import { brokerForTest } from '../helpers/broker.js'
+import { connect, collect, waitFor } from '../helpers/mqtt.js'
+
+const FEED = 'matches/h/events'
+const gen = (p: object): Buffer => mqttPacket.generate(p as never)
+const CONNECT = (clientId: string): Buffer => gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId, keepalive: 60 })
+
+/** A raw TCP MQTT client that writes packets and records whether the broker closed it. */
+async function raw (port: number): Promise<{ socket: net.Socket, closed: () => boolean, write: (b: Buffer) => void }> {
+  const socket = net.connect(port, '127.0.0.1')
+  let closed = false
+  socket.on('close', () => { closed = true })
+  socket.on('error', () => {})
+  socket.on('data', () => {}) // flowing, so that 'close' is seen
+  await new Promise((resolve) => socket.once('connect', resolve))
+  return { socket, closed: () => closed, write: (b) => socket.write(b) }
+}
+
+describe('hostile clients', () => {
+  it('disconnects a subscriber that stops reading, and nobody else waits for it', async () => {
+    const node = await brokerForTest({ maxQueuedBytes: 256 * 1024 })
+    const slow = await raw(node.tcpPort)
+    slow.write(CONNECT('slow'))
+    slow.write(gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: FEED, qos: 0 }, { topic: `$replay/all/${FEED}`, qos: 0 }] }))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    slow.socket.pause() // reads nothing more: the kernel buffers fill, then the broker's queue for it
+    const honest = await connect(node.wsUrl)
+    const got = collect(honest)
+    await honest.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+    const pub = await connect(node.tcpUrl)
+    const N = 2500
+    const body = 'x'.repeat(4000)
+    await Promise.all(Array.from({ length: N }, async (_, i) => await pub.publishAsync(FEED, JSON.stringify({ i, body }), { qos: 1 })))
+    await waitFor(() => got.length === N, `${N} messages to the honest viewer`, 20_000)
+    expect(got.map((m) => m.json.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1))
+    const clients = (node.aedes as unknown as { clients: Record<string, unknown> }).clients
+    await waitFor(() => clients.slow === undefined, 'the broker to drop the slow subscriber')
+  })
+
+  it('closes a WebSocket that sends MQTT in a text frame [MQTT-6.0.0-1]', async () => {
+    const node = await brokerForTest()
+    const code = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(node.wsUrl, 'mqtt')
+      ws.on('open', () => ws.send(CONNECT('texty').toString('latin1')))
+      ws.on('message', () => resolve(-1))
+      ws.on('close', (c) => resolve(c))
+      ws.on('error', () => {})
+    })
+    expect(code).not.toBe(-1)
+  })
+
+  it('keeps a $replay subscription that an UNSUBSCRIBE and a SUBSCRIBE in the same write race over', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    await pub.publishAsync(FEED, '"one"', { qos: 1 })
+    const v = await connect(node.tcpUrl)
+    const got = collect(v)
+    await v.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+    await waitFor(() => got.length === 1, 'history')
+    for (let round = 0; round < 5; round++) {
+      v.unsubscribe(`$replay/all/${FEED}`)
+      await v.subscribeAsync(`$replay/last-0/${FEED}`, { qos: 1 })
+      v.unsubscribe(`$replay/last-0/${FEED}`)
+      v.subscribe(`$replay/last-0/${FEED}`, { qos: 1 })
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const before = got.length
+    await pub.publishAsync(FEED, '"two"', { qos: 1 })
+    await waitFor(() => got.length === before + 1, 'the live message after the races')
+    expect(got[got.length - 1].json).toMatchObject({ seq: 2, data: 'two' })
+  })
+
+  it('resumes a persistent session taken over by a new connection without replaying the history again', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    for (let i = 1; i <= 3; i++) await pub.publishAsync(FEED, String(i), { qos: 1 })
+    const opts = { clientId: 'tv-takeover', clean: false }
+    const first = await connect(node.tcpUrl, opts)
+    const got1 = collect(first)
+    await first.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+    await waitFor(() => got1.length === 3, 'history on the first connection')
+    await new Promise((resolve) => setTimeout(resolve, 100)) // the PUBACKs reach the broker; unacknowledged ones would be resent
+    const second = await connect(node.tcpUrl, opts) // the half-open reconnect: the old connection is still up
+    const got2 = collect(second)
+    await pub.publishAsync(FEED, '4', { qos: 1 })
+    await waitFor(() => got2.length >= 1, 'live on the second connection')
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    expect(got2.map((m) => m.json.seq)).toEqual([4])
+  })
+
+  it('gives a QoS 2 retransmission (DUP, same packet id) no new seq', async () => {
+    const node = await brokerForTest()
+    const v = await connect(node.tcpUrl)
+    const got = collect(v)
+    await v.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
+    const c = await raw(node.tcpPort)
+    c.write(CONNECT('q2'))
+    const publish = { cmd: 'publish', topic: FEED, payload: Buffer.from('{"goal":1}'), qos: 2, messageId: 7, retain: false }
+    c.write(gen({ ...publish, dup: false }))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    c.write(gen({ ...publish, dup: true }))
+    c.write(gen({ ...publish, dup: true }))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    c.write(gen({ cmd: 'pubrel', messageId: 7 }))
+    const pub = await connect(node.tcpUrl)
+    await pub.publishAsync(FEED, '{"goal":2}', { qos: 1 })
+    await waitFor(() => got.length >= 2, 'both goals')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(got.map((m) => [m.json.seq, m.json.data.goal])).toEqual([[1, 1], [2, 2]])
+  })
+
+  it('refuses $replay subscriptions past the per-client limit with 0x80', async () => {
+    const node = await brokerForTest({ maxReplaysPerClient: 3 })
+    const v = await connect(node.tcpUrl)
+    for (const n of [1, 2, 3]) await v.subscribeAsync(`$replay/all/matches/m${n}/events`)
+    const fourth = await v.subscribeAsync('$replay/all/matches/m4/events').catch((err: Error) => err)
+    expect(JSON.stringify(fourth)).toContain('128')
+    await v.unsubscribeAsync('$replay/all/matches/m1/events')
+    expect(await v.subscribeAsync('$replay/all/matches/m4/events')).toEqual([{ topic: '$replay/all/matches/m4/events', qos: 0 }])
+  })
+
+  it('keeps JSON data as published, and refuses an envelope over the maximum packet size', async () => {
+    const node = await brokerForTest({ maxPacketSize: 2048 })
+    const v = await connect(node.tcpUrl)
+    const texts: string[] = []
+    v.on('message', (_t, payload) => texts.push(payload.toString()))
+    await v.subscribeAsync(`$replay/all/${FEED}`)
+    const pub = await connect(node.tcpUrl)
+    await pub.publishAsync(FEED, '{"big": 12345678901234567890, "x": 1.10}', { qos: 1 })
+    await waitFor(() => texts.length === 1, 'the message')
+    expect(texts[0]).toMatch(/,"data":\{"big": 12345678901234567890, "x": 1.10\}\}$/)
+    // 1,500 control characters become 9,000 bytes of JSON escapes: refused, not acknowledged, never delivered.
+    const closed = new Promise((resolve) => pub.once('close', resolve))
+    pub.publish(FEED, Buffer.alloc(1500, 1), { qos: 1 })
+    await closed
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(texts).toHaveLength(1)
+  })
+
+  it('refuses U+0000 in a PUBLISH topic and in a SUBSCRIBE filter', async () => {
+    const node = await brokerForTest()
+    const v = await connect(node.tcpUrl)
+    const granted = await v.subscribeAsync('matches/a\u0000b/events').catch((err: Error) => err)
+    expect(JSON.stringify(granted)).toContain('128')
+    const c = await raw(node.tcpPort)
+    c.write(CONNECT('nul'))
+    c.write(gen({ cmd: 'publish', topic: 'matches/x\u0000evil/events', payload: Buffer.from('1'), qos: 1, messageId: 1, retain: false }))
+    await waitFor(() => c.closed(), 'the connection closed')
+  })
+})
