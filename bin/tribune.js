@@ -5,12 +5,13 @@ const commands = {
   broker: ['../dist/broker/src/cli.js', 'brokerMain', 'run a broker node (MQTT over TCP and WebSocket, feeds, /healthz)'],
   replay: ['../dist/publisher/src/cli.js', 'replayMain', 'replay a World Cup JSON file into a broker as live match events'],
   watch: ['../dist/client/src/cli.js', 'watchMain', 'watch a topic or feed and print one JSON line per message'],
-  demo: ['../dist/broker/src/demo.js', 'demoMain', 'the main job: a broker with a World Cup replayed into it']
+  demo: ['../dist/broker/src/demo.js', 'demoMain', 'the main job: a broker with a World Cup replayed into it'],
+  'hash-password': ['../dist/broker/src/auth/cli.js', 'hashPasswordMain', 'hash a password (stdin) or make an API key, for the auth section']
 }
 
 function usage () {
   const lines = ['Usage: tribune <command> [options]', '', 'Commands:']
-  for (const [name, [, , what]] of Object.entries(commands)) lines.push(`  ${name.padEnd(8)} ${what}`)
+  for (const [name, [, , what]] of Object.entries(commands)) lines.push(`  ${name.padEnd(14)} ${what}`)
   lines.push('', 'Run `tribune <command> --help` for the options of a command.')
   return lines.join('\n')
 }

@@ -50,5 +50,16 @@ export async function brokerMain (argv: string[]): Promise<number> {
     }
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
+    // SIGHUP re-reads flags, environment and config file and applies the auth section (e.g. a revoked API key).
+    process.on('SIGHUP', () => {
+      let next
+      try {
+        next = loadConfig(flags as Record<string, string | undefined>, process.env)
+      } catch (err) {
+        node.log.error({ reason: (err as Error).message }, 'reload refused: the configuration is invalid; the old one stays in force')
+        return
+      }
+      node.reload(next).catch((err: Error) => node.log.error({ reason: err.message }, 'reload refused; the old configuration stays in force'))
+    })
   })
 }

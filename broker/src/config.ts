@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { z } from 'zod'
+import { isValidFilter } from './feeds/topic-filter.js'
+import { authSchema, listenerSchema } from './auth/schema.js'
 
 /** One option: its schema, the flag and variable that set it, and the line `--help` prints. */
 interface OptionSpec {
@@ -17,7 +19,7 @@ interface OptionSpec {
 }
 
 const port = z.number().int().min(0).max(65535)
-const topicFilter = z.string().min(1).refine(isValidFilter, 'must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last)')
+const topicFilter = z.string().min(1).refine((f) => isValidFilter(f), 'must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last)')
 
 /** The validated, frozen broker configuration. Sizes in bytes, times in milliseconds. */
 export const configSchema = z.object({
@@ -31,7 +33,11 @@ export const configSchema = z.object({
   maxPacketSize: z.number().int().min(64).max(256 * 1024 * 1024).default(256 * 1024),
   maxQueuedBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
   maxReplaysPerClient: z.number().int().min(1).max(100_000).default(256),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Who may connect and what each may do; without it the broker runs in local mode (loopback only, no checks). */
+  auth: authSchema.optional(),
+  /** Listeners with their own auth methods; without it, MQTT on `port` and WebSocket on `wsPort` at `host`. */
+  listeners: z.array(listenerSchema).min(1).optional()
 }).strict()
 
 export type BrokerConfig = z.infer<typeof configSchema>
@@ -75,9 +81,10 @@ export function resolveConfig (input: BrokerOptions, origin: Partial<Record<stri
     const lines = result.error.issues.map((issue) => {
       const key = String(issue.path[0] ?? '')
       const where = origin[key] ?? (key === '' ? (origin[''] ?? 'config') : key)
-      const value = key in input ? JSON.stringify((input as Record<string, unknown>)[key]) : undefined
+      const rest = issue.path.slice(1).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')
+      const value = issue.path.length === 1 && key in input ? JSON.stringify((input as Record<string, unknown>)[key]) : undefined
       const what = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message
-      return `${where}: ${what}${value !== undefined ? ` (got ${value})` : ''}`
+      return `${where}${rest}: ${what}${value !== undefined ? ` (got ${value})` : ''}`
     })
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
   }
@@ -142,18 +149,4 @@ export function helpText (): string {
     `  --${'config'.padEnd(16)} ${'TRIBUNE_CONFIG'.padEnd(24)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000})`,
     `  --${'help'.padEnd(16)} ${''.padEnd(24)} show this text`
   ].join('\n')
-}
-
-/**
- * True when `filter` is a valid MQTT topic filter (MQTT 3.1.1 section 4.7.1) that does not start with `$`.
- * Feed filters must not be `$` topics: those belong to the broker.
- */
-export function isValidFilter (filter: string): boolean {
-  if (filter.length === 0 || filter.startsWith('$') || filter.includes('\u0000')) return false
-  const levels = filter.split('/')
-  return levels.every((level, i) => {
-    if (level === '#') return i === levels.length - 1
-    if (level === '+') return true
-    return !level.includes('#') && !level.includes('+')
-  })
 }

@@ -1,9 +1,11 @@
 /**
- * Wiring only: config -> stores -> broker -> listeners. Returns a handle that closes everything in order.
+ * Wiring only: config -> auth -> stores -> broker -> listeners. Returns a handle that reloads auth and closes
+ * everything in order.
  */
-import type { AddressInfo } from 'node:net'
-import type { Aedes } from 'aedes'
-import { resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
+import type { AddressInfo, Server } from 'node:net'
+import type { Aedes, Client } from 'aedes'
+import type { WebSocketServer } from 'ws'
+import { ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import { openDatabase } from './store/db.js'
 import { CachedRetainedPersistence } from './store/persistence.js'
@@ -11,29 +13,46 @@ import { LevelFeedStore } from './feeds/level-store.js'
 import { FeedHub } from './feeds/hub.js'
 import { Feeds, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
-import { listenTcp } from './listeners/tcp.js'
+import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
+import { Access, type AccessClient } from './auth/access.js'
+import { Authenticator } from './auth/authenticator.js'
+import type { Method } from './auth/schema.js'
+import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
 
 /** A running broker node. */
 export interface BrokerNode {
   config: Readonly<BrokerConfig>
   aedes: Aedes
-  /** The bound ports (useful when 0 was asked for). */
+  /** The bound port of the first MQTT over TCP and the first WebSocket listener (useful when 0 was asked for). */
   tcpPort: number
   wsPort: number
+  /** Bound ports by listener name (`mqtt:1883`, `ws:8080`, `mqtts:8883`, `wss:8443`, in config order). */
+  ports: Record<string, number>
   log: Logger
+  /**
+   * Applies a new configuration's `auth` section without a restart: clients whose credential is gone or revoked
+   * are disconnected, nobody else. Other options need a restart (they are reported, not applied).
+   * @returns the number of clients disconnected
+   * @throws ConfigError when the new configuration is invalid (the old one stays in force)
+   */
+  reload: (options: BrokerOptions) => Promise<number>
   /** Stops accepting, closes clients, flushes and closes the store. Safe to call twice. */
   close: () => Promise<void>
 }
 
 /**
- * Starts a broker node: the embedded store under `dataDir`, aedes with feeds, MQTT over TCP and WebSocket, /healthz.
+ * Starts a broker node: the embedded store under `dataDir`, aedes with feeds and access control, the listeners.
+ * Without an `auth` section it runs in local mode: loopback addresses only, every local client may do anything.
  * @param options broker options (see config.ts); validated here
- * @throws ConfigError for a bad option; Error naming the data dir or the address when the store or a port cannot be opened
+ * @throws ConfigError for a bad option or a non-loopback listener without auth; Error naming the data dir, a key
+ *   file or the address when the store, a file or a port cannot be opened
  */
 export async function startBroker (options: BrokerOptions = {}, logger?: Logger): Promise<BrokerNode> {
   const config = resolveConfig(options)
   const log = logger ?? createLogger(config.logLevel)
+  const planned = planListeners(config)
+  const access = await createAccess(config, planned, log)
   const db = await openDatabase(config.dataDir)
   const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }))
   const store = new LevelFeedStore(db as never, config.feedHistory)
@@ -44,12 +63,12 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     hub,
     outgoing: persistence as unknown as OutgoingQueue,
     maxReplaysPerClient: config.maxReplaysPerClient,
-    // The PUBLISH that carries an envelope adds a fixed header (<= 5 bytes), a topic (2 + length) and a packet id (2).
+    // The PUBLISH that carries an envelope adds a fixed header, a topic and a packet id: leave room for them.
     maxEnvelopeBytes: config.maxPacketSize - Math.min(1024, Math.floor(config.maxPacketSize / 4))
   })
   let aedes: Aedes
   try {
-    aedes = await createBroker({ persistence: persistence as unknown as IncomingStore, feeds, log })
+    aedes = await createBroker({ persistence: persistence as unknown as IncomingStore, feeds, access, log })
     await feeds.listen((aedes as unknown as { mq: MessageStream }).mq)
   } catch (err) {
     await db.close()
@@ -57,7 +76,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   }
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
-  const handle = aedes.handle as unknown as Parameters<typeof listenTcp>[3]
+  const handle = aedes.handle as unknown as ConnectionHandler
   const health = (): { status: number, body: unknown } => ({
     status: aedes.closed ? 503 : 200,
     body: { status: aedes.closed ? 'closing' : 'ok', id: aedes.id, clients: aedes.connectedClients, ...hub.stats() }
@@ -69,31 +88,89 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await persistence.destroy()
     await db.close()
   }
-  // A port that cannot be bound ends the start cleanly: nothing is left open to keep the process alive.
-  const tcp = await listenTcp(config.host, config.port, limits, handle, onRefused)
-    .catch(async (err: Error) => { await shutdown(); throw err })
-  const web = await listenWs(config.host, config.wsPort, config.wsPath, limits, handle, { health }, onRefused)
-    .catch(async (err: Error) => {
-      tcp.close()
-      await shutdown()
-      throw err
-    })
-  const tcpPort = (tcp.address() as AddressInfo).port
-  const wsPort = (web.server.address() as AddressInfo).port
-  log.info({ id: aedes.id, host: config.host, tcpPort, wsPort, wsPath: config.wsPath, dataDir: config.dataDir, feeds: config.feeds }, 'broker listening')
+  const servers: Server[] = []
+  const wsServers: WebSocketServer[] = []
+  const ports: Record<string, number> = {}
+  try {
+    for (const l of planned) {
+      const spec = { name: l.name, host: l.host, port: l.port, tls: l.tls, requestCert: l.methods?.includes('cert') ?? access.local === false }
+      if (l.protocol === 'mqtt' || l.protocol === 'mqtts') {
+        const server = await listenTcp(spec, limits, handle, onRefused)
+        servers.push(server)
+        ports[l.name] = (server.address() as AddressInfo).port
+      } else {
+        const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health }, onRefused)
+        servers.push(web.server)
+        wsServers.push(web.wss)
+        ports[l.name] = (web.server.address() as AddressInfo).port
+      }
+    }
+  } catch (err) {
+    for (const s of servers) s.close()
+    await shutdown()
+    throw err
+  }
+  const portOf = (protocol: string): number => ports[planned.find((l) => l.protocol === protocol)?.name ?? ''] ?? 0
+  const tcpPort = portOf('mqtt')
+  const wsPort = portOf('ws')
+  log.info({ id: aedes.id, tcpPort, wsPort, ports, dataDir: config.dataDir, feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
+  if (access.local) {
+    log.warn('no auth section: listening on loopback only, and every local client may publish, subscribe and administer (add an auth section to accept other clients)')
+  }
+
+  const reload = async (next: BrokerOptions): Promise<number> => {
+    const nextConfig = resolveConfig(next)
+    if (nextConfig.auth === undefined || config.auth === undefined) {
+      throw new ConfigError('reload: switching between local mode and an auth section needs a restart')
+    }
+    const auth = await Authenticator.create(nextConfig.auth).catch((err: Error) => { throw new ConfigError(`reload: ${err.message}`) })
+    const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)
+    const gone = access.reload(auth, clients as unknown as AccessClient[])
+    for (const client of gone) (client as unknown as Client).close()
+    const changed = (Object.keys(nextConfig) as Array<keyof BrokerConfig>).filter((k) => k !== 'auth' && JSON.stringify(nextConfig[k]) !== JSON.stringify(config[k]))
+    log.info({ disconnected: gone.length, notApplied: changed }, changed.length > 0 ? 'auth reloaded; other changed options need a restart' : 'auth reloaded')
+    return gone.length
+  }
 
   let closing: Promise<void> | null = null
   const close = async (): Promise<void> => {
     closing ??= (async () => {
-      tcp.close()
-      web.server.close()
-      for (const ws of web.wss.clients) ws.terminate()
-      web.wss.close()
+      for (const s of servers) s.close()
+      for (const wss of wsServers) {
+        for (const ws of wss.clients) ws.terminate()
+        wss.close()
+      }
       await shutdown()
-      web.server.closeAllConnections()
+      for (const s of servers) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
       log.info({ id: aedes.id }, 'broker closed')
     })()
     await closing
   }
-  return { config, aedes, tcpPort, wsPort, log, close }
+  return { config, aedes, tcpPort, wsPort, ports, log, reload, close }
+}
+
+/**
+ * Access control for the configuration: an authenticator when there is an auth section; otherwise local mode,
+ * refused unless every listener is on a loopback address (as Mosquitto 2 does).
+ */
+async function createAccess (config: BrokerConfig, planned: PlannedListener[], log: Logger): Promise<Access> {
+  const methods = new Map<string, readonly Method[] | null>(planned.map((l) => [l.name, l.methods ?? null]))
+  if (config.auth === undefined) {
+    const open = planned.filter((l) => !isLoopback(l.host))
+    if (open.length > 0) {
+      throw new ConfigError(`listener ${open[0].name} on ${open[0].host} is not a loopback address: add an auth section (see examples/secure.json), or listen on 127.0.0.1`)
+    }
+    return new Access(null, methods)
+  }
+  let auth: Authenticator
+  try {
+    auth = await Authenticator.create(config.auth)
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
+  }
+  for (const l of planned) {
+    const accepted = l.methods ?? auth.methods
+    if (accepted.length === 0) log.warn({ listener: l.name }, 'this listener accepts no configured auth method: nobody can connect to it')
+  }
+  return new Access(auth, methods)
 }

@@ -20,3 +20,18 @@ export function topicMatches (filter: string, topic: string): boolean {
 export function hasWildcard (s: string): boolean {
   return s.includes('+') || s.includes('#')
 }
+
+/**
+ * True when `filter` is a valid MQTT topic filter (MQTT 3.1.1 section 4.7.1): `+` and `#` only as whole levels,
+ * `#` last, no U+0000. Filters starting with `$` are valid only when `allowDollar` (e.g. `$SYS/#` in topic rules).
+ */
+export function isValidFilter (filter: string, allowDollar = false): boolean {
+  if (filter.length === 0 || filter.includes('\u0000')) return false
+  if (filter.startsWith('$') && !allowDollar) return false
+  const levels = filter.split('/')
+  return levels.every((level, i) => {
+    if (level === '#') return i === levels.length - 1
+    if (level === '+') return true
+    return !level.includes('#') && !level.includes('+')
+  })
+}

@@ -1,44 +1,106 @@
 /**
- * MQTT over TCP: a net.Server with TCP_NODELAY on (aedes leaves Nagle on otherwise: ~43 ms round trips),
- * each connection behind the connection guard (packet size, slow consumer), handed to aedes.
+ * MQTT over TCP, and over TLS (MQTT 3.1.1 section 4.2 and 5.4): TCP_NODELAY on (aedes leaves Nagle on otherwise:
+ * ~43 ms round trips), each connection behind the connection guard (packet size, slow consumer), handed to aedes.
+ * On TLS listeners that accept client certificates, a verified certificate's CN goes with the connection.
  */
 import net from 'node:net'
+import tls from 'node:tls'
+import { readFileSync } from 'node:fs'
+import type { Duplex } from 'node:stream'
 import { guardConnection, type ConnectionLimits } from './guard.js'
 
 /** What a listener hands each connection to: aedes' `handle(stream, req)`. */
-export type ConnectionHandler = (stream: import('node:stream').Duplex, req: { connDetails: ConnDetails }) => unknown
+export type ConnectionHandler = (stream: Duplex, req: { connDetails: ConnDetails }) => unknown
 
-/** Where a connection comes from, in the shape aedes keeps as `client.connDetails`. */
+/** Where a connection comes from, in the shape aedes keeps as `client.connDetails`, plus the listener and TLS CN. */
 export interface ConnDetails {
   ipAddress: string
   port: number
   ipFamily: number
   isWebsocket: boolean
+  /** The name of the listener it came in on (e.g. `mqtt:1883`). */
+  listener: string
+  /** The CN of a client certificate the TLS listener verified against its CA. */
+  certCN?: string
+}
+
+/** TLS files of a listener: PEM paths. `ca` verifies client certificates. */
+export interface TlsFiles {
+  cert: string
+  key: string
+  ca?: string
+}
+
+/** One listener to open. */
+export interface ListenSpec {
+  name: string
+  host: string
+  port: number
+  tls?: TlsFiles
+  /** Ask TLS clients for a certificate (they may still connect without one and use other credentials). */
+  requestCert?: boolean
 }
 
 /**
- * Starts an MQTT over TCP listener.
+ * Reads a listener's TLS files into node:tls options.
+ * @throws Error naming the file that cannot be read
+ */
+export function tlsOptions (files: TlsFiles, requestCert: boolean): tls.TlsOptions {
+  const read = (what: string, file: string): Buffer => {
+    try {
+      return readFileSync(file)
+    } catch (err) {
+      throw new Error(`tls.${what}: cannot read ${file} (${(err as Error).message})`)
+    }
+  }
+  return {
+    cert: read('cert', files.cert),
+    key: read('key', files.key),
+    ca: files.ca !== undefined ? read('ca', files.ca) : undefined,
+    requestCert,
+    rejectUnauthorized: false // a client without a (valid) certificate may still log in another way
+  }
+}
+
+/** The CN of a TLS peer's certificate, when it was verified against the listener's CA. */
+export function verifiedCN (socket: tls.TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined
+  const cn = socket.getPeerCertificate()?.subject?.CN
+  return typeof cn === 'string' && cn.length > 0 ? cn : undefined
+}
+
+/**
+ * Starts an MQTT over TCP (or TLS) listener.
  * @param limits packet size and queued bytes per connection; a connection over a limit is closed, nobody else
  * @param onRefused called with the peer address and the reason when the guard closes a connection
  * @returns the listening server (its address() gives the port when `port` was 0)
- * @throws when the port cannot be bound (e.g. EADDRINUSE), with the address in the message
+ * @throws when the port cannot be bound (e.g. EADDRINUSE) or a TLS file cannot be read, naming it
  */
-export async function listenTcp (host: string, port: number, limits: ConnectionLimits, handle: ConnectionHandler,
+export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, handle: ConnectionHandler,
   onRefused: (peer: string, reason: string) => void): Promise<net.Server> {
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const onSocket = (socket: net.Socket): void => {
     const connDetails: ConnDetails = {
       ipAddress: socket.remoteAddress ?? '',
       port: socket.remotePort ?? 0,
       ipFamily: socket.remoteFamily === 'IPv6' ? 6 : 4,
-      isWebsocket: false
+      isWebsocket: false,
+      listener: spec.name
     }
+    if (socket instanceof tls.TLSSocket) connDetails.certCN = verifiedCN(socket)
     socket.on('error', () => {}) // aedes reports errors of the wrapped stream; a reset socket must not crash the node
     const { stream } = guardConnection(socket, limits, (reason) => onRefused(`${connDetails.ipAddress}:${connDetails.port}`, reason))
     handle(stream, { connDetails })
-  })
+  }
+  const server = spec.tls !== undefined
+    ? tls.createServer({ ...tlsOptions(spec.tls, spec.requestCert === true) }, onSocket)
+    : net.createServer({ noDelay: true }, onSocket)
+  if (spec.tls !== undefined) {
+    server.on('connection', (s: net.Socket) => s.setNoDelay(true))
+    server.on('tlsClientError', () => {}) // a failed handshake closes that socket only
+  }
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new Error(`MQTT TCP listener on ${host}:${port}: ${err.message}`)))
-    server.listen(port, host, () => resolve())
+    server.once('error', (err) => reject(new Error(`listener ${spec.name} on ${spec.host}:${spec.port}: ${err.message}`)))
+    server.listen(spec.port, spec.host, () => resolve())
   })
   return server
 }

@@ -5,9 +5,11 @@
  * a text frame closes the connection.
  */
 import http from 'node:http'
+import https from 'node:https'
+import tls from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { guardConnection, type ConnectionLimits, type GuardedConnection } from './guard.js'
-import type { ConnDetails, ConnectionHandler } from './tcp.js'
+import { tlsOptions, verifiedCN, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
 
 export interface HttpRoutes {
   /** Answers GET /healthz: status code and JSON body. */
@@ -19,9 +21,10 @@ export interface HttpRoutes {
  * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection
  * @throws when the port cannot be bound, naming the address
  */
-export async function listenWs (host: string, port: number, path: string, limits: ConnectionLimits, handle: ConnectionHandler,
+export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits, handle: ConnectionHandler,
   routes: HttpRoutes, onRefused: (peer: string, reason: string) => void): Promise<{ server: http.Server, wss: WebSocketServer }> {
-  const server = http.createServer((req, res) => {
+  const path = spec.path
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
     if (url.pathname === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       const { status, body } = routes.health()
@@ -31,7 +34,11 @@ export async function listenWs (host: string, port: number, path: string, limits
     }
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
-  })
+  }
+  const server: http.Server = spec.tls !== undefined
+    ? https.createServer(tlsOptions(spec.tls, spec.requestCert === true), onRequest)
+    : http.createServer(onRequest)
+  if (spec.tls !== undefined) server.on('tlsClientError', () => {})
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: limits.maxPacketSize + 8,
@@ -53,8 +60,10 @@ export async function listenWs (host: string, port: number, path: string, limits
         ipAddress: req.socket.remoteAddress ?? '',
         port: req.socket.remotePort ?? 0,
         ipFamily: req.socket.remoteFamily === 'IPv6' ? 6 : 4,
-        isWebsocket: true
+        isWebsocket: true,
+        listener: spec.name
       }
+      if (req.socket instanceof tls.TLSSocket) connDetails.certCN = verifiedCN(req.socket)
       ws.on('error', () => {}) // e.g. a message over maxPayload: ws closes with 1009; the node goes on
       const peer = `${connDetails.ipAddress}:${connDetails.port}`
       // Registered before createWebSocketStream's own listener, so a text frame is refused before its bytes move on.
@@ -73,8 +82,8 @@ export async function listenWs (host: string, port: number, path: string, limits
     })
   })
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new Error(`HTTP/WebSocket listener on ${host}:${port}: ${err.message}`)))
-    server.listen(port, host, () => resolve())
+    server.once('error', (err) => reject(new Error(`listener ${spec.name} on ${spec.host}:${spec.port}: ${err.message}`)))
+    server.listen(spec.port, spec.host, () => resolve())
   })
   return { server, wss }
 }

@@ -1,0 +1,126 @@
+/**
+ * Access control for the broker's hooks: the identity of each connection, and what it may do.
+ * One place answers, for a client: may it connect (credentials, will topic, client id), publish to a topic,
+ * subscribe to a filter, receive a queued message. Without an auth section every client is the local operator
+ * (the broker then listens on loopback only; see main.ts).
+ */
+import { LOCAL_IDENTITY, type Authenticator, type Identity, type Refusal } from './authenticator.js'
+import { mayPublish, maySubscribe, mayReceive } from './acl.js'
+import type { Method } from './schema.js'
+import { LoginThrottle } from './throttle.js'
+
+/** What access needs to know of an aedes client. */
+export interface AccessClient {
+  readonly id: string
+  readonly clean: boolean
+  readonly connDetails?: { ipAddress?: string, listener?: string, certCN?: string } | null
+}
+
+/** A CONNECT to check. */
+export interface ConnectRequest {
+  username?: string
+  password?: Buffer
+  will?: { topic: string } | null
+  /** The identity of the connection that holds this client id now, if any (MQTT 3.1.1 section 3.1.4 takeover). */
+  holder?: AccessClient
+}
+
+export class Access {
+  #auth: Authenticator | null
+  readonly #listenerMethods: ReadonlyMap<string, readonly Method[] | null>
+  readonly #identities = new WeakMap<AccessClient, Identity>()
+  /** Owners of persistent sessions seen since start, by client id. */
+  readonly #owners = new Map<string, string>()
+  readonly #throttle = new LoginThrottle()
+
+  /**
+   * @param auth the authenticator, or null for local mode
+   * @param listenerMethods methods accepted per listener name (null: every configured method)
+   */
+  constructor (auth: Authenticator | null, listenerMethods: ReadonlyMap<string, readonly Method[] | null>) {
+    this.#auth = auth
+    this.#listenerMethods = listenerMethods
+  }
+
+  /** True in local mode (no auth section). */
+  get local (): boolean {
+    return this.#auth === null
+  }
+
+  /**
+   * Checks a CONNECT. Failed logins are answered after a delay that grows per source address.
+   * @returns the identity, or a refusal with its CONNACK return code (2 identifier rejected, 4, 5)
+   */
+  async connect (client: AccessClient, req: ConnectRequest): Promise<Identity | (Omit<Refusal, 'returnCode'> & { returnCode: 2 | 4 | 5 })> {
+    const auth = this.#auth
+    const address = client.connDetails?.ipAddress ?? ''
+    let result: Identity | Refusal
+    if (auth === null) {
+      result = LOCAL_IDENTITY
+    } else {
+      const listener = client.connDetails?.listener ?? ''
+      const methods = this.#listenerMethods.get(listener) ?? auth.methods
+      result = await auth.authenticate({ methods, username: req.username, password: req.password, certCN: client.connDetails?.certCN })
+    }
+    if ('returnCode' in result) {
+      await new Promise((resolve) => setTimeout(resolve, this.#throttle.failed(address, auth?.maxFailedLoginDelayMs ?? 0)))
+      return result
+    }
+    this.#throttle.succeeded(address)
+    if (req.will != null && !mayPublish(result.rules, req.will.topic)) {
+      return { returnCode: 5, reason: `${result.id} may not publish its will to ${req.will.topic}` }
+    }
+    const holder = req.holder !== undefined ? this.#identities.get(req.holder) : undefined
+    const owner = this.#owners.get(client.id)
+    if ((holder !== undefined && holder.id !== result.id) || (owner !== undefined && owner !== result.id)) {
+      return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} belongs to another identity` }
+    }
+    this.#identities.set(client, result)
+    if (!client.clean) this.#owners.set(client.id, result.id)
+    return result
+  }
+
+  /** The identity of a connected client (undefined before CONNECT has been accepted). */
+  identity (client: AccessClient): Identity | undefined {
+    return this.#identities.get(client)
+  }
+
+  /** May `client` publish to topic name `topic`? Wills of gone clients (client null) were checked at CONNECT. */
+  mayPublish (client: AccessClient | null, topic: string): boolean {
+    if (client === null) return true
+    const id = this.#identities.get(client)
+    return id !== undefined && mayPublish(id.rules, topic)
+  }
+
+  /** May `client` subscribe to topic filter `filter` (a `$replay` filter: to its feed)? */
+  maySubscribe (client: AccessClient, filter: string): boolean {
+    const id = this.#identities.get(client)
+    return id !== undefined && maySubscribe(id.rules, filter)
+  }
+
+  /**
+   * May a message on `topic` go to `client`? Clean sessions were checked at SUBSCRIBE and are not checked again
+   * here (this runs per message); persistent sessions are, since aedes stores a denied topic of a multi-topic
+   * SUBSCRIBE and delivers it on reconnect.
+   */
+  mayForward (client: AccessClient, topic: string): boolean {
+    if (client.clean) return true
+    const id = this.#identities.get(client)
+    if (id === undefined) return false
+    return topic.startsWith('$replay/') ? maySubscribe(id.rules, topic) : mayReceive(id.rules, topic)
+  }
+
+  /**
+   * Swaps in a reloaded authenticator. Returns the connected clients whose credential is gone or revoked
+   * (they must be disconnected); everyone else keeps their connection and rights.
+   */
+  reload (auth: Authenticator, clients: Iterable<AccessClient>): AccessClient[] {
+    this.#auth = auth
+    const gone: AccessClient[] = []
+    for (const client of clients) {
+      const id = this.#identities.get(client)
+      if (id !== undefined && !auth.stillValid(id)) gone.push(client)
+    }
+    return gone
+  }
+}

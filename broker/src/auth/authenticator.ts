@@ -1,0 +1,192 @@
+/**
+ * Credentials in, identity out. Every connection ends CONNECT with an identity: who it is, its role, the method
+ * that proved it, and its topic rules; or with a refusal carrying a CONNACK return code (MQTT 3.1.1 section
+ * 3.2.2.3): 4 for bad credentials, 5 for not authorized (method not accepted on this listener, no credentials where
+ * anonymous access is off). How credentials are presented in CONNECT:
+ *   anonymous: no user name and no password;   API key: user name `apikey`, password the key;
+ *   JWT: user name `jwt`, password the token;   password: user name and password;
+ *   client certificate: a TLS client certificate whose CN is configured (on listeners that accept `cert`).
+ */
+import { covers, defaultRules, ROLES, type Role, type TopicRules } from './acl.js'
+import type { AuthConfig, Method } from './schema.js'
+import { apiKeyDigest, verifyPassword } from './secrets.js'
+import { createJwtVerifier, type JwtVerifier } from './jwt.js'
+
+/** Who a connection is. `credential` names the config entry that proved it (for revocation on reload). */
+export interface Identity {
+  id: string
+  role: Role
+  method: Method | 'local'
+  rules: TopicRules
+  credential: string
+}
+
+/** A refused CONNECT: the CONNACK return code and a reason for the log (never a secret). */
+export interface Refusal {
+  returnCode: 4 | 5
+  reason: string
+}
+
+/** What a CONNECT brings. */
+export interface Presented {
+  /** Methods the listener accepts. */
+  methods: readonly Method[]
+  username?: string
+  password?: Buffer
+  /** The CN of a verified TLS client certificate, if one was presented. */
+  certCN?: string
+}
+
+/** Rules that allow everything: local mode (no auth section), where the broker listens on loopback only. */
+export const LOCAL_IDENTITY: Identity = Object.freeze({
+  id: 'local',
+  role: 'operator' as const,
+  method: 'local' as const,
+  rules: Object.freeze({ publish: ['#'], subscribe: ['#', '$SYS/#', '$admin/#'] }),
+  credential: 'local'
+})
+
+export class Authenticator {
+  readonly #config: AuthConfig
+  readonly #roles: Record<Role, TopicRules>
+  readonly #apiKeys: Map<string, AuthConfig['apiKeys'][number]>
+  readonly #users: Map<string, AuthConfig['users'][number]>
+  readonly #certs: Map<string, AuthConfig['certs'][number]>
+  readonly #jwt: JwtVerifier | null
+
+  private constructor (config: AuthConfig, jwt: JwtVerifier | null) {
+    this.#config = config
+    const defaults = defaultRules(config.publicFilters)
+    this.#roles = Object.fromEntries(ROLES.map((r) => [r, config.roles[r] ?? defaults[r]])) as Record<Role, TopicRules>
+    this.#apiKeys = new Map(config.apiKeys.map((k) => [k.sha256, k]))
+    this.#users = new Map(config.users.map((u) => [u.username, u]))
+    this.#certs = new Map(config.certs.map((c) => [c.cn, c]))
+    this.#jwt = jwt
+  }
+
+  /**
+   * Builds an authenticator from the auth section (reads JWT key files).
+   * @throws Error naming a key file that cannot be used
+   */
+  static async create (config: AuthConfig): Promise<Authenticator> {
+    const jwt = config.jwt !== undefined ? await createJwtVerifier(config.jwt) : null
+    return new Authenticator(config, jwt)
+  }
+
+  /** The methods this configuration can check (a listener without its own list accepts these). */
+  get methods (): Method[] {
+    const out: Method[] = []
+    if (this.#config.anonymous !== undefined) out.push('anonymous')
+    if (this.#config.apiKeys.length > 0) out.push('apikey')
+    if (this.#config.users.length > 0) out.push('password')
+    if (this.#jwt !== null) out.push('jwt')
+    if (this.#config.certs.length > 0) out.push('cert')
+    return out
+  }
+
+  /** The longest delay for failed logins from one address, ms. */
+  get maxFailedLoginDelayMs (): number {
+    return this.#config.maxFailedLoginDelayMs
+  }
+
+  /** The rules of a role. */
+  rulesOf (role: Role): TopicRules {
+    return this.#roles[role]
+  }
+
+  /** Checks the credentials of a CONNECT. */
+  async authenticate (p: Presented): Promise<Identity | Refusal> {
+    const { username, password } = p
+    if (username === 'apikey') return this.#allowed(p, 'apikey') ?? this.#apiKey(password)
+    if (username === 'jwt') return this.#allowed(p, 'jwt') ?? await this.#token(password)
+    if (username !== undefined) return this.#allowed(p, 'password') ?? await this.#password(username, password)
+    if (password !== undefined) return { returnCode: 4, reason: 'a password without a user name' }
+    if (p.certCN !== undefined && p.methods.includes('cert')) return this.#cert(p.certCN)
+    if (p.methods.includes('anonymous') && this.#config.anonymous !== undefined) {
+      const role = this.#config.anonymous.role
+      return { id: 'anonymous', role, method: 'anonymous', rules: this.#roles[role], credential: 'anonymous' }
+    }
+    return { returnCode: 5, reason: 'no credentials, and this listener does not accept anonymous clients' }
+  }
+
+  /** True while the credential that proved `identity` is still configured and not revoked (after a reload). */
+  stillValid (identity: Identity): boolean {
+    const [kind, name] = splitOnce(identity.credential)
+    switch (kind) {
+      case 'local': return true
+      case 'anonymous': return this.#config.anonymous !== undefined
+      case 'apikey': return this.#config.apiKeys.some((k) => k.id === name && !k.revoked)
+      case 'user': return this.#users.has(name)
+      case 'cert': return this.#certs.has(name)
+      case 'jwt': return this.#jwt !== null
+      default: return false
+    }
+  }
+
+  #allowed (p: Presented, method: Method): Refusal | null {
+    return p.methods.includes(method) ? null : { returnCode: 5, reason: `this listener does not accept ${method} credentials` }
+  }
+
+  #apiKey (password: Buffer | undefined): Identity | Refusal {
+    if (password === undefined) return { returnCode: 4, reason: 'API key missing' }
+    // A digest lookup: the time taken does not depend on how much of the key matched.
+    const entry = this.#apiKeys.get(apiKeyDigest(password.toString('utf8')))
+    if (entry === undefined) return { returnCode: 4, reason: 'unknown API key' }
+    if (entry.revoked) return { returnCode: 4, reason: `API key ${entry.id} is revoked` }
+    return { id: `apikey:${entry.id}`, role: entry.role, method: 'apikey', rules: entry.rules ?? this.#roles[entry.role], credential: `apikey:${entry.id}` }
+  }
+
+  async #password (username: string, password: Buffer | undefined): Promise<Identity | Refusal> {
+    const user = this.#users.get(username)
+    // Unknown users cost a hash too, so that timing does not tell which user names exist.
+    const hash = user?.password ?? DUMMY_HASH
+    const ok = await verifyPassword(password?.toString('utf8') ?? '', hash)
+    if (user === undefined || !ok || password === undefined) return { returnCode: 4, reason: `bad user name or password for user ${JSON.stringify(username)}` }
+    return { id: `user:${username}`, role: user.role, method: 'password', rules: user.rules ?? this.#roles[user.role], credential: `user:${username}` }
+  }
+
+  async #token (password: Buffer | undefined): Promise<Identity | Refusal> {
+    if (this.#jwt === null) return { returnCode: 5, reason: 'JWTs are not configured' }
+    if (password === undefined) return { returnCode: 4, reason: 'JWT missing' }
+    let claims
+    try {
+      claims = await this.#jwt.verify(password.toString('utf8'))
+    } catch (err) {
+      return { returnCode: 4, reason: `JWT refused: ${(err as Error).message}` }
+    }
+    const settings = this.#config.jwt
+    const roleClaim = settings?.roleClaim ?? 'role'
+    const claimed = claims[roleClaim] ?? 'viewer'
+    if (typeof claimed !== 'string' || !(ROLES as readonly string[]).includes(claimed)) {
+      return { returnCode: 5, reason: `JWT claim ${roleClaim} is not one of ${ROLES.join(', ')}` }
+    }
+    const role = claimed as Role
+    const base = this.#roles[role]
+    const narrowed = narrow(base, claims[settings?.rulesClaim ?? 'tribune_rules'])
+    const sub = typeof claims.sub === 'string' ? claims.sub : '?'
+    return { id: `jwt:${sub}`, role, method: 'jwt', rules: narrowed, credential: `jwt:${sub}` }
+  }
+
+  #cert (cn: string): Identity | Refusal {
+    const entry = this.#certs.get(cn)
+    if (entry === undefined) return { returnCode: 5, reason: `client certificate CN ${JSON.stringify(cn)} is not configured` }
+    return { id: `cert:${cn}`, role: entry.role, method: 'cert', rules: entry.rules ?? this.#roles[entry.role], credential: `cert:${cn}` }
+  }
+}
+
+/** A token's own rules may only narrow its role's: each claimed filter must be covered by one of the role's. */
+function narrow (base: TopicRules, claim: unknown): TopicRules {
+  if (claim === null || typeof claim !== 'object') return base
+  const pick = (claimed: unknown, allowed: readonly string[]): string[] =>
+    Array.isArray(claimed) ? claimed.filter((f): f is string => typeof f === 'string' && allowed.some((a) => covers(a, f))) : [...allowed]
+  const c = claim as { publish?: unknown, subscribe?: unknown }
+  return { publish: pick(c.publish, base.publish), subscribe: pick(c.subscribe, base.subscribe) }
+}
+
+function splitOnce (s: string): [string, string] {
+  const i = s.indexOf(':')
+  return i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + 1)]
+}
+
+// A valid hash of a random password, checked for unknown users so they take as long as known ones.
+const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='

@@ -1,0 +1,67 @@
+/**
+ * CONNECT: `preConnect` notes what aedes does not check, `authenticate` turns credentials into an identity
+ * (auth/access.ts) or a CONNACK refusal: 2 identifier rejected, 4 bad user name or password, 5 not authorized.
+ * Secrets never reach the log: only the reason and the identity or user name.
+ */
+import type { Client, ConnectPacket } from 'aedes'
+import type { AccessClient } from '../auth/access.js'
+import type { FeedClient } from '../feeds/feeds.js'
+import { isDollar, refusal, type HookContext } from './context.js'
+
+type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
+
+export function connectHooks (ctx: HookContext): {
+  preConnect: (client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void) => void
+  authenticate: (client: Client, username: Readonly<string | undefined>, password: Readonly<Buffer | undefined>, cb: Callback) => void
+} {
+  const { access, feeds, log } = ctx
+  const emptyIdPersistent = new WeakSet<Client>()
+
+  /**
+   * Ends `$replay` subscriptions in the order the client's packets arrive. aedes handles the packets of one read
+   * concurrently and has no hook at UNSUBSCRIBE, so its `unsubscribe` event can come after a SUBSCRIBE sent later
+   * (MQTT 3.1.1 section 4.6 wants them in order). Its parser's `packet` event comes in order; SUBSCRIBE is
+   * authorized synchronously from the same event.
+   */
+  const watchUnsubscribes = (client: Client): void => {
+    const parser = (client as unknown as { _parser?: NodeJS.EventEmitter })._parser
+    parser?.on('packet', (packet: { cmd: string, unsubscriptions?: string[] }) => {
+      if (packet.cmd !== 'unsubscribe' || packet.unsubscriptions === undefined) return
+      for (const topic of packet.unsubscriptions) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
+    })
+  }
+
+  return {
+    preConnect (client, packet, cb) {
+      if (packet.clientId === '' && !packet.clean) emptyIdPersistent.add(client)
+      watchUnsubscribes(client)
+      cb(null, true)
+    },
+    authenticate (client, username, password, cb) {
+      if (emptyIdPersistent.has(client)) {
+        // [MQTT-3.1.3-8]: a zero-length client id with clean session off is refused with CONNACK 2.
+        cb(refusal(2, 'identifier rejected: a persistent session (clean session off) needs a client id'), false)
+        return
+      }
+      const will = (client as unknown as { _will?: { topic: string } | null })._will
+      if (will != null && isDollar(will.topic)) {
+        log.warn({ clientId: client.id, topic: will.topic }, 'refused CONNECT: will topic is a $ topic')
+        cb(refusal(5, `not authorized: will topic ${will.topic} is a $ topic`), false)
+        return
+      }
+      const holder = ctx.clients()[client.id] as unknown as AccessClient | undefined
+      access.connect(client as unknown as AccessClient, { username, password, will, holder }).then((result) => {
+        if ('returnCode' in result) {
+          log.warn({ clientId: client.id, username, peer: (client as unknown as AccessClient).connDetails?.ipAddress, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
+          cb(refusal(result.returnCode, result.reason), false)
+          return
+        }
+        log.debug({ clientId: client.id, identity: result.id, role: result.role, method: result.method }, 'CONNECT accepted')
+        cb(null, true)
+      }, (err: Error) => {
+        log.error({ err, clientId: client.id }, 'authentication failed')
+        cb(refusal(5, 'authentication failed'), false)
+      })
+    }
+  }
+}

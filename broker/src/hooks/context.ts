@@ -1,0 +1,27 @@
+/** What every hook gets: one context object, so hooks can gain fields without touching callers. */
+import type { Client } from 'aedes'
+import type { Logger } from '../log.js'
+import type { Feeds } from '../feeds/feeds.js'
+import type { Access } from '../auth/access.js'
+
+/** The part of aedes persistence the hooks use: QoS 2 retransmissions (MQTT 3.1.1 section 4.3.3). */
+export interface IncomingStore {
+  incomingGetPacket: (client: Client, packet: { messageId?: number }) => Promise<unknown>
+}
+
+export interface HookContext {
+  feeds: Feeds
+  access: Access
+  log: Logger
+  persistence: IncomingStore
+  /** The connected clients by client id (aedes `broker.clients`), for takeover checks. */
+  clients: () => Record<string, Client>
+}
+
+/** True for topics that belong to the broker (`$SYS`, `$replay`, `$admin`, ...). */
+export const isDollar = (topic: string): boolean => topic.charCodeAt(0) === 36
+
+/** An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3). */
+export function refusal (returnCode: 2 | 4 | 5, message: string): Error & { returnCode: number } {
+  return Object.assign(new Error(message), { returnCode })
+}

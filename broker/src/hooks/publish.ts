@@ -1,0 +1,48 @@
+/**
+ * PUBLISH (and wills): `$` topics and U+0000 are refused; the identity's rules decide the rest; a feed publish is
+ * stamped and stored before aedes acknowledges it. A refused PUBLISH closes the connection and is never delivered
+ * (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or closes).
+ */
+import type { Client, PublishPacket } from 'aedes'
+import type { AccessClient } from '../auth/access.js'
+import { isDollar, type HookContext } from './context.js'
+
+export function publishHook (ctx: HookContext): (client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void) => void {
+  const { access, feeds, log, persistence } = ctx
+  return function authorizePublish (client, packet, callback) {
+    const topic = packet.topic
+    // Also wills published by the broker for a client that is gone (client null): `$` topics belong to the broker.
+    if (isDollar(topic) || topic.includes('\u0000')) {
+      log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to a $ topic or a topic with U+0000')
+      callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: $ topics belong to the broker, and U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)`))
+      return
+    }
+    if (!access.mayPublish(client as unknown as AccessClient | null, topic)) {
+      const who = client !== null ? access.identity(client as unknown as AccessClient)?.id : undefined
+      log.warn({ clientId: client?.id, identity: who, topic, retain: packet.retain }, 'PUBLISH denied by the topic rules; connection closed')
+      callback(new Error(`PUBLISH to ${topic} not authorized for ${who ?? 'this client'}`))
+      return
+    }
+    if (!feeds.isFeed(topic)) {
+      callback(null)
+      return
+    }
+    const stamp = (): void => {
+      feeds.stamp(topic, packet.payload as Buffer).then((bytes) => {
+        packet.payload = bytes
+        packet.retain = false
+        callback(null)
+      }, (err: Error) => {
+        log.error({ clientId: client?.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
+        callback(err)
+      })
+    }
+    if (packet.qos === 2 && client !== null && packet.dup) {
+      // aedes asks before it checks for a QoS 2 retransmission: one it already holds must not get a new seq.
+      // Let it through unstamped; aedes then finds it stored and only answers PUBREC (MQTT 3.1.1 section 4.3.3).
+      persistence.incomingGetPacket(client, packet).then(() => callback(null), stamp)
+      return
+    }
+    stamp()
+  }
+}

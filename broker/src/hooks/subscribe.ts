@@ -1,0 +1,50 @@
+/**
+ * SUBSCRIBE and delivery: each topic filter is checked against the identity's rules (0x80 when denied, the other
+ * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); `$replay` filters are parsed and limited per client.
+ * `authorizeForward` re-checks messages for persistent sessions, which aedes may have stored for a denied topic.
+ */
+import type { Client, Subscription, AedesPublishPacket } from 'aedes'
+import type { AccessClient } from '../auth/access.js'
+import type { FeedClient } from '../feeds/feeds.js'
+import type { HookContext } from './context.js'
+
+export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClient, topic: string, qos: number) => void): {
+  authorizeSubscribe: (client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void) => void
+  authorizeForward: (client: Client, packet: AedesPublishPacket) => AedesPublishPacket | null
+} {
+  const { access, feeds, log } = ctx
+  return {
+    authorizeSubscribe (client, sub, callback) {
+      const topic = sub.topic
+      if (topic.includes('\u0000')) {
+        callback(null, null) // MQTT 3.1.1 section 1.5.3: no U+0000 in topic filters
+        return
+      }
+      if (!access.maySubscribe(client as unknown as AccessClient, topic)) {
+        log.info({ clientId: client.id, identity: access.identity(client as unknown as AccessClient)?.id, topic }, 'SUBSCRIBE denied by the topic rules (0x80)')
+        callback(null, null)
+        return
+      }
+      if (!feeds.isReplay(topic)) {
+        callback(null, sub)
+        return
+      }
+      const feedClient = client as unknown as FeedClient
+      try {
+        feeds.authorizeReplay(feedClient, topic)
+      } catch (err) {
+        log.info({ clientId: client.id, topic, reason: (err as Error).message }, 'SUBSCRIBE refused (0x80)')
+        callback(null, null)
+        return
+      }
+      callback(null, sub)
+      // A persistent session's subscriptions restored before CONNACK emit no `subscribe` event: start them here.
+      if (!feedClient.connackSent) startReplay(feedClient, topic, sub.qos)
+    },
+    authorizeForward (client, packet) {
+      if (access.mayForward(client as unknown as AccessClient, packet.topic)) return packet
+      log.info({ clientId: client.id, topic: packet.topic }, 'message to a persistent session dropped: topic not allowed')
+      return null
+    }
+  }
+}
