@@ -4,6 +4,7 @@
  * Every bad value is refused at start with a message that names the option and the value.
  */
 import { readFileSync } from 'node:fs'
+import { dirname, isAbsolute, resolve } from 'node:path'
 import { z } from 'zod'
 import { isValidFilter } from './feeds/topic-filter.js'
 import { authSchema, listenerSchema } from './auth/schema.js'
@@ -118,6 +119,7 @@ export function loadConfig (flags: Record<string, string | undefined>, env: Node
       throw new ConfigError(`config file ${file}: must hold a JSON object of options`)
     }
     origin[''] = `config file ${file}`
+    resolveFilePaths(parsed as Record<string, unknown>, dirname(resolve(file)))
     for (const [key, value] of Object.entries(parsed)) {
       input[key] = value
       origin[key] = `${file}: ${key}`
@@ -136,6 +138,27 @@ export function loadConfig (flags: Record<string, string | undefined>, env: Node
     }
   }
   return resolveConfig(input as BrokerOptions, origin)
+}
+
+/**
+ * Makes the file paths of a config file (TLS files, JWT key files, a relative dataDir) relative to the file's own
+ * folder, so a config works from any working directory. Values that are not strings are left for the schema to refuse.
+ */
+function resolveFilePaths (cfg: Record<string, unknown>, base: string): void {
+  const fix = (obj: unknown, key: string): void => {
+    if (obj === null || typeof obj !== 'object') return
+    const o = obj as Record<string, unknown>
+    if (typeof o[key] === 'string' && o[key] !== ':memory:' && !isAbsolute(o[key])) o[key] = resolve(base, o[key])
+  }
+  fix(cfg, 'dataDir')
+  if (Array.isArray(cfg.listeners)) {
+    for (const l of cfg.listeners) for (const k of ['cert', 'key', 'ca']) fix((l as { tls?: unknown }).tls, k)
+  }
+  const jwt = (cfg.auth as { jwt?: Record<string, unknown> } | undefined)?.jwt
+  if (jwt !== undefined && jwt !== null) {
+    fix(jwt, 'jwksFile')
+    if (Array.isArray(jwt.publicKeyFiles)) jwt.publicKeyFiles = jwt.publicKeyFiles.map((f) => (typeof f === 'string' && !isAbsolute(f) ? resolve(base, f) : f))
+  }
 }
 
 /** The `--help` text: every option with its flag, variable and default. */
