@@ -1,0 +1,61 @@
+// Tests whether a config reload (SIGHUP to `tribune broker`) revokes an API key without a restart: the revoked key's
+// connection is closed and the key is refused afterwards (CONNACK 4), while everybody else stays connected.
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, it, expect } from 'vitest'
+import mqtt, { type MqttClient } from 'mqtt'
+import { secureConfig, SAMPLE } from '../helpers/auth.js'
+import { apiKeyDigest } from '../../broker/src/auth/secrets.js'
+import { onCleanup, tempDir } from '../helpers/broker.js'
+import { waitFor } from '../helpers/mqtt.js'
+
+const BIN = join(import.meta.dirname, '../../bin/tribune.js')
+const KIOSK = 'kiosk-key-for-the-reload-test-0123456789'
+
+describe('config reload', () => {
+  it('revokes an API key on SIGHUP and disconnects only its clients', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'tribune.json')
+    const cfg = secureConfig() as any
+    delete cfg.logLevel
+    cfg.auth.apiKeys.push({ id: 'kiosk', sha256: apiKeyDigest(KIOSK), role: 'viewer' })
+    writeFileSync(file, JSON.stringify(cfg))
+    const p = spawn(process.execPath, [BIN, 'broker', '--config', file])
+    onCleanup(() => { p.kill('SIGKILL') })
+    let out = ''
+    p.stdout.on('data', (d) => { out += d })
+    await waitFor(() => out.includes('"ports"'), 'the broker to listen')
+    const ports = JSON.parse(out.split('\n').find((l) => l.includes('"ports"')) ?? '{}').ports as Record<string, number>
+    const ws = `ws://127.0.0.1:${ports[Object.keys(ports).find((n) => n.startsWith('ws:')) ?? '']}/mqtt`
+    const connect = async (opts: object): Promise<MqttClient> => {
+      const c = await mqtt.connectAsync(ws, { reconnectPeriod: 0, ...opts })
+      onCleanup(async () => { await c.endAsync(true) })
+      return c
+    }
+    const kiosk = await connect({ username: 'apikey', password: KIOSK })
+    const tv = await connect({ username: 'apikey', password: SAMPLE.apiKey })
+    const anon = await connect({})
+    let kioskClosed = false
+    kiosk.on('close', () => { kioskClosed = true })
+
+    cfg.auth.apiKeys.find((k: { id: string }) => k.id === 'kiosk').revoked = true
+    writeFileSync(file, JSON.stringify(cfg))
+    p.kill('SIGHUP')
+    await waitFor(() => out.includes('auth reloaded'), 'the reload')
+    await waitFor(() => kioskClosed, 'the revoked key to be disconnected')
+    expect(tv.connected).toBe(true)
+    expect(anon.connected).toBe(true)
+    expect(out).toContain('"disconnected":1')
+    const again = await mqtt.connectAsync(ws, { reconnectPeriod: 0, username: 'apikey', password: KIOSK }).catch((err: { code?: number }) => err)
+    expect((again as { code?: number }).code).toBe(4)
+    // A reload with a broken file is refused and the old configuration stays in force.
+    writeFileSync(file, '{ broken')
+    p.kill('SIGHUP')
+    await waitFor(() => out.includes('reload refused'), 'the refusal')
+    expect(tv.connected).toBe(true)
+    const exited = new Promise((resolve) => p.on('close', resolve))
+    p.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  })
+})
