@@ -6,7 +6,7 @@ import { Aedes, type Client } from 'aedes'
 import type { Logger } from './log.js'
 import type { Feeds, FeedClient } from './feeds/feeds.js'
 import type { Access } from './auth/access.js'
-import type { IncomingStore } from './hooks/context.js'
+import type { IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
@@ -19,6 +19,7 @@ export interface BrokerParts {
   feeds: Feeds
   access: Access
   log: Logger
+  limits: HookLimits & { connectTimeoutMs: number }
 }
 
 /**
@@ -35,6 +36,7 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     access: parts.access,
     log,
     persistence: parts.persistence,
+    limits: parts.limits,
     clients: () => (broker as unknown as { clients: Record<string, Client> } | null)?.clients ?? {}
   }
   const startReplay = (client: FeedClient, topic: string, qos: number): void => {
@@ -45,6 +47,7 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   broker = await Aedes.createBroker({
     id: parts.id,
     persistence: parts.persistence,
+    connectTimeout: parts.limits.connectTimeoutMs,
     ...connectHooks(ctx),
     authorizePublish: publishHook(ctx),
     ...subscribeHooks(ctx, startReplay)

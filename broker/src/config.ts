@@ -34,6 +34,11 @@ export const configSchema = z.object({
   maxPacketSize: z.number().int().min(64).max(256 * 1024 * 1024).default(256 * 1024),
   maxQueuedBytes: z.number().int().min(1024).default(4 * 1024 * 1024),
   maxReplaysPerClient: z.number().int().min(1).max(100_000).default(256),
+  maxSubscriptionsPerClient: z.number().int().min(1).max(1_000_000).default(512),
+  maxTopicLength: z.number().int().min(16).max(65535).default(1024),
+  maxTopicLevels: z.number().int().min(2).max(100).default(32),
+  maxKeepalive: z.number().int().min(1).max(65535).default(1200),
+  connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Who may connect and what each may do; without it the broker runs in local mode (loopback only, no checks). */
   auth: authSchema.optional(),
@@ -61,6 +66,11 @@ export const options: OptionSpec[] = [
   { key: 'maxPacketSize', flag: 'max-packet-size', env: 'TRIBUNE_MAX_PACKET_SIZE', parse: int, doc: 'largest MQTT packet accepted, in bytes (default 262144)' },
   { key: 'maxQueuedBytes', flag: 'max-queued-bytes', env: 'TRIBUNE_MAX_QUEUED_BYTES', parse: int, doc: 'bytes waiting to be sent before a slow client is disconnected (default 4194304)' },
   { key: 'maxReplaysPerClient', flag: 'max-replays-per-client', env: 'TRIBUNE_MAX_REPLAYS_PER_CLIENT', parse: int, doc: '$replay subscriptions one client may hold; more get SUBACK 0x80 (default 256)' },
+  { key: 'maxSubscriptionsPerClient', flag: 'max-subscriptions-per-client', env: 'TRIBUNE_MAX_SUBSCRIPTIONS_PER_CLIENT', parse: int, doc: 'topic filters one client may hold; more get SUBACK 0x80 (default 512)' },
+  { key: 'maxTopicLength', flag: 'max-topic-length', env: 'TRIBUNE_MAX_TOPIC_LENGTH', parse: int, doc: 'longest topic name or filter, in bytes (default 1024)' },
+  { key: 'maxTopicLevels', flag: 'max-topic-levels', env: 'TRIBUNE_MAX_TOPIC_LEVELS', parse: int, doc: 'most levels in a topic name or filter (default 32)' },
+  { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; 0 or more gets CONNACK 2 (default 1200)' },
+  { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
   { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
 ]
 

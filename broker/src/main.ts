@@ -68,7 +68,14 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   })
   let aedes: Aedes
   try {
-    aedes = await createBroker({ persistence: persistence as unknown as IncomingStore, feeds, access, log })
+    const limits = {
+      maxTopicLength: config.maxTopicLength,
+      maxTopicLevels: config.maxTopicLevels,
+      maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
+      maxKeepalive: config.maxKeepalive,
+      connectTimeoutMs: config.connectTimeoutMs
+    }
+    aedes = await createBroker({ persistence: persistence as unknown as IncomingStore, feeds, access, log, limits })
     await feeds.listen((aedes as unknown as { mq: MessageStream }).mq)
   } catch (err) {
     await db.close()

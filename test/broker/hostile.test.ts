@@ -155,3 +155,27 @@ describe('hostile clients', () => {
     await waitFor(() => c.closed(), 'the connection closed')
   })
 })
+
+describe('per-client limits', () => {
+  it('refuses topics too long or too deep, too many subscriptions, and keep alive 0 or too long', async () => {
+    const node = await brokerForTest({ maxTopicLength: 64, maxTopicLevels: 6, maxSubscriptionsPerClient: 3, maxKeepalive: 120 })
+    const v = await connect(node.tcpUrl)
+    const refused = async (filter: string): Promise<boolean> => JSON.stringify(await v.subscribeAsync(filter).catch((e: Error) => e)).includes('128')
+    expect(await refused(`matches/${'x'.repeat(80)}/events`)).toBe(true)
+    expect(await refused('a/b/c/d/e/f/g')).toBe(true)
+    expect(await refused('$replay/all/matches/a/events/x/y')).toBe(true)
+    for (const t of ['a/1', 'a/2', 'a/3']) expect(await refused(t)).toBe(false)
+    expect(await refused('a/4')).toBe(true)
+    expect(await refused('a/1')).toBe(false) // a subscription it already holds may be renewed
+    expect(v.connected).toBe(true)
+    const deep = await connect(node.tcpUrl)
+    const closed = new Promise((resolve) => deep.once('close', resolve))
+    deep.publish('a/b/c/d/e/f/g/h', 'x', { qos: 1 })
+    await closed
+    for (const keepalive of [0, 121]) {
+      const err = await connect(node.tcpUrl, { keepalive }).catch((e: { code?: number }) => e)
+      expect((err as { code?: number }).code).toBe(2)
+    }
+    expect((await connect(node.tcpUrl, { keepalive: 120 })).connected).toBe(true)
+  })
+})

@@ -6,7 +6,7 @@
 import type { Client, ConnectPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import type { FeedClient } from '../feeds/feeds.js'
-import { isDollar, refusal, type HookContext } from './context.js'
+import { isDollar, refusal, topicTooBig, type HookContext } from './context.js'
 
 type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
 
@@ -16,6 +16,7 @@ export function connectHooks (ctx: HookContext): {
 } {
   const { access, feeds, log } = ctx
   const emptyIdPersistent = new WeakSet<Client>()
+  const badKeepalive = new WeakMap<Client, number>()
 
   /**
    * Ends `$replay` subscriptions in the order the client's packets arrive. aedes handles the packets of one read
@@ -34,6 +35,8 @@ export function connectHooks (ctx: HookContext): {
   return {
     preConnect (client, packet, cb) {
       if (packet.clientId === '' && !packet.clean) emptyIdPersistent.add(client)
+      const keepalive = packet.keepalive ?? 0
+      if (keepalive === 0 || keepalive > ctx.limits.maxKeepalive) badKeepalive.set(client, keepalive)
       watchUnsubscribes(client)
       cb(null, true)
     },
@@ -43,7 +46,18 @@ export function connectHooks (ctx: HookContext): {
         cb(refusal(2, 'identifier rejected: a persistent session (clean session off) needs a client id'), false)
         return
       }
+      const keepalive = badKeepalive.get(client)
+      if (keepalive !== undefined) {
+        // MQTT 3.1.1 has no code for this; like Mosquitto, answer "identifier rejected" (2).
+        cb(refusal(2, `keep alive ${keepalive} s refused: it must be 1 to ${ctx.limits.maxKeepalive} s`), false)
+        return
+      }
       const will = (client as unknown as { _will?: { topic: string } | null })._will
+      const willTooBig = will != null ? topicTooBig(will.topic, ctx.limits) : null
+      if (willTooBig !== null) {
+        cb(refusal(5, `not authorized: will ${willTooBig}`), false)
+        return
+      }
       if (will != null && isDollar(will.topic)) {
         log.warn({ clientId: client.id, topic: will.topic }, 'refused CONNECT: will topic is a $ topic')
         cb(refusal(5, `not authorized: will topic ${will.topic} is a $ topic`), false)

@@ -16,6 +16,25 @@ export interface HookContext {
   persistence: IncomingStore
   /** The connected clients by client id (aedes `broker.clients`), for takeover checks. */
   clients: () => Record<string, Client>
+  limits: HookLimits
+}
+
+/** Per-client limits the hooks enforce (see config.ts for units and defaults). */
+export interface HookLimits {
+  maxTopicLength: number
+  maxTopicLevels: number
+  maxSubscriptionsPerClient: number
+  maxKeepalive: number
+}
+
+/** Why a topic name or filter is too long or too deep, or null when it is within the limits. */
+export function topicTooBig (topic: string, limits: HookLimits): string | null {
+  const bytes = Buffer.byteLength(topic)
+  if (bytes > limits.maxTopicLength) return `topic of ${bytes} bytes is longer than the ${limits.maxTopicLength} allowed`
+  let levels = 1
+  for (let i = 0; i < topic.length; i++) if (topic.charCodeAt(i) === 47) levels++
+  if (levels > limits.maxTopicLevels) return `topic of ${levels} levels has more than the ${limits.maxTopicLevels} allowed`
+  return null
 }
 
 /** True for topics that belong to the broker (`$SYS`, `$replay`, `$admin`, ...). */

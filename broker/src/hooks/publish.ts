@@ -5,7 +5,7 @@
  */
 import type { Client, PublishPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
-import { isDollar, type HookContext } from './context.js'
+import { isDollar, topicTooBig, type HookContext } from './context.js'
 
 export function publishHook (ctx: HookContext): (client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void) => void {
   const { access, feeds, log, persistence } = ctx
@@ -15,6 +15,12 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
     if (isDollar(topic) || topic.includes('\u0000')) {
       log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to a $ topic or a topic with U+0000')
       callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: $ topics belong to the broker, and U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)`))
+      return
+    }
+    const tooBig = topicTooBig(topic, ctx.limits)
+    if (tooBig !== null) {
+      log.warn({ clientId: client?.id, reason: tooBig }, 'refused PUBLISH')
+      callback(new Error(`PUBLISH refused: ${tooBig}`))
       return
     }
     if (!access.mayPublish(client as unknown as AccessClient | null, topic)) {

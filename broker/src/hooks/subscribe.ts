@@ -6,7 +6,7 @@
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import type { FeedClient } from '../feeds/feeds.js'
-import type { HookContext } from './context.js'
+import { topicTooBig, type HookContext } from './context.js'
 
 export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClient, topic: string, qos: number) => void): {
   authorizeSubscribe: (client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void) => void
@@ -18,6 +18,14 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       const topic = sub.topic
       if (topic.includes('\u0000')) {
         callback(null, null) // MQTT 3.1.1 section 1.5.3: no U+0000 in topic filters
+        return
+      }
+      const tooBig = topicTooBig(topic, ctx.limits)
+      const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions
+      const full = subscriptions[topic] === undefined && Object.keys(subscriptions).length >= ctx.limits.maxSubscriptionsPerClient
+      if (tooBig !== null || full) {
+        log.info({ clientId: client.id, reason: tooBig ?? `more than ${ctx.limits.maxSubscriptionsPerClient} subscriptions` }, 'SUBSCRIBE refused (0x80)')
+        callback(null, null)
         return
       }
       if (!access.maySubscribe(client as unknown as AccessClient, topic)) {
