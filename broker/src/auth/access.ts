@@ -25,6 +25,9 @@ export interface ConnectRequest {
   holder?: AccessClient
 }
 
+/** Persistent sessions whose owner is remembered (the oldest are forgotten first). */
+const MAX_OWNERS = 1_000_000
+
 export class Access {
   #auth: Authenticator | null
   readonly #listenerMethods: ReadonlyMap<string, readonly Method[] | null>
@@ -76,7 +79,11 @@ export class Access {
       return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} belongs to another identity` }
     }
     this.#identities.set(client, result)
-    if (!client.clean) this.#owners.set(client.id, result.id)
+    if (!client.clean) {
+      this.#owners.delete(client.id)
+      this.#owners.set(client.id, result.id)
+      if (this.#owners.size > MAX_OWNERS) this.#owners.delete(this.#owners.keys().next().value as string)
+    }
     return result
   }
 
