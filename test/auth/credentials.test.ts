@@ -11,10 +11,13 @@ import { secureConfig, SAMPLE, token, clientCert } from '../helpers/auth.js'
 import { onCleanup } from '../helpers/broker.js'
 import { collect, waitFor } from '../helpers/mqtt.js'
 
-async function secureBroker (allMethods = false): Promise<BrokerNode & { logs: string[], url: (p: string) => string }> {
+/** The example config; failed logins wait at most `maxDelayMs` (short, except where the delay itself is tested). */
+async function secureBroker (allMethods = false, maxDelayMs = 200): Promise<BrokerNode & { logs: string[], url: (p: string) => string }> {
   const logs: string[] = []
   const sink = new Writable({ write (chunk, _enc, cb) { logs.push(chunk.toString()); cb() } })
-  const node = await startBroker(secureConfig(allMethods), pino({ level: 'debug' }, sink))
+  const cfg = secureConfig(allMethods) as { auth: { maxFailedLoginDelayMs?: number } }
+  cfg.auth.maxFailedLoginDelayMs = maxDelayMs
+  const node = await startBroker(cfg as never, pino({ level: 'debug' }, sink))
   onCleanup(async () => await node.close())
   const url = (protocol: string): string => {
     const port = node.ports[Object.keys(node.ports).find((n) => n.startsWith(`${protocol}:`)) ?? '']
@@ -93,7 +96,7 @@ describe('credentials', () => {
   })
 
   it('refuses a client id held by another identity (CONNACK 2) and slows repeated failures', async () => {
-    const node = await secureBroker(true)
+    const node = await secureBroker(true, 5000)
     const tcp = node.url('mqtt')
     expect(await code(tcp, { ...SAMPLE.publisher, clientId: 'shared-id' })).toBe(0)
     expect(await code(tcp, { clientId: 'shared-id' })).toBe(2)
