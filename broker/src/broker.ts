@@ -10,6 +10,7 @@ import type { IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
+import { UnsubscribeOrder } from './hooks/ordering.js'
 
 export type { IncomingStore } from './hooks/context.js'
 
@@ -37,6 +38,7 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     log,
     persistence: parts.persistence,
     limits: parts.limits,
+    order: new UnsubscribeOrder(),
     clients: () => (broker as unknown as { clients: Record<string, Client> } | null)?.clients ?? {}
   }
   const startReplay = (client: FeedClient, topic: string, qos: number): void => {
@@ -56,6 +58,12 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     for (const sub of subs) {
       if (sub.qos !== 128 && feeds.isReplay(sub.topic)) startReplay(client as unknown as FeedClient, sub.topic, sub.qos)
     }
+  })
+  broker.on('unsubscribe', (topics: string[], client: Client) => ctx.order.finished(client, topics))
+  broker.on('client', (client: Client) => {
+    // aedes registers a connection that closed while it was taking over a client id (its close ran before the
+    // registration): take it out again, or it stays counted and held forever.
+    if ((client as unknown as { closed: boolean }).closed) (broker as unknown as { unregisterClient: (c: Client) => void }).unregisterClient(client)
   })
   broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(client as unknown as FeedClient))
   broker.on('clientDisconnect', (client: Client) => feeds.disconnected(client as unknown as FeedClient))

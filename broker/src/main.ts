@@ -11,7 +11,7 @@ import { openDatabase } from './store/db.js'
 import { CachedRetainedPersistence } from './store/persistence.js'
 import { LevelFeedStore } from './feeds/level-store.js'
 import { FeedHub } from './feeds/hub.js'
-import { Feeds, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
+import { Feeds, type FeedClient, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
@@ -63,8 +63,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     hub,
     outgoing: persistence as unknown as OutgoingQueue,
     maxReplaysPerClient: config.maxReplaysPerClient,
-    // The PUBLISH that carries an envelope adds a fixed header, a topic and a packet id: leave room for them.
-    maxEnvelopeBytes: config.maxPacketSize - Math.min(1024, Math.floor(config.maxPacketSize / 4))
+    // The PUBLISH that carries an envelope adds a fixed header (5), a topic (2 + at most maxTopicLength, plus the
+    // `$replay/after-<seq>@<epoch>/` prefix of up to 100 bytes) and a packet id (2): leave room for them.
+    maxEnvelopeBytes: config.maxPacketSize - Math.min(config.maxTopicLength + 128, Math.floor(config.maxPacketSize / 4))
   })
   let aedes: Aedes
   try {
@@ -83,7 +84,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   }
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
-  const handle = aedes.handle as unknown as ConnectionHandler
+  // Every connection's `$replay` subscriptions end when its stream closes, even when aedes loses its disconnect
+  // event (a takeover racing a close).
+  const handle: ConnectionHandler = (stream, req) => {
+    const client = (aedes.handle as unknown as ConnectionHandler)(stream, req)
+    stream.once('close', () => feeds.disconnected(client as FeedClient))
+    return client
+  }
   const health = (): { status: number, body: unknown } => ({
     status: aedes.closed ? 503 : 200,
     body: { status: aedes.closed ? 'closing' : 'ok', id: aedes.id, clients: aedes.connectedClients, ...hub.stats() }

@@ -246,6 +246,13 @@ function varint (n: number): Buffer {
   return Buffer.from(out)
 }
 
+/** A client id and clean flag for a fuzzed CONNECT: persistent sessions only from the bounded pool. */
+function anyConnectId (rng: Rng): { clientId: string, clean: boolean } {
+  const clean = rng.chance(0.85)
+  if (!clean) return { clientId: `fzp-${rng.int(PERSISTENT_IDS)}`, clean }
+  return { clientId: rng.chance(0.2) ? '' : `fzc-${rng.int(1e9)}`, clean }
+}
+
 /** A CONNECT built by hand with random flags (reserved bit, will/QoS/retain, user/password), name and level. */
 function randomFlagsConnect (rng: Rng): Buffer {
   const flags = rng.int(256)
@@ -253,7 +260,8 @@ function randomFlagsConnect (rng: Rng): Buffer {
     str16(rng.weighted([[6, 'MQTT'], [1, 'MQIsdp'], [1, 'MQTX'], [1, ''], [1, 'mqtt']])),
     Buffer.from([rng.weighted([[6, 4], [2, 3], [1, 5], [1, rng.int(256)]]), flags]),
     Buffer.from([rng.int(256), rng.int(256)]),
-    str16(rng.chance(0.8) ? `fzr-${rng.int(1e9)}` : '')
+    // Clean session off (flag 0x02 clear) takes an id from the persistent pool, so the sessions a run may leave are bounded.
+    str16((flags & 0x02) === 0 ? `fzp-${rng.int(PERSISTENT_IDS)}` : rng.chance(0.8) ? `fzr-${rng.int(1e9)}` : '')
   ]
   if ((flags & 0x04) !== 0) parts.push(str16(publishTopic(rng, 0.3)), str16(payload(rng).subarray(0, 200)))
   if ((flags & 0x80) !== 0) parts.push(str16(text(rng, 20)))
@@ -272,7 +280,7 @@ export function validPacket (rng: Rng, type: (typeof PACKET_TYPES)[number], fata
     case 'connect':
       out = rng.chance(0.4)
         ? randomFlagsConnect(rng)
-        : validConnect(rng, { clientId: rng.chance(0.2) ? '' : `fzc-${rng.int(1e9)}`, clean: rng.chance(0.85), will: rng.chance(0.3), fatal })
+        : validConnect(rng, { ...anyConnectId(rng), will: rng.chance(0.3), fatal })
       break
     case 'connack':
       out = gen({ cmd: 'connack', returnCode: rng.int(6), sessionPresent: rng.chance(0.5) })

@@ -16,7 +16,15 @@ export interface FeedClient {
   /** False while aedes restores a persistent session's subscriptions, before CONNACK. */
   readonly connackSent: boolean
   deliverQoS: (packet: OutgoingPacket, cb: () => void) => void
+  /** Closes the connection (aedes `client.close`). */
+  close: () => void
 }
+
+/**
+ * Messages a persistent session may have waiting to be queued in persistence and sent; past this it is closed as a
+ * slow consumer (its session keeps what was queued), so one SUBSCRIBE cannot make the broker queue without end.
+ */
+const MAX_PENDING_PER_SESSION = 10_000
 
 /** A PUBLISH the hub sends. `brokerId`/`brokerCounter` identify it in aedes' outgoing store and duplicate filter. */
 export interface OutgoingPacket {
@@ -42,6 +50,7 @@ export class ClientSinks {
   readonly #brokerId = `feeds-${randomUUID()}`
   #counter = 0
   readonly #connackWaiters = new WeakMap<FeedClient, Array<() => void>>()
+  readonly #queues = new WeakMap<FeedClient, { pending: number, over: boolean }>()
 
   /** @param outgoing aedes persistence, to queue persistent sessions' QoS 1 messages; null to send directly */
   constructor (outgoing: OutgoingQueue | null) {
@@ -61,14 +70,32 @@ export class ClientSinks {
       }
     }
     let chain = client.connackSent ? Promise.resolve() : this.#afterConnack(client)
+    const queue = this.#queueOf(client)
     return {
       send: (payload) => {
         const packet: OutgoingPacket = { cmd: 'publish', topic, payload, qos, retain: false, dup: false, brokerId: this.#brokerId, brokerCounter: ++this.#counter }
+        queue.pending++
+        // Queued even if the connection goes meanwhile: the session resumes after the last message given here.
         chain = chain.then(async () => await outgoing.outgoingEnqueue({ clientId: client.id }, packet))
-          .then(() => client.deliverQoS(packet, noop), noop)
+          .then(() => { if (!client.closed) client.deliverQoS(packet, noop) }, noop)
+          .finally(() => { queue.pending-- })
+        if (queue.pending >= MAX_PENDING_PER_SESSION && !queue.over) {
+          queue.over = true
+          client.close()
+        }
       },
-      get closed () { return client.closed }
+      get closed () { return client.closed || queue.over }
     }
+  }
+
+  /** The count of a persistent session's messages not yet queued in persistence, shared by its subscriptions. */
+  #queueOf (client: FeedClient): { pending: number, over: boolean } {
+    let q = this.#queues.get(client)
+    if (q === undefined) {
+      q = { pending: 0, over: false }
+      this.#queues.set(client, q)
+    }
+    return q
   }
 
   /** Tells the sinks that aedes has sent a client its CONNACK (aedes event `connackSent`). */

@@ -93,7 +93,7 @@ export class FeedHub {
       } else if (from.seq < first - 1) {
         sink.send(encodeReset(cache.epoch, 'trimmed'))
       } else {
-        start = entries.length - (cache.last - from.seq)
+        start = firstAfter(entries, from.seq)
       }
     }
     for (let i = start; i < entries.length; i++) sink.send(entries[i].payload)
@@ -151,6 +151,12 @@ export class FeedHub {
   /** A cache without viewers is dropped after `idleMs`, unless someone joins meanwhile. */
   #idle (feed: string, cache: FeedCache): void {
     if (cache.idleTimer !== null) return
+    if (cache.ready && cache.entries.length === 0 && cache.held.size === 0) {
+      // Nothing to keep: a feed without history costs nothing to load again.
+      if (cache.gapTimer !== null) clearTimeout(cache.gapTimer)
+      if (this.#caches.get(feed) === cache) this.#caches.delete(feed)
+      return
+    }
     cache.idleTimer = setTimeout(() => {
       cache.idleTimer = null
       if (cache.viewers.size > 0 || cache.loading !== null && !cache.ready) return
@@ -256,7 +262,8 @@ export class FeedHub {
       cache.gapTimer = null
       if (cache.held.size === 0 || cache.epoch === null) return
       const epoch = cache.epoch
-      const upTo = Math.min(...cache.held.keys()) - 1
+      // Everything up to the last held message: several messages may be missing between the held ones.
+      const upTo = Math.max(...cache.held.keys()) - 1
       this.#store.range(feed, epoch, cache.last + 1, upTo).then((entries) => {
         for (const e of entries) this.#take(feed, cache, epoch, e)
         if (cache.held.size > 0 && cache.epoch === epoch) {
@@ -276,4 +283,16 @@ export class FeedHub {
     }, this.#gapFillMs)
     cache.gapTimer.unref()
   }
+}
+
+/** The index of the first entry with a seq above `seq` (entries are in seq order; holes allowed). */
+function firstAfter (entries: readonly FeedEntry[], seq: number): number {
+  let lo = 0
+  let hi = entries.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (entries[mid].seq <= seq) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }

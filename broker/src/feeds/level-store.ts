@@ -108,7 +108,8 @@ export class LevelFeedStore implements FeedStore {
     if (state === undefined) {
       state = this.#load(feed)
       this.#states.set(feed, state)
-      state.catch(() => this.#states.delete(feed))
+      // Feeds that do not exist are not remembered: asking about a million names must not cost memory.
+      state.then((s) => { if (s === null && this.#states.get(feed) === state) this.#states.delete(feed) }, () => this.#states.delete(feed))
     }
     return await state
   }

@@ -28,6 +28,7 @@ export function connectHooks (ctx: HookContext): {
     const parser = (client as unknown as { _parser?: NodeJS.EventEmitter })._parser
     parser?.on('packet', (packet: { cmd: string, unsubscriptions?: string[] }) => {
       if (packet.cmd !== 'unsubscribe' || packet.unsubscriptions === undefined) return
+      ctx.order.arrived(client, packet.unsubscriptions)
       for (const topic of packet.unsubscriptions) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
     })
   }
@@ -58,7 +59,7 @@ export function connectHooks (ctx: HookContext): {
         cb(refusal(5, `not authorized: will ${willTooBig}`), false)
         return
       }
-      if (will != null && isDollar(will.topic)) {
+      if (will != null && (isDollar(will.topic) || will.topic.includes('\u0000'))) {
         log.warn({ clientId: client.id, topic: will.topic }, 'refused CONNECT: will topic is a $ topic')
         cb(refusal(5, `not authorized: will topic ${will.topic} is a $ topic`), false)
         return

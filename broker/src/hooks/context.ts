@@ -3,6 +3,7 @@ import type { Client } from 'aedes'
 import type { Logger } from '../log.js'
 import type { Feeds } from '../feeds/feeds.js'
 import type { Access } from '../auth/access.js'
+import type { UnsubscribeOrder } from './ordering.js'
 
 /** The part of aedes persistence the hooks use: QoS 2 retransmissions (MQTT 3.1.1 section 4.3.3). */
 export interface IncomingStore {
@@ -17,6 +18,8 @@ export interface HookContext {
   /** The connected clients by client id (aedes `broker.clients`), for takeover checks. */
   clients: () => Record<string, Client>
   limits: HookLimits
+  /** Keeps UNSUBSCRIBE and a later SUBSCRIBE of the same filter in order. */
+  order: UnsubscribeOrder
 }
 
 /** Per-client limits the hooks enforce (see config.ts for units and defaults). */

@@ -15,6 +15,17 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
   const { access, feeds, log } = ctx
   return {
     authorizeSubscribe (client, sub, callback) {
+      ctx.order.after(client, sub.topic, () => authorize(client, sub, callback))
+    },
+    authorizeForward (client, packet) {
+      if (access.mayForward(client as unknown as AccessClient, packet.topic)) return packet
+      log.info({ clientId: client.id, topic: packet.topic }, 'message to a persistent session dropped: topic not allowed')
+      return null
+    }
+  }
+
+  function authorize (client: Client, sub: Subscription, callback: (err: Error | null, sub?: Subscription | null) => void): void {
+    {
       const topic = sub.topic
       if (topic.includes('\u0000')) {
         callback(null, null) // MQTT 3.1.1 section 1.5.3: no U+0000 in topic filters
@@ -48,11 +59,6 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       callback(null, sub)
       // A persistent session's subscriptions restored before CONNACK emit no `subscribe` event: start them here.
       if (!feedClient.connackSent) startReplay(feedClient, topic, sub.qos)
-    },
-    authorizeForward (client, packet) {
-      if (access.mayForward(client as unknown as AccessClient, packet.topic)) return packet
-      log.info({ clientId: client.id, topic: packet.topic }, 'message to a persistent session dropped: topic not allowed')
-      return null
     }
   }
 }

@@ -15,8 +15,18 @@ interface RetainedPacket {
   retain?: boolean
 }
 
+/**
+ * QoS 1/2 messages queued for one persistent session at most; later ones are dropped until it catches up
+ * (as Mosquitto's max_queued_messages, default 1000), so a session that never returns cannot grow the store without end.
+ */
+export const MAX_QUEUED_PER_SESSION = 1000
+
 export class CachedRetainedPersistence extends AsyncLevelPersistence {
   readonly #retained = new Map<string, RetainedPacket>()
+  /** Messages queued and not yet acknowledged, per client id (counted since start). */
+  readonly #queued = new Map<string, number>()
+  /** Messages dropped because a session's queue was full. */
+  droppedQueued = 0
 
   /** Loads sessions (aedes-persistence-level) and every retained message into memory. MQTT 3.1.1 section 3.3.1.3. */
   override async setup (broker: unknown): Promise<void> {
@@ -62,6 +72,34 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
       }
     }
     return Readable.from(out)
+  }
+
+  /** Queues a message for a persistent session, unless its queue is full (then it is dropped and counted). */
+  override async outgoingEnqueue (sub: { clientId: string }, packet: unknown): Promise<void> {
+    const n = this.#queued.get(sub.clientId) ?? 0
+    if (n >= MAX_QUEUED_PER_SESSION) {
+      this.droppedQueued++
+      return
+    }
+    this.#queued.set(sub.clientId, n + 1)
+    await super.outgoingEnqueue(sub, packet)
+  }
+
+  /** An acknowledged message leaves the session's queue (MQTT 3.1.1 section 4.3.2). */
+  override async outgoingClearMessageId (client: { id: string }, packet: unknown): Promise<unknown> {
+    const cleared = await super.outgoingClearMessageId(client, packet)
+    const n = this.#queued.get(client.id)
+    if (cleared !== undefined && n !== undefined) {
+      if (n <= 1) this.#queued.delete(client.id)
+      else this.#queued.set(client.id, n - 1)
+    }
+    return cleared
+  }
+
+  /** A session started clean: its queue is gone (MQTT 3.1.1 section 3.1.2.4). */
+  override async cleanSubscriptions (client: { id: string }): Promise<void> {
+    this.#queued.delete(client.id)
+    await super.cleanSubscriptions(client)
   }
 
   /** Number of retained messages held. */

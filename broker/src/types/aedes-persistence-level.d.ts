@@ -8,6 +8,9 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     storeRetained (packet: { topic: string, payload: Buffer, qos: number, retain?: boolean, cmd?: string }): Promise<void>
     createRetainedStream (pattern: string): Readable
     createRetainedStreamCombi (patterns: string[]): Readable
+    outgoingEnqueue (sub: { clientId: string }, packet: unknown): Promise<void>
+    outgoingClearMessageId (client: { id: string }, packet: unknown): Promise<unknown>
+    cleanSubscriptions (client: { id: string }): Promise<void>
     destroy (): Promise<void>
   }
 }
