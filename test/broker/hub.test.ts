@@ -42,6 +42,23 @@ describe('feed hub', () => {
     hub.close()
   })
 
+  it('fills several lost messages between held ones in one window, without a false reset', async () => {
+    const { store, hub } = await setup()
+    const s = sink()
+    await hub.attach(F, { kind: 'all' }, s)
+    const a = []
+    for (let i = 0; i < 6; i++) a.push(await store.append(F, Buffer.from(String(i + 1)), 1))
+    hub.onLive(F, a[0].epoch, a[0].entry)
+    hub.onLive(F, a[0].epoch, a[2].entry) // 2 lost
+    hub.onLive(F, a[0].epoch, a[4].entry) // 4 lost
+    hub.onLive(F, a[0].epoch, a[5].entry)
+    await waitFor(() => s.got.length === 6, 'both gaps filled')
+    expect(s.got.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6])
+    const late = sink()
+    await hub.attach(F, { kind: 'after', seq: 3, epoch: a[0].epoch }, late)
+    expect(late.got.map((m) => m.seq)).toEqual([4, 5, 6])
+  })
+
   it('serves joins during a load from one snapshot, with live messages that raced the load', async () => {
     const { store, hub } = await setup()
     const first = await store.append(F, Buffer.from('1'), 1)
