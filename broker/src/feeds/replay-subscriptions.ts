@@ -43,6 +43,8 @@ export class ReplaySubscriptions {
    * @returns false when the client already holds the most it may (the SUBSCRIBE then gets 0x80 for it)
    */
   reserve (client: FeedClient, filter: string, request: ReplayRequest): boolean {
+    // A SUBSCRIBE authorized after its connection closed (aedes may still run it) must leave nothing behind.
+    if (client.closed) return false
     let mine = this.#slots.get(client)
     if (mine === undefined) {
       mine = new Map()
@@ -84,6 +86,7 @@ export class ReplaySubscriptions {
   disconnected (client: FeedClient): void {
     const mine = this.#slots.get(client)
     this.#slots.delete(client)
+    this.#previous.delete(client)
     const current = this.#sessions.get(client.id) === client
     if (current) this.#sessions.delete(client.id)
     if (mine === undefined) return
