@@ -69,7 +69,7 @@ export const options: OptionSpec[] = [
   { key: 'maxSubscriptionsPerClient', flag: 'max-subscriptions-per-client', env: 'TRIBUNE_MAX_SUBSCRIPTIONS_PER_CLIENT', parse: int, doc: 'topic filters one client may hold; more get SUBACK 0x80 (default 512)' },
   { key: 'maxTopicLength', flag: 'max-topic-length', env: 'TRIBUNE_MAX_TOPIC_LENGTH', parse: int, doc: 'longest topic name or filter, in bytes (default 1024)' },
   { key: 'maxTopicLevels', flag: 'max-topic-levels', env: 'TRIBUNE_MAX_TOPIC_LEVELS', parse: int, doc: 'most levels in a topic name or filter (default 32)' },
-  { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; 0 or more gets CONNACK 2 (default 1200)' },
+  { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; 0 or more than this gets CONNACK 2 (default 1200)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
   { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
 ]
@@ -179,7 +179,10 @@ export function helpText (): string {
     '',
     'Options (flag, environment variable, meaning); flags beat variables, which beat the config file:',
     ...rows,
-    `  --${'config'.padEnd(16)} ${'TRIBUNE_CONFIG'.padEnd(24)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000})`,
-    `  --${'help'.padEnd(16)} ${''.padEnd(24)} show this text`
+    `  --${'config'.padEnd(16)} ${'TRIBUNE_CONFIG'.padEnd(24)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000}),`,
+    `  ${''.padEnd(43)} plus "auth" and "listeners" (see README, Auth; examples/secure.json)`,
+    `  --${'help'.padEnd(16)} ${''.padEnd(24)} show this text`,
+    '',
+    'Signals: SIGINT/SIGTERM stop cleanly; SIGHUP re-reads the configuration and applies its auth section.'
   ].join('\n')
 }

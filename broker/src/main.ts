@@ -140,7 +140,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     }
     const auth = await Authenticator.create(nextConfig.auth).catch((err: Error) => { throw new ConfigError(`reload: ${err.message}`) })
     const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)
-    const gone = access.reload(auth, clients as unknown as AccessClient[])
+    const gone = await access.reload(auth, clients as unknown as AccessClient[])
     for (const client of gone) (client as unknown as Client).close()
     const changed = (Object.keys(nextConfig) as Array<keyof BrokerConfig>).filter((k) => k !== 'auth' && JSON.stringify(nextConfig[k]) !== JSON.stringify(config[k]))
     log.info({ disconnected: gone.length, notApplied: changed }, changed.length > 0 ? 'auth reloaded; other changed options need a restart' : 'auth reloaded')

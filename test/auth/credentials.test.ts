@@ -6,6 +6,7 @@ import { Writable } from 'node:stream'
 import { describe, it, expect } from 'vitest'
 import mqtt, { type IClientOptions } from 'mqtt'
 import { pino } from 'pino'
+import { SignJWT } from 'jose'
 import { startBroker, type BrokerNode } from '../../broker/src/main.js'
 import { secureConfig, SAMPLE, token, clientCert } from '../helpers/auth.js'
 import { onCleanup } from '../helpers/broker.js'
@@ -49,6 +50,9 @@ describe('credentials', () => {
     expect(await jwt(token({ sub: 'aud' }, { audience: 'someone-else' }))).toBe(4)
     expect(await jwt(token({ sub: 'iss' }, { issuer: 'https://evil.example.com' }))).toBe(4)
     expect(await code(ws, { username: 'jwt', password: 'not.a.token' })).toBe(4)
+    const noExp = await new SignJWT({ sub: 'forever' }).setProtectedHeader({ alg: 'HS256' }).setIssuer(SAMPLE.issuer).setAudience(SAMPLE.audience)
+      .sign(new TextEncoder().encode(SAMPLE.hs256))
+    expect(await code(ws, { username: 'jwt', password: noExp })).toBe(4)
     expect(await jwt(token({ sub: 'role', role: 'admin' }))).toBe(5)
   })
 
@@ -74,7 +78,24 @@ describe('credentials', () => {
     expect(await code(tls, clientCert('scores-svc'))).toBe(0)
     expect(await code(tls, clientCert('stranger'))).toBe(5)
     expect(await code(tls, clientCert('rogue'))).toBe(5) // CN scores-svc, but signed by a CA the broker does not trust
+    expect(node.logs.join('')).toContain('client certificate not trusted')
     expect(await code(tls, { ca: clientCert('scores-svc').ca, servername: 'localhost', ...SAMPLE.publisher })).toBe(0)
+  })
+
+  it('lets operators, and only them, publish to $admin topics', async () => {
+    const node = await secureBroker(true)
+    const ops = await mqtt.connectAsync(node.url('mqtt'), { reconnectPeriod: 0, ...SAMPLE.operator })
+    onCleanup(async () => { await ops.endAsync(true) })
+    const got = collect(ops)
+    await ops.subscribeAsync('$admin/#', { qos: 1 })
+    await ops.publishAsync('$admin/ping', 'hello', { qos: 1 })
+    await waitFor(() => got.length === 1, 'the $admin message')
+    const viewer = await mqtt.connectAsync(node.url('ws'), { reconnectPeriod: 0 })
+    const closed = new Promise((resolve) => viewer.once('close', resolve))
+    viewer.publish('$admin/ping', 'sneaky', { qos: 1 })
+    await closed
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(got.map((m) => m.topic)).toEqual(['$admin/ping'])
   })
 
   it('logs no password, key or token', async () => {

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
 import mqtt, { type MqttClient } from 'mqtt'
-import { secureConfig, SAMPLE } from '../helpers/auth.js'
+import { secureConfig, SAMPLE, token } from '../helpers/auth.js'
 import { apiKeyDigest } from '../../broker/src/auth/secrets.js'
 import { onCleanup, tempDir } from '../helpers/broker.js'
 import { waitFor } from '../helpers/mqtt.js'
@@ -28,6 +28,7 @@ describe('config reload', () => {
     await waitFor(() => out.includes('"ports"'), 'the broker to listen')
     const ports = JSON.parse(out.split('\n').find((l) => l.includes('"ports"')) ?? '{}').ports as Record<string, number>
     const ws = `ws://127.0.0.1:${ports[Object.keys(ports).find((n) => n.startsWith('ws:')) ?? '']}/mqtt`
+
     const connect = async (opts: object): Promise<MqttClient> => {
       const c = await mqtt.connectAsync(ws, { reconnectPeriod: 0, ...opts })
       onCleanup(async () => { await c.endAsync(true) })
@@ -49,6 +50,23 @@ describe('config reload', () => {
     expect(out).toContain('"disconnected":1')
     const again = await mqtt.connectAsync(ws, { reconnectPeriod: 0, username: 'apikey', password: KIOSK }).catch((err: { code?: number }) => err)
     expect((again as { code?: number }).code).toBe(4)
+    // A demoted account loses its rights at once; a JWT whose secret is gone is disconnected.
+    const tcp = `mqtt://127.0.0.1:${ports[Object.keys(ports).find((n) => n.startsWith('mqtt:')) ?? '']}`
+    const ops = await mqtt.connectAsync(tcp, { reconnectPeriod: 0, ...SAMPLE.operator })
+    onCleanup(async () => { await ops.endAsync(true) })
+    expect(await ops.subscribeAsync('$SYS/#')).toEqual([{ topic: '$SYS/#', qos: 0 }])
+    const jwtClient = await connect({ username: 'jwt', password: await token({ sub: 'fan' }) })
+    let jwtClosed = false
+    jwtClient.on('close', () => { jwtClosed = true })
+    cfg.auth.users.find((u: { username: string }) => u.username === 'ops').role = 'viewer'
+    cfg.auth.jwt.secrets = ['a-brand-new-secret-after-rotation-0123456789']
+    writeFileSync(file, JSON.stringify(cfg))
+    const reloads = out.split('auth reloaded').length
+    p.kill('SIGHUP')
+    await waitFor(() => out.split('auth reloaded').length > reloads, 'the second reload')
+    await waitFor(() => jwtClosed, 'the JWT client to be disconnected')
+    expect(JSON.stringify(await ops.subscribeAsync('$SYS/#').catch((e: Error) => e))).toContain('128')
+    expect(ops.connected).toBe(true)
     // A reload with a broken file is refused and the old configuration stays in force.
     writeFileSync(file, '{ broken')
     p.kill('SIGHUP')

@@ -13,7 +13,7 @@ import { LoginThrottle } from './throttle.js'
 export interface AccessClient {
   readonly id: string
   readonly clean: boolean
-  readonly connDetails?: { ipAddress?: string, listener?: string, certCN?: string } | null
+  readonly connDetails?: { ipAddress?: string, listener?: string, certCN?: string, certError?: string } | null
 }
 
 /** A CONNECT to check. */
@@ -63,7 +63,7 @@ export class Access {
     } else {
       const listener = client.connDetails?.listener ?? ''
       const methods = this.#listenerMethods.get(listener) ?? auth.methods
-      result = await auth.authenticate({ methods, username: req.username, password: req.password, certCN: client.connDetails?.certCN })
+      result = await auth.authenticate({ methods, username: req.username, password: req.password, certCN: client.connDetails?.certCN, certError: client.connDetails?.certError })
     }
     if ('returnCode' in result) {
       await new Promise((resolve) => setTimeout(resolve, this.#throttle.failed(address, auth?.maxFailedLoginDelayMs ?? 0)))
@@ -118,15 +118,19 @@ export class Access {
   }
 
   /**
-   * Swaps in a reloaded authenticator. Returns the connected clients whose credential is gone or revoked
-   * (they must be disconnected); everyone else keeps their connection and rights.
+   * Swaps in a reloaded authenticator and applies it to connected clients: each keeps its connection with its
+   * credential's current role and rules; those whose credential is gone, revoked or changed are returned (they must
+   * be disconnected).
    */
-  reload (auth: Authenticator, clients: Iterable<AccessClient>): AccessClient[] {
+  async reload (auth: Authenticator, clients: Iterable<AccessClient>): Promise<AccessClient[]> {
     this.#auth = auth
     const gone: AccessClient[] = []
     for (const client of clients) {
       const id = this.#identities.get(client)
-      if (id !== undefined && !auth.stillValid(id)) gone.push(client)
+      if (id === undefined) continue
+      const now = await auth.refresh(id)
+      if (now === null) gone.push(client)
+      else this.#identities.set(client, now)
     }
     return gone
   }

@@ -21,6 +21,9 @@ export interface Identity {
   credential: string
 }
 
+/** What a reload needs to check an identity again; kept beside it, never logged. */
+const proofs = new WeakMap<Identity, { passwordHash?: string, token?: string }>()
+
 /** A refused CONNECT: the CONNACK return code and a reason for the log (never a secret). */
 export interface Refusal {
   returnCode: 4 | 5
@@ -35,6 +38,8 @@ export interface Presented {
   password?: Buffer
   /** The CN of a verified TLS client certificate, if one was presented. */
   certCN?: string
+  /** Why a presented client certificate was not trusted (e.g. its CA is not the listener's). */
+  certError?: string
 }
 
 /** Rules that allow everything: local mode (no auth section), where the broker listens on loopback only. */
@@ -102,6 +107,7 @@ export class Authenticator {
     if (username !== undefined) return this.#allowed(p, 'password') ?? await this.#password(username, password)
     if (password !== undefined) return { returnCode: 4, reason: 'a password without a user name' }
     if (p.certCN !== undefined && p.methods.includes('cert')) return this.#cert(p.certCN)
+    if (p.certError !== undefined && p.methods.includes('cert')) return { returnCode: 5, reason: `client certificate not trusted: ${p.certError}` }
     if (p.methods.includes('anonymous') && this.#config.anonymous !== undefined) {
       const role = this.#config.anonymous.role
       return { id: 'anonymous', role, method: 'anonymous', rules: this.#roles[role], credential: 'anonymous' }
@@ -109,18 +115,44 @@ export class Authenticator {
     return { returnCode: 5, reason: 'no credentials, and this listener does not accept anonymous clients' }
   }
 
-  /** True while the credential that proved `identity` is still configured and not revoked (after a reload). */
-  stillValid (identity: Identity): boolean {
+  /**
+   * The identity as this configuration sees it now (after a reload): same credential with its current role and
+   * rules, or null when the credential is gone, revoked, or changed (a new password, a JWT no longer verifiable).
+   */
+  async refresh (identity: Identity): Promise<Identity | null> {
     const [kind, name] = splitOnce(identity.credential)
+    const proof = proofs.get(identity)
     switch (kind) {
-      case 'local': return true
-      case 'anonymous': return this.#config.anonymous !== undefined
-      case 'apikey': return this.#config.apiKeys.some((k) => k.id === name && !k.revoked)
-      case 'user': return this.#users.has(name)
-      case 'cert': return this.#certs.has(name)
-      case 'jwt': return this.#jwt !== null
-      default: return false
+      case 'local': return identity
+      case 'anonymous': {
+        const anon = this.#config.anonymous
+        return anon !== undefined ? { ...identity, role: anon.role, rules: this.#roles[anon.role] } : null
+      }
+      case 'apikey': {
+        const entry = this.#config.apiKeys.find((k) => k.id === name && !k.revoked)
+        return entry !== undefined ? { ...identity, role: entry.role, rules: entry.rules ?? this.#roles[entry.role] } : null
+      }
+      case 'user': {
+        const user = this.#users.get(name)
+        if (user === undefined || user.password !== proof?.passwordHash) return null
+        return this.#remember({ ...identity, role: user.role, rules: user.rules ?? this.#roles[user.role] }, proof)
+      }
+      case 'cert': {
+        const entry = this.#certs.get(name)
+        return entry !== undefined ? { ...identity, role: entry.role, rules: entry.rules ?? this.#roles[entry.role] } : null
+      }
+      case 'jwt': {
+        if (proof?.token === undefined) return null
+        const again = await this.#token(Buffer.from(proof.token, 'utf8'))
+        return 'returnCode' in again ? null : again
+      }
+      default: return null
     }
+  }
+
+  #remember (identity: Identity, proof: { passwordHash?: string, token?: string } | undefined): Identity {
+    if (proof !== undefined) proofs.set(identity, proof)
+    return identity
   }
 
   #allowed (p: Presented, method: Method): Refusal | null {
@@ -142,7 +174,7 @@ export class Authenticator {
     const hash = user?.password ?? DUMMY_HASH
     const ok = await verifyPassword(password?.toString('utf8') ?? '', hash)
     if (user === undefined || !ok || password === undefined) return { returnCode: 4, reason: `bad user name or password for user ${JSON.stringify(username)}` }
-    return { id: `user:${username}`, role: user.role, method: 'password', rules: user.rules ?? this.#roles[user.role], credential: `user:${username}` }
+    return this.#remember({ id: `user:${username}`, role: user.role, method: 'password', rules: user.rules ?? this.#roles[user.role], credential: `user:${username}` }, { passwordHash: user.password })
   }
 
   async #token (password: Buffer | undefined): Promise<Identity | Refusal> {
@@ -164,7 +196,7 @@ export class Authenticator {
     const base = this.#roles[role]
     const narrowed = narrow(base, claims[settings?.rulesClaim ?? 'tribune_rules'])
     const sub = typeof claims.sub === 'string' ? claims.sub : '?'
-    return { id: `jwt:${sub}`, role, method: 'jwt', rules: narrowed, credential: `jwt:${sub}` }
+    return this.#remember({ id: `jwt:${sub}`, role, method: 'jwt', rules: narrowed, credential: `jwt:${sub}` }, { token: password.toString('utf8') })
   }
 
   #cert (cn: string): Identity | Refusal {

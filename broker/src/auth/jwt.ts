@@ -54,7 +54,8 @@ export async function createJwtVerifier (settings: JwtSettings): Promise<JwtVeri
       throw new Error(`auth.jwt.jwksFile: ${settings.jwksFile}: ${(err as Error).message}`)
     }
   }
-  const options = { issuer: settings.issuer, audience: settings.audience, clockTolerance: 5 }
+  // Every token must expire (RFC 7519 section 4.1.4): one without `exp` is refused.
+  const options = { issuer: settings.issuer, audience: settings.audience, clockTolerance: 5, requiredClaims: ['exp'] }
   return {
     async verify (token: string): Promise<JWTPayload> {
       let alg: string | undefined

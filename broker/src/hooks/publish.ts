@@ -11,8 +11,9 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
   const { access, feeds, log, persistence } = ctx
   return function authorizePublish (client, packet, callback) {
     const topic = packet.topic
-    // Also wills published by the broker for a client that is gone (client null): `$` topics belong to the broker.
-    if (isDollar(topic) || topic.includes('\u0000')) {
+    // Also wills published by the broker for a client that is gone (client null): `$` topics belong to the broker,
+    // except `$admin/...`, which the topic rules give to operators.
+    if ((isDollar(topic) && !topic.startsWith('$admin/')) || topic.includes('\u0000')) {
       log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to a $ topic or a topic with U+0000')
       callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: $ topics belong to the broker, and U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)`))
       return

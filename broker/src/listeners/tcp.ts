@@ -22,6 +22,8 @@ export interface ConnDetails {
   listener: string
   /** The CN of a client certificate the TLS listener verified against its CA. */
   certCN?: string
+  /** Why a client certificate that was presented is not trusted. */
+  certError?: string
 }
 
 /** TLS files of a listener: PEM paths. `ca` verifies client certificates. */
@@ -62,6 +64,14 @@ export function tlsOptions (files: TlsFiles, requestCert: boolean): tls.TlsOptio
   }
 }
 
+/** Why a TLS peer's certificate was not trusted, when one was presented and refused. */
+export function certError (socket: tls.TLSSocket): string | undefined {
+  if (socket.authorized) return undefined
+  const cert = socket.getPeerCertificate()
+  if (cert === null || Object.keys(cert).length === 0) return undefined
+  return String(socket.authorizationError ?? 'unknown error')
+}
+
 /** The CN of a TLS peer's certificate, when it was verified against the listener's CA. */
 export function verifiedCN (socket: tls.TLSSocket): string | undefined {
   if (!socket.authorized) return undefined
@@ -86,7 +96,10 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
       isWebsocket: false,
       listener: spec.name
     }
-    if (socket instanceof tls.TLSSocket) connDetails.certCN = verifiedCN(socket)
+    if (socket instanceof tls.TLSSocket) {
+      connDetails.certCN = verifiedCN(socket)
+      connDetails.certError = certError(socket)
+    }
     socket.on('error', () => {}) // aedes reports errors of the wrapped stream; a reset socket must not crash the node
     const { stream } = guardConnection(socket, limits, (reason) => onRefused(`${connDetails.ipAddress}:${connDetails.port}`, reason))
     handle(stream, { connDetails })

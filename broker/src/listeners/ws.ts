@@ -9,7 +9,7 @@ import https from 'node:https'
 import tls from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import { guardConnection, type ConnectionLimits, type GuardedConnection } from './guard.js'
-import { tlsOptions, verifiedCN, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
+import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
 
 export interface HttpRoutes {
   /** Answers GET /healthz: status code and JSON body. */
@@ -63,7 +63,10 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
         isWebsocket: true,
         listener: spec.name
       }
-      if (req.socket instanceof tls.TLSSocket) connDetails.certCN = verifiedCN(req.socket)
+      if (req.socket instanceof tls.TLSSocket) {
+        connDetails.certCN = verifiedCN(req.socket)
+        connDetails.certError = certError(req.socket)
+      }
       ws.on('error', () => {}) // e.g. a message over maxPayload: ws closes with 1009; the node goes on
       const peer = `${connDetails.ipAddress}:${connDetails.port}`
       // Registered before createWebSocketStream's own listener, so a text frame is refused before its bytes move on.
