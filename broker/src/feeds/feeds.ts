@@ -21,14 +21,6 @@ export interface MessageStream {
   on: (topic: string, listener: (packet: { topic: string, payload: Buffer }, cb: () => void) => void, done?: () => void) => void
 }
 
-/** Refusal of a feed publish; `message` says why (the publish is not acknowledged). */
-export class FeedPublishError extends Error {
-  constructor (message: string) {
-    super(message)
-    this.name = 'FeedPublishError'
-  }
-}
-
 export interface FeedsOptions {
   /** Topic filters whose matching topics are feeds (e.g. `matches/+/events`). */
   filters: readonly string[]
@@ -67,7 +59,7 @@ export class Feeds {
   /**
    * Stamps and stores one publish to a feed; resolves with the envelope bytes that replace the payload.
    * A resend (same data `id` still in the history) resolves with the stored envelope, and gets no new seq.
-   * @throws FeedPublishError when the envelope would exceed the maximum size; the store's error when it fails
+   * @throws EnvelopeTooLargeError when the envelope would exceed the maximum size; the store's error when it fails
    */
   async stamp (topic: string, payload: Buffer): Promise<Buffer> {
     const { entry } = await this.#store.append(topic, payload, Date.now(), this.#maxEnvelopeBytes)

@@ -99,7 +99,7 @@ export class ReplaySubscriptions {
     }
   }
 
-  /** Number of clients' slots is not countable on a WeakMap; this gives the parked positions, for metrics. */
+  /** Persistent sessions' positions kept for their reconnect, for metrics. */
   get parked (): number {
     return this.#parked.size
   }
