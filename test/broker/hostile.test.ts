@@ -103,7 +103,8 @@ describe('hostile clients', () => {
     const c = await raw(node.tcpPort)
     c.write(CONNECT('q2'))
     const publish = { cmd: 'publish', topic: FEED, payload: Buffer.from('{"goal":1}'), qos: 2, messageId: 7, retain: false }
-    c.write(gen({ ...publish, dup: false }))
+    // The first copy and a retransmission in the same write (one read), then another one later.
+    c.write(Buffer.concat([gen({ ...publish, dup: false }), gen({ ...publish, dup: true })]))
     await new Promise((resolve) => setTimeout(resolve, 50))
     c.write(gen({ ...publish, dup: true }))
     c.write(gen({ ...publish, dup: true }))

@@ -9,6 +9,8 @@ import { isDollar, topicTooBig, type HookContext } from './context.js'
 
 export function publishHook (ctx: HookContext): (client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void) => void {
   const { access, feeds, log, persistence } = ctx
+  /** The last QoS 2 feed publishes per client, by packet id: a retransmission gets the same envelope. */
+  const recentQoS2 = new WeakMap<Client, Map<number, { original: Buffer, envelope: Promise<Buffer | null> }>>()
   return function authorizePublish (client, packet, callback) {
     const topic = packet.topic
     // Also wills published by the broker for a client that is gone (client null): `$` topics belong to the broker,
@@ -34,22 +36,54 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       callback(null)
       return
     }
-    const stamp = (): void => {
-      feeds.stamp(topic, packet.payload as Buffer).then((bytes) => {
-        packet.payload = bytes
-        packet.retain = false
-        callback(null)
-      }, (err: Error) => {
-        log.error({ clientId: client?.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
-        callback(err)
-      })
-    }
-    if (packet.qos === 2 && client !== null && packet.dup) {
-      // aedes asks before it checks for a QoS 2 retransmission: one it already holds must not get a new seq.
-      // Let it through unstamped; aedes then finds it stored and only answers PUBREC (MQTT 3.1.1 section 4.3.3).
-      persistence.incomingGetPacket(client, packet).then(() => callback(null), stamp)
+    const stamp = (): Promise<void> => feeds.stamp(topic, packet.payload as Buffer).then((bytes) => {
+      packet.payload = bytes
+      packet.retain = false
+      callback(null)
+    }, (err: Error) => {
+      log.error({ clientId: client?.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
+      callback(err)
+    })
+    if (packet.qos !== 2 || client === null || packet.messageId === undefined) {
+      void stamp()
       return
     }
-    stamp()
+    // aedes asks before it checks for a QoS 2 retransmission: one it already holds must not get a new seq. Let it
+    // through unstamped; aedes then finds it stored and only answers PUBREC (MQTT 3.1.1 section 4.3.3). A copy that
+    // comes before aedes has stored the first (same read) gets the first one's envelope.
+    const id = packet.messageId
+    const original = Buffer.from(packet.payload as Buffer)
+    let mine = recentQoS2.get(client)
+    if (mine === undefined) {
+      mine = new Map()
+      recentQoS2.set(client, mine)
+    }
+    const recent = mine.get(id)
+    if (packet.dup && recent !== undefined && recent.original.equals(original)) {
+      recent.envelope.then((bytes) => {
+        if (bytes !== null) {
+          packet.payload = bytes
+          packet.retain = false
+        }
+        callback(null)
+      }, (err: Error) => callback(err))
+      return
+    }
+    const envelope = persistence.incomingGetPacket(client, packet).then(() => null, async () => {
+      const bytes = await feeds.stamp(topic, packet.payload as Buffer)
+      return bytes
+    })
+    mine.set(id, { original, envelope })
+    if (mine.size > 64) mine.delete(mine.keys().next().value as number)
+    envelope.then((bytes) => {
+      if (bytes !== null) {
+        packet.payload = bytes
+        packet.retain = false
+      }
+      callback(null)
+    }, (err: Error) => {
+      log.error({ clientId: client.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
+      callback(err)
+    })
   }
 }
