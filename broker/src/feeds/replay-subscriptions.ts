@@ -99,11 +99,6 @@ export class ReplaySubscriptions {
     }
   }
 
-  /** Persistent sessions' positions kept for their reconnect, for metrics. */
-  get parked (): number {
-    return this.#parked.size
-  }
-
   /**
    * Where a restored persistent session resumes: after the last message sent to the connection it replaces
    * (a takeover), or after the position parked when it last disconnected.

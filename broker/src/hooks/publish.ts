@@ -52,7 +52,7 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
     // through unstamped; aedes then finds it stored and only answers PUBREC (MQTT 3.1.1 section 4.3.3). A copy that
     // comes before aedes has stored the first (same read) gets the first one's envelope.
     const id = packet.messageId
-    const original = Buffer.from(packet.payload as Buffer)
+    const original = packet.payload as Buffer // kept by reference: a stamp replaces packet.payload, never changes it
     let mine = recentQoS2.get(client)
     if (mine === undefined) {
       mine = new Map()

@@ -102,8 +102,4 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     await super.cleanSubscriptions(client)
   }
 
-  /** Number of retained messages held. */
-  get retainedCount (): number {
-    return this.#retained.size
-  }
 }
