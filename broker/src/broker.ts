@@ -17,6 +17,10 @@ export type { IncomingStore } from './hooks/context.js'
 export interface BrokerParts {
   id?: string
   persistence: IncomingStore
+  /** The message stream between nodes (cluster/emitter.ts); default aedes' in-memory one. */
+  mq?: unknown
+  /** ms between heartbeats on `$SYS/<id>/heartbeat` (aedes `heartbeatInterval`). */
+  heartbeatInterval?: number
   feeds: Feeds
   access: Access
   log: Logger
@@ -49,6 +53,8 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   broker = await Aedes.createBroker({
     id: parts.id,
     persistence: parts.persistence,
+    ...(parts.mq !== undefined ? { mq: parts.mq as never } : {}),
+    ...(parts.heartbeatInterval !== undefined ? { heartbeatInterval: parts.heartbeatInterval } : {}),
     connectTimeout: parts.limits.connectTimeoutMs,
     ...connectHooks(ctx),
     authorizePublish: publishHook(ctx),

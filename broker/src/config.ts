@@ -39,6 +39,14 @@ export const configSchema = z.object({
   maxTopicLevels: z.number().int().min(2).max(100).default(32),
   maxKeepalive: z.number().int().min(1).max(65535).default(1200),
   connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** Redis URL that makes this node a cluster member; without it the node uses the embedded store. */
+  redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL').optional(),
+  /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
+  redisPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . : or - (no glob characters)').default('tribune:'),
+  /** This node's id in `$SYS/<id>/...` topics and in Redis (default: host name and a random suffix). */
+  nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -').optional(),
+  /** How often a node tells the cluster it is alive, in ms; wills of a silent node are published after 3 to 7 of these. */
+  heartbeatInterval: z.number().int().min(100).max(3_600_000).default(5000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Who may connect and what each may do; without it the broker runs in local mode (loopback only, no checks). */
   auth: authSchema.optional(),
@@ -71,6 +79,10 @@ export const options: OptionSpec[] = [
   { key: 'maxTopicLevels', flag: 'max-topic-levels', env: 'TRIBUNE_MAX_TOPIC_LEVELS', parse: int, doc: 'most levels in a topic name or filter (default 32)' },
   { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; 0 or more than this gets CONNACK 2 (default 1200)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
+  { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
+  { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
+  { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis (default: host name and a random suffix)' },
+  { key: 'heartbeatInterval', flag: 'heartbeat-interval', env: 'TRIBUNE_HEARTBEAT_INTERVAL', parse: int, doc: 'ms between a cluster node\'s heartbeats; a dead node\'s wills follow within 7 of them (default 5000)' },
   { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
 ]
 

@@ -7,9 +7,7 @@ import type { Aedes, Client } from 'aedes'
 import type { WebSocketServer } from 'ws'
 import { ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
-import { openDatabase } from './store/db.js'
-import { CachedRetainedPersistence } from './store/persistence.js'
-import { LevelFeedStore } from './feeds/level-store.js'
+import { openStores } from './stores.js'
 import { FeedHub } from './feeds/hub.js'
 import { Feeds, type FeedClient, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
@@ -53,9 +51,10 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const log = logger ?? createLogger(config.logLevel)
   const planned = planListeners(config)
   const access = await createAccess(config, planned, log)
-  const db = await openDatabase(config.dataDir)
-  const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }))
-  const store = new LevelFeedStore(db as never, config.feedHistory)
+  let aedes: Aedes | undefined
+  const clientTable = (): Record<string, Client> => (aedes as unknown as { clients: Record<string, Client> } | undefined)?.clients ?? {}
+  const stores = await openStores(config, log, (id) => (clientTable()[id] as unknown as { clean?: boolean } | undefined)?.clean === true)
+  const { persistence, feeds: store } = stores
   const hub = new FeedHub(store, { history: config.feedHistory, onError: (err, feed) => log.error({ err, feed }, 'feed hub') })
   const feeds = new Feeds({
     filters: config.feeds,
@@ -67,7 +66,6 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     // `$replay/after-<seq>@<epoch>/` prefix of up to 100 bytes) and a packet id (2): leave room for them.
     maxEnvelopeBytes: config.maxPacketSize - Math.min(config.maxTopicLength + 128, Math.floor(config.maxPacketSize / 4))
   })
-  let aedes: Aedes
   try {
     const limits = {
       maxTopicLength: config.maxTopicLength,
@@ -76,32 +74,44 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       maxKeepalive: config.maxKeepalive,
       connectTimeoutMs: config.connectTimeoutMs
     }
-    aedes = await createBroker({ persistence: persistence as unknown as IncomingStore, feeds, access, log, limits })
+    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits })
     await feeds.listen((aedes as unknown as { mq: MessageStream }).mq)
   } catch (err) {
-    await db.close()
+    await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))
+    await stores.close().catch(() => {})
     throw err
   }
+  const broker: Aedes = aedes
+  stores.onResubscribed(() => { void hub.resync() })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
   // Every connection's `$replay` subscriptions end when its stream closes, even when aedes loses its disconnect
   // event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
-    const client = (aedes.handle as unknown as ConnectionHandler)(stream, req)
+    const client = (broker.handle as unknown as ConnectionHandler)(stream, req)
     stream.once('close', () => feeds.disconnected(client as FeedClient))
     return client
   }
   const health = (): { status: number, body: unknown } => ({
-    status: aedes.closed ? 503 : 200,
+    status: broker.closed ? 503 : 200,
     // Counted from the table of clients: aedes' own counter drifts when a takeover races a close.
-    body: { status: aedes.closed ? 'closing' : 'ok', id: aedes.id, clients: Object.keys((aedes as unknown as { clients: object }).clients).length, ...hub.stats() }
+    body: {
+      status: broker.closed ? 'closing' : 'ok',
+      id: broker.id,
+      clients: Object.keys(clientTable()).length,
+      store: stores.kind,
+      storeReachable: stores.ready(),
+      ...hub.stats()
+    }
   })
+  const ready = (): { status: number, body: unknown } => {
+    const reasons = [...(broker.closed ? ['closing'] : []), ...(stores.ready() ? [] : [`${stores.kind} store unreachable`])]
+    return { status: reasons.length === 0 ? 200 : 503, body: { ready: reasons.length === 0, id: broker.id, reasons } }
+  }
   const shutdown = async (): Promise<void> => {
-    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    await new Promise<void>((resolve) => broker.close(() => resolve()))
     hub.close()
-    await store.close()
-    await persistence.destroy()
-    await db.close()
+    await stores.close()
   }
   const servers: Server[] = []
   const wsServers: WebSocketServer[] = []
@@ -114,7 +124,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
         servers.push(server)
         ports[l.name] = (server.address() as AddressInfo).port
       } else {
-        const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health }, onRefused)
+        const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused)
         servers.push(web.server)
         wsServers.push(web.wss)
         ports[l.name] = (web.server.address() as AddressInfo).port
@@ -128,7 +138,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const portOf = (protocol: string): number => ports[planned.find((l) => l.protocol === protocol)?.name ?? ''] ?? 0
   const tcpPort = portOf('mqtt')
   const wsPort = portOf('ws')
-  log.info({ id: aedes.id, tcpPort, wsPort, ports, dataDir: config.dataDir, feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
+  log.info({ id: broker.id, tcpPort, wsPort, ports, store: stores.kind, dataDir: stores.kind === 'embedded' ? config.dataDir : undefined, feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
   if (access.local) {
     log.warn('no auth section: listening on loopback only, and every local client may publish, subscribe and administer (add an auth section to accept other clients)')
   }
@@ -139,7 +149,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       throw new ConfigError('reload: switching between local mode and an auth section needs a restart')
     }
     const auth = await Authenticator.create(nextConfig.auth).catch((err: Error) => { throw new ConfigError(`reload: ${err.message}`) })
-    const clients = Object.values((aedes as unknown as { clients: Record<string, Client> }).clients)
+    const clients = Object.values(clientTable())
     const gone = await access.reload(auth, clients as unknown as AccessClient[])
     for (const client of gone) (client as unknown as Client).close()
     const changed = (Object.keys(nextConfig) as Array<keyof BrokerConfig>).filter((k) => k !== 'auth' && JSON.stringify(nextConfig[k]) !== JSON.stringify(config[k]))
@@ -157,11 +167,11 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       }
       await shutdown()
       for (const s of servers) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
-      log.info({ id: aedes.id }, 'broker closed')
+      log.info({ id: broker.id }, 'broker closed')
     })()
     await closing
   }
-  return { config, aedes, tcpPort, wsPort, ports, log, reload, close }
+  return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close }
 }
 
 /**

@@ -1,12 +1,14 @@
 /**
  * Test plumbing: a real `redis-server` (Debian's, on PATH) on a free port with its own data dir; stopped after the
  * test. It can be killed and started again on the same port, with its data (append-only file, fsync always) or empty.
+ * (The process itself is run by broker/src/cluster/redis-server.ts, which `tribune cluster` uses too.)
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { mkdirSync, rmSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import { onCleanup, tempDir } from './broker.js'
+import { spawnRedisServer, freePort, type RedisServer } from '../../broker/src/cluster/redis-server.js'
+
+export { freePort }
 
 export interface TestRedis {
   port: number
@@ -23,58 +25,17 @@ export interface TestRedis {
   commandStats: () => Promise<Record<string, number>>
 }
 
-/** A free TCP port on 127.0.0.1 (bound then released). */
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 /** Starts a redis-server for this test on a free port; stopped (and its dir removed) after the test. */
 export async function redisForTest (): Promise<TestRedis> {
   const port = await freePort()
   const dir = tempDir('tribune-redis-')
-  let proc: ChildProcess | null = null
+  let server: RedisServer | null = null
   const clients: Redis[] = []
-
-  const start = async (): Promise<void> => {
-    const child = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-      '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
-      '--protected-mode', 'no', '--loglevel', 'warning'
-    ], { stdio: ['ignore', 'ignore', 'pipe'] })
-    proc = child
-    let stderr = ''
-    child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
-    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
-    probe.on('error', () => {})
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${stderr}`)
-      try {
-        await probe.connect()
-        if ((await probe.ping()) === 'PONG') break
-      } catch {}
-      probe.disconnect()
-      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within 10 s: ${stderr}`)
-      await new Promise((resolve) => setTimeout(resolve, 25))
-    }
-    probe.disconnect()
-  }
-
+  const start = async (): Promise<void> => { server = await spawnRedisServer({ port, dir }) }
   const kill = async (): Promise<void> => {
-    const p = proc
-    proc = null
-    if (p === null || p.exitCode !== null) return
-    await new Promise<void>((resolve) => {
-      p.once('exit', () => resolve())
-      p.kill('SIGKILL')
-    })
+    const s = server
+    server = null
+    await s?.kill()
   }
 
   await start()

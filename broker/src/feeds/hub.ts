@@ -125,6 +125,27 @@ export class FeedHub {
     this.#take(feed, cache, epoch, entry)
   }
 
+  /**
+   * Catches every cached feed up with the store: after the node's message stream was cut (a Redis reconnect), the
+   * messages published meanwhile never arrive live. Each cached feed is read once and what is newer than the cache is
+   * applied in seq order (a new epoch resets viewers, as a live one would).
+   * @returns once every read has been applied (errors go to `onError`)
+   */
+  async resync (): Promise<void> {
+    await Promise.all([...this.#caches].map(async ([feed, cache]) => {
+      if (!cache.ready) return
+      try {
+        const snap = await this.#store.snapshot(feed)
+        if (snap === null) return
+        for (const entry of snap.entries) {
+          if (snap.epoch !== cache.epoch || entry.seq > cache.last) this.#take(feed, cache, snap.epoch, entry)
+        }
+      } catch (err) {
+        this.#onError(err as Error, feed)
+      }
+    }))
+  }
+
   /** Feeds whose history this node holds in memory (those replayed here since start), and `$replay` viewers attached. */
   stats (): { cachedFeeds: number, replayViewers: number } {
     let replayViewers = 0

@@ -1,5 +1,6 @@
 /**
- * MQTT over WebSocket (`ws` 8, `createWebSocketStream`) on an HTTP server that also answers `GET /healthz`.
+ * MQTT over WebSocket (`ws` 8, `createWebSocketStream`) on an HTTP server that also answers `GET /healthz`
+ * (liveness) and `GET /readyz` (readiness).
  * Upgrades are accepted on one path (default `/mqtt`); the `mqtt` subprotocol is selected when offered (MQTT 3.1.1
  * section 6), and a client that offers none is accepted too. MQTT packets must come in binary frames [MQTT-6.0.0-1]:
  * a text frame closes the connection.
@@ -14,6 +15,8 @@ import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHan
 export interface HttpRoutes {
   /** Answers GET /healthz: status code and JSON body. */
   health: () => { status: number, body: unknown }
+  /** Answers GET /readyz: 200 when the node can take new viewers and publishes (its store is reachable), else 503. */
+  ready: () => { status: number, body: unknown }
 }
 
 /**
@@ -26,8 +29,9 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   const path = spec.path
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
-    if (url.pathname === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const { status, body } = routes.health()
+    const route = url.pathname === '/healthz' ? routes.health : url.pathname === '/readyz' ? routes.ready : null
+    if (route !== null && (req.method === 'GET' || req.method === 'HEAD')) {
+      const { status, body } = route()
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body))
       return

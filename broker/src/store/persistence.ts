@@ -3,17 +3,9 @@
  * answered from memory (no database read per join), while every retained write still goes to disk first.
  * Sessions, subscriptions, QoS 1/2 state and wills are aedes-persistence-level's, unchanged.
  */
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
-import { topicMatches, hasWildcard } from '../feeds/topic-filter.js'
-
-interface RetainedPacket {
-  cmd?: string
-  topic: string
-  payload: Buffer
-  qos: number
-  retain?: boolean
-}
+import { RetainedCache, type RetainedPacket } from './retained.js'
 
 /**
  * QoS 1/2 messages queued for one persistent session at most; later ones are dropped until it catches up
@@ -22,7 +14,7 @@ interface RetainedPacket {
 export const MAX_QUEUED_PER_SESSION = 1000
 
 export class CachedRetainedPersistence extends AsyncLevelPersistence {
-  readonly #retained = new Map<string, RetainedPacket>()
+  readonly #retained = new RetainedCache()
   /** Messages queued and not yet acknowledged, per client id (counted since start). */
   readonly #queued = new Map<string, number>()
   /** Messages dropped because a session's queue was full. */
@@ -32,18 +24,14 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   override async setup (broker: unknown): Promise<void> {
     await super.setup(broker)
     for await (const packet of super.createRetainedStream('#') as AsyncIterable<RetainedPacket>) {
-      this.#retained.set(packet.topic, packet)
+      this.#retained.apply(packet)
     }
   }
 
   /** Stores (or, with an empty payload, deletes) a retained message: on disk first, then in memory. */
   override async storeRetained (packet: RetainedPacket): Promise<void> {
     await super.storeRetained(packet)
-    if (packet.payload.length === 0) {
-      this.#retained.delete(packet.topic)
-    } else {
-      this.#retained.set(packet.topic, { cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: true })
-    }
+    this.#retained.apply(packet)
   }
 
   /** Retained messages matching `pattern` (a topic filter), from memory. */
@@ -53,25 +41,7 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
 
   /** Retained messages matching any of `patterns`, from memory; each message once. */
   override createRetainedStreamCombi (patterns: string[]): Readable {
-    const out: RetainedPacket[] = []
-    const seen = new Set<string>()
-    for (const pattern of patterns) {
-      if (!hasWildcard(pattern)) {
-        const packet = this.#retained.get(pattern)
-        if (packet !== undefined && !seen.has(pattern)) {
-          seen.add(pattern)
-          out.push(packet)
-        }
-        continue
-      }
-      for (const [topic, packet] of this.#retained) {
-        if (!seen.has(topic) && topicMatches(pattern, topic)) {
-          seen.add(topic)
-          out.push(packet)
-        }
-      }
-    }
-    return Readable.from(out)
+    return this.#retained.stream(patterns)
   }
 
   /** Queues a message for a persistent session, unless its queue is full (then it is dropped and counted). */

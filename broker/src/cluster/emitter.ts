@@ -1,0 +1,172 @@
+/**
+ * The cluster's message stream: what aedes uses as its `mq`. Messages go between nodes through Redis pub/sub
+ * (mqemitter-redis, every channel under the prefix), except those that concern this node only, which stay in a local
+ * emitter and cost Redis nothing:
+ *  - per-client `$SYS` notices of this node (`new/subscribes`, `new/unsubscribes`, `disconnect/clients`, and
+ *    `new/clients` of clean-session clients); `new/clients` of a persistent session still goes to every node, which
+ *    is how a node hears that a session it holds was taken over elsewhere;
+ *  - `$replay/...` subscriptions: nothing is ever published there (the feed hub serves them).
+ * It also closes two gaps of mqemitter-redis (see shared/AEDES-NOTES.md, Cluster):
+ *  - a second subscriber of a topic is confirmed only once the first one's Redis SUBSCRIBE is, so no message
+ *    published elsewhere in between is missed;
+ *  - a message on a channel under the prefix that is not one of ours (another application) is dropped and counted,
+ *    instead of crashing the node.
+ */
+import { createRequire } from 'node:module'
+import MQEmitter from 'mqemitter'
+import type { Redis } from 'ioredis'
+
+const require = createRequire(import.meta.url)
+const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: new (prefix: string, opts: object) => RedisEmitter }
+
+/** An MQTT message as it travels through the stream. */
+export interface StreamPacket {
+  topic: string
+  payload: Buffer | string
+  [key: string]: unknown
+}
+
+type Listener = (packet: StreamPacket, done: () => void) => void
+
+/** The part of an mqemitter (and mqemitter-redis) that aedes and Tribune use. */
+export interface Emitter {
+  on: (topic: string, listener: Listener, done?: () => void) => unknown
+  removeListener: (topic: string, listener: Listener, done?: () => void) => unknown
+  emit: (packet: StreamPacket, done?: (err?: Error) => void) => void
+  close: (done: () => void) => void
+}
+
+interface RedisEmitter extends Emitter {
+  subConn: Redis
+  pubConn: Redis
+  _subTopic: (topic: string) => string
+}
+
+export interface ClusterEmitterOptions {
+  /** This node's aedes id: its `$SYS/<id>/...` notices are the ones kept local. */
+  nodeId: string
+  /** Channel prefix, e.g. `tribune:`; every Redis channel the node uses starts with it. */
+  prefix: string
+  /** Connections for publishing and subscribing (the emitter closes them). */
+  pubConn: Redis
+  subConn: Redis
+  /** True when the client with this id holds a clean session on this node. */
+  isCleanClient: (clientId: string) => boolean
+  /** Called for each foreign message dropped. */
+  onForeign?: (channel: string, err: Error) => void
+}
+
+export class ClusterEmitter implements Emitter {
+  readonly #redis: RedisEmitter
+  readonly #local: Emitter
+  readonly #nodeId: string
+  readonly #prefix: string
+  readonly #isCleanClient: (clientId: string) => boolean
+  /** Redis subscriptions not yet confirmed, by Redis channel or pattern. */
+  readonly #pending = new Map<string, Promise<void>>()
+  /** Messages dropped because they were not ours. */
+  foreignMessages = 0
+
+  constructor (opts: ClusterEmitterOptions) {
+    this.#nodeId = opts.nodeId
+    this.#prefix = opts.prefix
+    this.#isCleanClient = opts.isCleanClient
+    this.#local = new (MQEmitter as unknown as new (opts: object) => Emitter)({ matchEmptyLevels: true })
+    this.#redis = new MQEmitterRedisPrefix(opts.prefix, { pubConn: opts.pubConn, subConn: opts.subConn, matchEmptyLevels: true })
+    guardForeign(this.#redis.subConn, (channel, err) => {
+      this.foreignMessages++
+      opts.onForeign?.(channel, err)
+    })
+  }
+
+  /**
+   * Subscribes `listener` to `topic` (a topic filter); `done` runs once messages from every node will reach it.
+   * `$SYS` filters listen locally and on Redis; `$replay` filters locally only; everything else on Redis.
+   */
+  on (topic: string, listener: Listener, done?: () => void): this {
+    const where = this.#route(topic)
+    let waits = 0
+    const finish = (): void => { if (--waits === 0) done?.() }
+    if (where !== 'redis') {
+      waits++
+      this.#local.on(topic, listener, finish)
+    }
+    if (where !== 'local') {
+      waits++
+      const channel = this.#redis._subTopic(this.#prefix + topic)
+      const pending = this.#pending.get(channel)
+      if (pending !== undefined) {
+        this.#redis.on(topic, listener)
+        void pending.then(finish)
+      } else {
+        const confirmed = new Promise<void>((resolve) => this.#redis.on(topic, listener, resolve))
+        this.#pending.set(channel, confirmed)
+        void confirmed.then(() => {
+          if (this.#pending.get(channel) === confirmed) this.#pending.delete(channel)
+          finish()
+        })
+      }
+    }
+    return this
+  }
+
+  removeListener (topic: string, listener: Listener, done?: () => void): this {
+    const where = this.#route(topic)
+    let waits = where === 'both' ? 2 : 1
+    const finish = (): void => { if (--waits === 0) done?.() }
+    if (where !== 'redis') this.#local.removeListener(topic, listener, finish)
+    if (where !== 'local') this.#redis.removeListener(topic, listener, finish)
+    return this
+  }
+
+  /** Publishes a message: through Redis to every node, or (this node's per-client notices) locally. */
+  emit (packet: StreamPacket, done?: (err?: Error) => void): void {
+    if (this.#isLocalNotice(packet)) {
+      this.#local.emit(packet, done)
+    } else {
+      this.#redis.emit(packet, done)
+    }
+  }
+
+  /** Closes the local emitter and both Redis connections. */
+  close (done: () => void): void {
+    this.#local.close(() => this.#redis.close(done))
+  }
+
+  #route (topic: string): 'local' | 'redis' | 'both' {
+    if (topic.startsWith('$replay/')) return 'local'
+    if (topic.startsWith('$SYS/') || topic === '$SYS') return 'both'
+    return 'redis'
+  }
+
+  #isLocalNotice (packet: StreamPacket): boolean {
+    const topic = packet.topic
+    if (topic.startsWith('$replay/')) return true
+    const mine = `$SYS/${this.#nodeId}/`
+    if (!topic.startsWith(mine)) return false
+    const what = topic.slice(mine.length)
+    if (what === 'new/subscribes' || what === 'new/unsubscribes' || what === 'disconnect/clients') return true
+    if (what === 'new/clients') return this.#isCleanClient(String(packet.payload))
+    return false
+  }
+}
+
+/**
+ * Wraps the message handlers mqemitter-redis put on the subscriber connection, so a message it cannot decode (another
+ * application publishing under our prefix) is dropped instead of throwing out of the connection's event handler.
+ */
+function guardForeign (sub: Redis, onForeign: (channel: string, err: Error) => void): void {
+  for (const event of ['messageBuffer', 'pmessageBuffer'] as const) {
+    const handlers = sub.listeners(event) as Array<(...args: Buffer[]) => void>
+    sub.removeAllListeners(event)
+    for (const handler of handlers) {
+      sub.on(event, (...args: Buffer[]) => {
+        try {
+          handler(...args)
+        } catch (err) {
+          onForeign(String(args[event === 'pmessageBuffer' ? 1 : 0]), err as Error)
+        }
+      })
+    }
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Opens a node's link to the cluster: the Redis connections, the message stream (cluster/emitter.ts), the aedes
+ * persistence (cluster/persistence.ts) and the feed store (feeds/redis-store.ts). Every key and channel starts with
+ * the configured prefix.
+ *
+ * Connections (four per node): `pub` publishes messages and runs the feed store's scripts; `sub` receives messages;
+ * `state` holds sessions and retained messages (ioredis `keyPrefix`); `notices` receives retained-message notices.
+ * While Redis is unreachable every command waits in ioredis' offline queue and runs after the reconnect, so a publish
+ * is acknowledged only once it is in Redis; viewers stay connected, and clean-session viewers can still join.
+ */
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Logger } from '../log.js'
+import { RedisFeedStore } from '../feeds/redis-store.js'
+import { ClusterEmitter } from './emitter.js'
+import { ClusterPersistence } from './persistence.js'
+
+export interface ClusterLink {
+  mq: ClusterEmitter
+  persistence: ClusterPersistence
+  store: RedisFeedStore
+  /** True while every connection to Redis is up. */
+  ready: () => boolean
+  /** Registers a call made each time the message stream is back after a cut (to catch feeds up). */
+  onResubscribed: (fn: () => void) => void
+  /** Closes the connections the emitter and persistence do not close themselves. */
+  close: () => Promise<void>
+}
+
+export interface ClusterOptions {
+  url: string
+  prefix: string
+  nodeId: string
+  history: number
+  /** True when the client with this id holds a clean session on this node. */
+  isCleanClient: (clientId: string) => boolean
+  log: Logger
+}
+
+/**
+ * Connects to Redis (4 connections) and builds the node's cluster parts.
+ * @throws Error naming the URL when Redis cannot be reached within 5 s at start
+ */
+export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
+  const { url, prefix, log } = opts
+  const base: RedisOptions = {
+    // Commands wait for the reconnect rather than fail: an unacknowledged publish is retried by its publisher, and
+    // an acknowledged one must be in Redis.
+    maxRetriesPerRequest: null,
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+    connectionName: `tribune:${opts.nodeId}`,
+    lazyConnect: true
+  }
+  const redact = url.replace(/\/\/[^@/]*@/, '//***@')
+  const connect = (name: string, extra: RedisOptions = {}): Redis => {
+    const conn = new Redis(url, { ...base, ...extra })
+    let down = false
+    conn.on('error', (err: Error) => {
+      if (!down) log.warn({ redis: redact, connection: name, reason: err.message }, 'redis connection lost; retrying')
+      down = true
+    })
+    conn.on('ready', () => {
+      if (down) log.info({ redis: redact, connection: name }, 'redis connection back')
+      down = false
+    })
+    return conn
+  }
+  const pub = connect('pub', { enableAutoPipelining: true })
+  const sub = connect('sub')
+  const state = connect('state', { keyPrefix: prefix })
+  const notices = connect('notices')
+  const all = [pub, sub, state, notices]
+  const listeners: Array<() => void> = []
+  let first = true
+  sub.on('ready', () => {
+    if (first) {
+      first = false
+      return
+    }
+    // ioredis subscribes again as it reconnects; catch up once now and once more a little later, after any
+    // subscription still being restored.
+    for (const fn of listeners) fn()
+    setTimeout(() => { for (const fn of listeners) fn() }, 1000).unref()
+  })
+  try {
+    await withTimeout(Promise.all(all.map(async (c) => await c.connect())), 5000)
+  } catch (err) {
+    for (const c of all) c.disconnect()
+    throw new Error(`redis ${redact}: cannot connect (${(err as Error).message})`)
+  }
+  const mq = new ClusterEmitter({
+    nodeId: opts.nodeId,
+    prefix,
+    pubConn: pub,
+    subConn: sub,
+    isCleanClient: opts.isCleanClient,
+    onForeign: (channel, err) => log.warn({ channel, reason: err.message }, 'dropped a message that is not Tribune\'s on a channel under its prefix')
+  })
+  const persistence = new ClusterPersistence({
+    conn: state,
+    subscriber: notices,
+    prefix,
+    onError: (err) => log.warn({ reason: err.message }, 'dropped a retained notice that is not Tribune\'s')
+  })
+  const store = new RedisFeedStore(pub, { prefix, history: opts.history })
+  return {
+    mq,
+    persistence,
+    store,
+    ready: () => all.every((c) => c.status === 'ready'),
+    onResubscribed: (fn) => listeners.push(fn),
+    close: async () => {
+      await store.close()
+    }
+  }
+}
+
+async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

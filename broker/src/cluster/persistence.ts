@@ -1,0 +1,176 @@
+/**
+ * aedes persistence for a cluster node: aedes-persistence-redis 12 (sessions, subscriptions, QoS 1/2 state, wills
+ * in Redis, shared by every node), changed so that a viewer's join costs Redis nothing:
+ *  - retained messages are served from memory (store/retained.ts). Each retained write is one MULTI that sets the
+ *    `retained` hash (the layout aedes-persistence-redis uses) and publishes a notice on `<prefix>retained`; every node
+ *    loads the hash once at start and applies the notices, in the order Redis executed the writes;
+ *  - a clean-session client (MQTT 3.1.1 section 3.1.2.4) whose id never held a persistent session in the cluster has
+ *    no session state in Redis, so the reads and deletes aedes does at its connect and disconnect are skipped.
+ *    The ids that did are known to every node: loaded at start (the `clients` set) and kept current from the
+ *    `$SYS/<node>/new/clients` notices persistent sessions send to every node.
+ * Persistent sessions (clean session off) keep aedes-persistence-redis' full behaviour.
+ */
+import { createRequire } from 'node:module'
+import type { Readable } from 'node:stream'
+import type { Redis } from 'ioredis'
+import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
+import { RetainedCache, type RetainedPacket } from '../store/retained.js'
+import type { Emitter, StreamPacket } from './emitter.js'
+
+const require = createRequire(import.meta.url)
+const msgpack = require('msgpack-lite') as { encode: (v: unknown) => Buffer, decode: (b: Buffer) => unknown }
+
+interface SessionClient {
+  id: string
+  clean?: boolean
+  will?: unknown
+  brokerId?: string
+}
+
+export interface ClusterPersistenceOptions {
+  /** Commands (with the key prefix set as ioredis `keyPrefix`). */
+  conn: Redis
+  /** A connection for the retained notices (put in subscriber mode). */
+  subscriber: Redis
+  /** Channel prefix, e.g. `tribune:`. */
+  prefix: string
+  /** Called when a retained notice cannot be decoded. */
+  onError?: (err: Error) => void
+}
+
+export class ClusterPersistence extends AsyncRedisPersistence {
+  readonly #conn: Redis
+  readonly #subscriber: Redis
+  readonly #channel: string
+  readonly #retained = new RetainedCache()
+  readonly #onError: (err: Error) => void
+  /** Client ids that hold (or held) a persistent session somewhere in the cluster. */
+  readonly #persistent = new Set<string>()
+  /** Clean-session clients of this node that stored QoS 2 state (it must be deleted when they go). */
+  readonly #incoming = new Set<string>()
+  #nodeId = ''
+  #loading: Buffer[] | null = []
+
+  constructor (opts: ClusterPersistenceOptions) {
+    super({ conn: opts.conn })
+    this.#conn = opts.conn
+    this.#subscriber = opts.subscriber
+    this.#channel = `${opts.prefix}retained`
+    this.#onError = opts.onError ?? (() => {})
+  }
+
+  /** Loads sessions (aedes-persistence-redis), the ids of persistent sessions and every retained message. */
+  override async setup (broker: unknown): Promise<void> {
+    const aedes = broker as { id: string, mq: Emitter }
+    this.#nodeId = aedes.id
+    this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (channel.toString() !== this.#channel) return
+      if (this.#loading !== null) this.#loading.push(message)
+      else this.#applyNotice(message)
+    })
+    await this.#subscriber.subscribe(this.#channel)
+    await super.setup(broker)
+    for (const id of await this.#conn.smembers('clients')) this.#persistent.add(id)
+    await new Promise<void>((resolve) => aedes.mq.on('$SYS/+/new/clients', (packet: StreamPacket, done) => {
+      // Only persistent sessions' notices reach other nodes (cluster/emitter.ts); this node's own are local.
+      if (!packet.topic.startsWith(`$SYS/${this.#nodeId}/`)) this.#persistent.add(String(packet.payload))
+      done()
+    }, resolve))
+    const all = await this.#conn.hgetallBuffer('retained')
+    for (const value of Object.values(all)) this.#retained.apply(msgpack.decode(value) as RetainedPacket)
+    const queued = this.#loading ?? []
+    this.#loading = null
+    for (const message of queued) this.#applyNotice(message)
+  }
+
+  /** Retained topics held in memory. */
+  get retainedCount (): number {
+    return this.#retained.size
+  }
+
+  /**
+   * Stores (or, with an empty payload, deletes) a retained message and tells every node, in one MULTI; then applies it
+   * here. Rejects when Redis fails (aedes then does not acknowledge the PUBLISH).
+   */
+  override async storeRetained (packet: RetainedPacket): Promise<void> {
+    const gone = packet.payload.length === 0
+    const encoded = msgpack.encode({ cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: true })
+    const notice = gone ? msgpack.encode({ topic: packet.topic, payload: Buffer.alloc(0), qos: 0 }) : encoded
+    const multi = this.#conn.multi()
+    if (gone) multi.hdel('retained', packet.topic)
+    else multi.hset('retained', packet.topic, encoded)
+    multi.publish(this.#channel, notice)
+    const results = await multi.exec()
+    const failed = results?.find(([err]) => err !== null)
+    if (results === null || failed !== undefined) throw failed?.[0] ?? new Error('retained write aborted')
+    this.#retained.apply(packet)
+  }
+
+  override createRetainedStream (pattern: string): Readable {
+    return this.#retained.stream([pattern])
+  }
+
+  /** Retained messages matching any of `patterns`, from memory. */
+  override createRetainedStreamCombi (patterns: string[]): Readable {
+    return this.#retained.stream(patterns)
+  }
+
+  /** A persistent session's subscriptions: its id is now known to hold state. */
+  override async addSubscriptions (client: SessionClient, subs: unknown[]): Promise<void> {
+    this.#persistent.add(client.id)
+    await super.addSubscriptions(client, subs)
+  }
+
+  /** Read at a persistent session's connect (MQTT 3.1.1 section 3.1.2.4): its id is now known to hold state. */
+  override async subscriptionsByClient (client: SessionClient): Promise<unknown[]> {
+    this.#persistent.add(client.id)
+    return await super.subscriptionsByClient(client)
+  }
+
+  override async cleanSubscriptions (client: SessionClient): Promise<void> {
+    if (this.#stateless(client)) return
+    await super.cleanSubscriptions(client)
+  }
+
+  override async cleanIncoming (client: SessionClient): Promise<void> {
+    if (this.#stateless(client) && !this.#incoming.has(client.id)) return
+    this.#incoming.delete(client.id)
+    await super.cleanIncoming(client)
+  }
+
+  override async incomingStorePacket (client: SessionClient, packet: unknown): Promise<void> {
+    if (client.clean === true) this.#incoming.add(client.id)
+    await super.incomingStorePacket(client, packet)
+  }
+
+  override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
+    if (this.#stateless(client)) return (async function * () {})()
+    return super.outgoingStream(client)
+  }
+
+  /** aedes deletes the will of every connecting client; one without a will, of a clean session, has none stored. */
+  override async delWill (client: SessionClient): Promise<unknown> {
+    if (client.brokerId === undefined && client.will == null && this.#stateless(client)) return null
+    return await super.delWill(client)
+  }
+
+  override async destroy (): Promise<void> {
+    await super.destroy()
+    this.#subscriber.disconnect()
+  }
+
+  /** A clean-session client whose id never held a persistent session: nothing of it is in Redis. */
+  #stateless (client: SessionClient): boolean {
+    return client.clean === true && !this.#persistent.has(client.id)
+  }
+
+  #applyNotice (message: Buffer): void {
+    try {
+      const packet = msgpack.decode(message) as RetainedPacket
+      if (typeof packet?.topic !== 'string' || !Buffer.isBuffer(packet.payload)) throw new Error('not a retained notice')
+      this.#retained.apply(packet)
+    } catch (err) {
+      this.#onError(err as Error)
+    }
+  }
+}

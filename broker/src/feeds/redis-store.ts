@@ -1,0 +1,187 @@
+/**
+ * A FeedStore in Redis, shared by every broker node of a cluster: seqs are assigned inside Redis, by one Lua script
+ * per append, so nodes appending to the same feed at once never hand out a seq twice.
+ * Keys of feed F (T = F with `%`, `{`, `}` written as %25, %7B, %7D; the mapping is one to one):
+ *   <prefix>feed:{T}:meta  hash  epoch -> the epoch; last -> the last seq given out
+ *   <prefix>feed:{T}:log   list  envelope bytes of the held messages, oldest first (the last one has seq `last`)
+ *   <prefix>feed:{T}:ids   hash  `i:<data id>` -> seq and `s:<seq>` -> data id, for the held messages that have an id
+ * `{T}` is a Redis Cluster hash tag: T holds no brace, so the tag is all of T and a feed's keys share one slot, as a
+ * script needs (the prefix must hold no brace either, or every feed lands in one slot). The seq of list index i is
+ * last - len + 1 + i. Durability is Redis's own (appendfsync); an eviction policy other than noeviction can lose data.
+ */
+import type { Redis } from 'ioredis'
+import { encodeEnvelope, EnvelopeTooLargeError, newEpoch } from './envelope.js'
+import type { AppendResult, FeedEntry, FeedSnapshot, FeedStore } from './store.js'
+
+// Shared by the scripts: KEYS[1] meta, KEYS[2] log (KEYS[3] ids); seqs are written as integers ('%d', not 1e+14).
+const COMMON = `
+local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
+local function fmt (n) return string.format('%d', n) end
+`
+
+// ARGV: new epoch, envelope tail (`,"ts":T,"data":RAW}`), max bytes (-1: none), history, has id ('1'/'0'), id.
+// Returns {'ok', epoch, seq} | {'dup', epoch, seq, bytes} | {'big', size}; a refused message changes nothing.
+const APPEND = COMMON + `
+local history, hasId, id = tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6]
+local m = redis.call('HMGET', meta, 'epoch', 'last')
+local epoch, last = m[1], tonumber(m[2]) or 0
+if epoch and hasId then
+  local s = tonumber(redis.call('HGET', ids, 'i:' .. id))
+  local len = redis.call('LLEN', log)
+  if s and s <= last and s > last - math.min(len, history) then
+    local bytes = redis.call('LINDEX', log, len - 1 - (last - s))
+    if bytes then return {'dup', epoch, s, bytes} end
+  end
+end
+local seq = last + 1
+local head = '{"seq":' .. fmt(seq) .. ',"epoch":"' .. (epoch or ARGV[1]) .. '"'
+local size = #head + #ARGV[2]
+local max = tonumber(ARGV[3])
+if max >= 0 and size > max then return {'big', size} end
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', log, ids) -- leftovers of a feed whose meta is gone (evicted): start clean
+  redis.call('HSET', meta, 'epoch', epoch)
+end
+local len = redis.call('RPUSH', log, head .. ARGV[2])
+redis.call('HSET', meta, 'last', fmt(seq))
+if hasId then redis.call('HSET', ids, 'i:' .. id, fmt(seq), 's:' .. fmt(seq), id) end
+if len > history then
+  for old = seq - len + 1, seq - history do
+    local f = 's:' .. fmt(old)
+    local oldId = redis.call('HGET', ids, f)
+    if oldId then
+      redis.call('HDEL', ids, f)
+      if redis.call('HGET', ids, 'i:' .. oldId) == fmt(old) then redis.call('HDEL', ids, 'i:' .. oldId) end
+    end
+  end
+  redis.call('LTRIM', log, len - history, -1)
+end
+return {'ok', epoch, seq}
+`
+
+// ARGV: history. Returns false (no feed) or {epoch, last, {bytes...}}: the last `history` entries.
+const SNAPSHOT = COMMON + `
+local m = redis.call('HMGET', meta, 'epoch', 'last')
+if not m[1] then return false end
+local history = tonumber(ARGV[1])
+local entries = {}
+if history > 0 then entries = redis.call('LRANGE', log, -history, -1) end
+return {m[1], m[2], entries}
+`
+
+// ARGV: epoch, from, to (integers), history. Returns {} or {first seq, {bytes...}}.
+const RANGE = COMMON + `
+local m = redis.call('HMGET', meta, 'epoch', 'last')
+if m[1] ~= ARGV[1] then return {} end
+local last, len = tonumber(m[2]), redis.call('LLEN', log)
+local held = math.min(len, tonumber(ARGV[4]))
+local first = last - held + 1
+local lo, hi = math.max(tonumber(ARGV[2]), first), math.min(tonumber(ARGV[3]), last)
+if lo > hi then return {} end
+local skip = len - held - first
+return {lo, redis.call('LRANGE', log, skip + lo, skip + hi)}
+`
+
+type Arg = string | Buffer
+type AppendReply = [Buffer, Buffer, number, Buffer?] | [Buffer, number]
+interface Scripts {
+  tribuneFeedAppendBuffer: (meta: string, log: string, ids: string, ...args: Arg[]) => Promise<AppendReply>
+  tribuneFeedSnapshotBuffer: (meta: string, log: string, history: string) => Promise<[Buffer, Buffer, Buffer[]] | null>
+  tribuneFeedRangeBuffer: (meta: string, log: string, ...args: string[]) => Promise<[number, Buffer[]] | []>
+}
+
+/** What `encodeEnvelope` writes before `,"ts":`; the script writes the same head with the real seq and epoch. */
+const BLANK_HEAD = Buffer.byteLength('{"seq":0,"epoch":""')
+const head = (seq: number, epoch: string): Buffer => Buffer.from(`{"seq":${seq},"epoch":"${epoch}"`, 'utf8')
+
+/** Options of a {@link RedisFeedStore}. */
+export interface RedisFeedStoreOptions {
+  /** Put before every key, e.g. `tribune:`; must hold no `{` or `}` (see the header). */
+  prefix: string
+  /** The number of messages kept per feed (older ones are deleted as new ones arrive). Every node must agree. */
+  history: number
+}
+
+export class RedisFeedStore implements FeedStore {
+  readonly #redis: Redis & Scripts
+  readonly #prefix: string
+  readonly #history: number
+  readonly #inFlight = new Set<Promise<unknown>>()
+
+  /**
+   * Defines the store's scripts on `redis` (as commands `tribuneFeedAppend`, `tribuneFeedSnapshot`, `tribuneFeedRange`).
+   * @param redis a connection the caller owns (and closes, after {@link close}); Redis errors are passed on, not retried
+   */
+  constructor (redis: Redis, opts: RedisFeedStoreOptions) {
+    redis.defineCommand('tribuneFeedAppend', { numberOfKeys: 3, lua: APPEND })
+    redis.defineCommand('tribuneFeedSnapshot', { numberOfKeys: 2, lua: SNAPSHOT })
+    redis.defineCommand('tribuneFeedRange', { numberOfKeys: 2, lua: RANGE })
+    this.#redis = redis as Redis & Scripts
+    this.#prefix = opts.prefix
+    this.#history = opts.history
+  }
+
+  /**
+   * Appends with one script call (EVALSHA): a new seq, or the held entry when the data's `id` is held already.
+   * A feed without meta (new, or Redis lost its data) starts at seq 1 under a new epoch.
+   * @throws EnvelopeTooLargeError over `maxBytes` (no seq used); the Redis error when the call fails
+   */
+  async append (feed: string, payload: Buffer, ts: number, maxBytes = Infinity): Promise<AppendResult> {
+    const run = this.#append(feed, payload, ts, maxBytes)
+    this.#inFlight.add(run)
+    try {
+      return await run
+    } finally {
+      this.#inFlight.delete(run)
+    }
+  }
+
+  async #append (feed: string, payload: Buffer, ts: number, maxBytes: number): Promise<AppendResult> {
+    const { bytes, id } = encodeEnvelope(0, '', ts, payload)
+    const tail = bytes.subarray(BLANK_HEAD)
+    const max = maxBytes < Infinity ? String(Math.max(0, Math.floor(maxBytes))) : '-1' // NaN too: no limit, as in encodeEnvelope
+    const k = this.#keys(feed)
+    const reply = await this.#redis.tribuneFeedAppendBuffer(k.meta, k.log, k.ids, newEpoch(), tail, max,
+      String(this.#history), id === undefined ? '0' : '1', id ?? '')
+    const status = reply[0].toString()
+    if (status === 'big') throw new EnvelopeTooLargeError(reply[1] as number, maxBytes)
+    const [, epochBuf, seq, stored] = reply as [Buffer, Buffer, number, Buffer?]
+    const epoch = epochBuf.toString('utf8')
+    if (status === 'dup') return { epoch, entry: { seq, payload: stored as Buffer }, duplicate: true }
+    return { epoch, entry: { seq, payload: Buffer.concat([head(seq, epoch), tail]) }, duplicate: false }
+  }
+
+  /** The feed's epoch, last seq and held entries, read at one instant (one script), or null when it has no meta. */
+  async snapshot (feed: string): Promise<FeedSnapshot | null> {
+    const k = this.#keys(feed)
+    const reply = await this.#redis.tribuneFeedSnapshotBuffer(k.meta, k.log, String(this.#history))
+    if (reply === null) return null
+    const last = Number(reply[1].toString())
+    const first = last - reply[2].length + 1
+    return { epoch: reply[0].toString('utf8'), last, entries: reply[2].map((payload, i) => ({ seq: first + i, payload })) }
+  }
+
+  /** Held entries with `from <= seq <= to`, in seq order; none when `epoch` is not the feed's current one. */
+  async range (feed: string, epoch: string, from: number, to: number): Promise<FeedEntry[]> {
+    const lo = Math.max(1, Math.ceil(from))
+    const hi = Math.min(Number.MAX_SAFE_INTEGER, Math.floor(to))
+    if (!(lo <= hi)) return []
+    const k = this.#keys(feed)
+    const reply = await this.#redis.tribuneFeedRangeBuffer(k.meta, k.log, epoch, String(lo), String(hi), String(this.#history))
+    if (reply.length === 0) return []
+    const [first, entries] = reply as [number, Buffer[]]
+    return entries.map((payload, i) => ({ seq: first + i, payload }))
+  }
+
+  /** Waits for appends in flight to settle; the connection stays open (the caller owns it). */
+  async close (): Promise<void> {
+    await Promise.allSettled([...this.#inFlight])
+  }
+
+  #keys (feed: string): { meta: string, log: string, ids: string } {
+    const tag = feed.replace(/[%{}]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+    const base = `${this.#prefix}feed:{${tag}}:`
+    return { meta: `${base}meta`, log: `${base}log`, ids: `${base}ids` }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Where a node keeps its state: the embedded store (one node; LevelDB or memory) or Redis (a cluster member, with
+ * `--redis`). Either way the node gets an aedes persistence, a feed store and, for a cluster, a message stream.
+ */
+import { hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import type { BrokerConfig } from './config.js'
+import type { Logger } from './log.js'
+import { openDatabase } from './store/db.js'
+import { CachedRetainedPersistence } from './store/persistence.js'
+import { LevelFeedStore } from './feeds/level-store.js'
+import type { FeedStore } from './feeds/store.js'
+import { openCluster } from './cluster/open.js'
+import type { Emitter } from './cluster/emitter.js'
+
+export interface NodeStores {
+  /** This node's id (aedes `id`): `--node-id`, or for a cluster member the host name and a random suffix. */
+  nodeId: string | undefined
+  /** The aedes persistence. */
+  persistence: unknown
+  feeds: FeedStore
+  /** The message stream between nodes; undefined for a single node (aedes' in-memory one). */
+  mq: Emitter | undefined
+  /** 'embedded' or 'redis', and whether the node can reach it now. */
+  kind: 'embedded' | 'redis'
+  ready: () => boolean
+  /** Registers a call made when the message stream is back after a cut. */
+  onResubscribed: (fn: () => void) => void
+  /** Closes the stores; call after aedes has closed. */
+  close: () => Promise<void>
+}
+
+/**
+ * Opens the node's stores for `config`.
+ * @param isCleanClient true when the client with this id holds a clean session on this node (cluster only)
+ * @throws Error naming the data dir or the Redis URL when it cannot be opened
+ */
+export async function openStores (config: BrokerConfig, log: Logger, isCleanClient: (clientId: string) => boolean): Promise<NodeStores> {
+  if (config.redis !== undefined) {
+    const nodeId = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(3).toString('hex')}`
+    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, history: config.feedHistory, isCleanClient, log })
+    return {
+      nodeId,
+      persistence: link.persistence,
+      feeds: link.store,
+      mq: link.mq,
+      kind: 'redis',
+      ready: link.ready,
+      onResubscribed: link.onResubscribed,
+      close: async () => {
+        await link.close()
+        await link.persistence.destroy()
+      }
+    }
+  }
+  const db = await openDatabase(config.dataDir)
+  const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }))
+  const feeds = new LevelFeedStore(db as never, config.feedHistory)
+  return {
+    nodeId: config.nodeId,
+    persistence,
+    feeds,
+    mq: undefined,
+    kind: 'embedded',
+    ready: () => true,
+    onResubscribed: () => {},
+    close: async () => {
+      await feeds.close()
+      await persistence.destroy()
+      await db.close()
+    }
+  }
+}
