@@ -125,4 +125,32 @@ describe('feed hub cache lifetime', () => {
     hub.detach(b)
     hub.close()
   })
+
+  it('catches up after the message stream was cut: the messages it missed, then a new epoch with a reset', async () => {
+    const { store, hub } = await setup()
+    const s = sink()
+    const first = await store.append(F, Buffer.from('1'), 1)
+    await hub.attach(F, { kind: 'all' }, s)
+    for (let i = 2; i <= 4; i++) await store.append(F, Buffer.from(String(i)), 1) // never arrive live
+    await hub.resync()
+    expect(s.got.map((m) => m.seq)).toEqual([1, 2, 3, 4])
+    await hub.resync() // nothing new: nothing sent twice
+    expect(s.got).toHaveLength(4)
+    // The store lost everything and started a new epoch (Redis restarted empty): viewers are reset, then get it.
+    const db2 = new MemoryLevel<string, Buffer>({ keyEncoding: 'utf8', valueEncoding: 'buffer' })
+    await db2.open()
+    const fresh = new LevelFeedStore(db2 as never, 1000)
+    const moved = new FeedHub(fresh, { history: 1000, gapFillMs: 30 })
+    const t = sink()
+    await moved.attach(F, { kind: 'all' }, t) // empty feed
+    moved.onLive(F, first.epoch, first.entry)
+    const e1 = await fresh.append(F, Buffer.from('"a"'), 2)
+    await fresh.append(F, Buffer.from('"b"'), 2)
+    await moved.resync()
+    expect(t.got.map((m) => m.reset === true ? `reset:${m.reason}` : `${m.seq}@${m.epoch}`)).toEqual([
+      `1@${first.epoch}`, 'reset:epoch-changed', `1@${e1.epoch}`, `2@${e1.epoch}`
+    ])
+    hub.close()
+    moved.close()
+  })
 })

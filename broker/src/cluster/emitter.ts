@@ -37,6 +37,7 @@ export interface Emitter {
 }
 
 interface RedisEmitter extends Emitter {
+  state: NodeJS.EventEmitter
   subConn: Redis
   pubConn: Redis
   _subTopic: (topic: string) => string
@@ -73,6 +74,9 @@ export class ClusterEmitter implements Emitter {
     this.#isCleanClient = opts.isCleanClient
     this.#local = new (MQEmitter as unknown as new (opts: object) => Emitter)({ matchEmptyLevels: true })
     this.#redis = new MQEmitterRedisPrefix(opts.prefix, { pubConn: opts.pubConn, subConn: opts.subConn, matchEmptyLevels: true })
+    // mqemitter-redis re-emits connection errors on `state`; the connections' own handlers (cluster/open.ts) log them,
+    // and without a listener here each one would be thrown.
+    this.#redis.state.on('error', () => {})
     guardForeign(this.#redis.subConn, (channel, err) => {
       this.foreignMessages++
       opts.onForeign?.(channel, err)
