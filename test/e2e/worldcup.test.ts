@@ -1,4 +1,4 @@
-// Tests the main job end to end on one node: a World Cup replayed at --speed 0 into a real broker while 200 viewers
+// Tests the main job end to end, on one node and on a 3-node cluster linked by Redis: a World Cup replayed at --speed 0 into a real broker while 200 viewers
 // (the client library over TCP and WebSocket) join at random moments, some with `all`, some with `last-5`, some dropping
 // their connection and resuming; plus raw MQTT.js viewers that see the broker's stream without any client-side repair.
 // Every viewer must end holding each of its feeds as consecutive seqs once and in order, identical across transports,
@@ -12,6 +12,8 @@ import { Publisher } from '../../publisher/src/index.js'
 import { readWorldCupFile, type ReplayMatch } from '../../publisher/src/replay/worldcup.js'
 import { runReplay } from '../../publisher/src/replay/run.js'
 import { Viewer } from '../../client/src/index.js'
+import { redisForTest } from '../helpers/redis.js'
+import { clusterForTest, type TestNode } from '../helpers/cluster.js'
 
 const SHARED = join(import.meta.dirname, '../../../shared/data')
 const SHIPPED = join(import.meta.dirname, '../../publisher/data')
@@ -40,9 +42,14 @@ interface ViewerPlan {
 
 interface Seen { seq: number, epoch: string, raw: string }
 
-async function replayWithViewers (file: string, expectedMatches: number, seed: number): Promise<void> {
+/**
+ * Replays `file` into node 0 of `nodes` (one node, or a cluster) while 200 viewers join at random moments on every node;
+ * the reference is read from the last node, the retained states from each.
+ */
+async function replayWithViewers (file: string, expectedMatches: number, seed: number, nodes: TestNode[]): Promise<void> {
   const random = rng(seed)
-  const node = await brokerForTest()
+  const node = nodes[0]
+  const anyNode = (): TestNode => nodes[Math.floor(random() * nodes.length)]
   const worldCup = await readWorldCupFile(file)
   expect(worldCup.matches).toHaveLength(expectedMatches)
   const byId = new Map<string, ReplayMatch>(worldCup.matches.map((m) => [m.id, m]))
@@ -57,7 +64,7 @@ async function replayWithViewers (file: string, expectedMatches: number, seed: n
 
   // 200 viewers with the client library, joining over the first ~1.5 s of the replay.
   const plans: ViewerPlan[] = Array.from({ length: 200 }, (_, i) => ({
-    url: i % 2 === 0 ? node.wsUrl : node.tcpUrl,
+    url: i % 2 === 0 ? anyNode().wsUrl : anyNode().tcpUrl,
     feeds: Array.from({ length: 3 }, () => `matches/${ids[Math.floor(random() * ids.length)]}/events`)
       .filter((f, k, all) => all.indexOf(f) === k),
     from: random() < 0.7 ? 'all' : 'last-5',
@@ -95,7 +102,7 @@ async function replayWithViewers (file: string, expectedMatches: number, seed: n
 
   // Raw MQTT.js viewers: what the broker itself sends, with no client-side dedupe or reordering.
   const raw = await Promise.all(ids.slice(0, 8).map(async (id, k) => {
-    const c = await connect(k % 2 === 0 ? node.tcpUrl : node.wsUrl)
+    const c = await connect(k % 2 === 0 ? nodes[k % nodes.length].tcpUrl : nodes[k % nodes.length].wsUrl)
     const got = collect(c)
     await c.subscribeAsync(`$replay/all/matches/${id}/events`, { qos: 1 })
     return { feed: `matches/${id}/events`, got }
@@ -108,7 +115,7 @@ async function replayWithViewers (file: string, expectedMatches: number, seed: n
 
   // The reference: each feed read whole after the replay.
   const reference = new Map<string, string[]>()
-  const ref = await connect(node.tcpUrl)
+  const ref = await connect(nodes[nodes.length - 1].tcpUrl)
   const refGot = collect(ref)
   for (const m of worldCup.matches) await ref.subscribeAsync(`$replay/all/${feedOf(m)}`, { qos: 1 })
   const totalEvents = worldCup.matches.reduce((n, m) => n + m.events.length, 0)
@@ -152,37 +159,51 @@ async function replayWithViewers (file: string, expectedMatches: number, seed: n
     expect(r.got.map((m) => JSON.stringify(m.json))).toEqual(reference.get(r.feed))
   }
 
-  // Every state equals the file's final score, for every match: from a fresh subscriber and from the viewers.
-  const st = await connect(node.wsUrl)
-  const stGot = collect(st)
-  await st.subscribeAsync('matches/+/state', { qos: 1 })
-  await waitFor(() => stGot.length === expectedMatches, `${expectedMatches} retained states`)
-  for (const msg of stGot) {
-    const m = byId.get(msg.topic.split('/')[1])!
-    expect(msg.retain).toBe(true)
-    expect(msg.json).toMatchObject({ team1: m.team1, team2: m.team2, date: m.date, status: 'finished', score: m.final })
-    expect(msg.json.penalties).toEqual(m.penalties)
+  // Every state equals the file's final score, for every match: from a fresh subscriber on each node and from the viewers.
+  for (const [k, n] of nodes.entries()) {
+    const st = await connect(n.wsUrl)
+    const stGot = collect(st)
+    await st.subscribeAsync('matches/+/state', { qos: 1 })
+    await waitFor(() => stGot.length === expectedMatches, `${expectedMatches} retained states on node ${k}`)
+    for (const msg of stGot) {
+      const m = byId.get(msg.topic.split('/')[1])!
+      expect(msg.retain).toBe(true)
+      expect(msg.json).toMatchObject({ team1: m.team1, team2: m.team2, date: m.date, status: 'finished', score: m.final })
+      expect(msg.json.penalties).toEqual(m.penalties)
+    }
   }
   await waitFor(() => plans.every((plan, i) => plan.feeds.every((f) => states[i].get(f.replace(/events$/, 'state'))?.status === 'finished')), 'viewers see final states')
   plans.forEach((plan, i) => {
     for (const f of plan.feeds) expect(states[i].get(f.replace(/events$/, 'state')).score).toEqual(byId.get(f.split('/')[1])!.final)
   })
-  console.log(`${file.split('/').pop()}: ${expectedMatches} matches, ${totalEvents} events replayed in ${replayMs} ms; ` +
+  console.log(`${file.split('/').pop()} on ${nodes.length} node(s): ${expectedMatches} matches, ${totalEvents} events replayed in ${replayMs} ms; ` +
     `200 viewers (${resumed} dropped and resumed), ${fromStart} feeds held from seq 1`)
 }
 
 describe('the main job on one node', () => {
   it('replays the 2022 World Cup (64 matches) to 200 viewers joining, dropping and resuming', async () => {
-    await replayWithViewers(input('worldcup-2022.json'), 64, 2022)
+    await replayWithViewers(input('worldcup-2022.json'), 64, 2022, [await brokerForTest()])
   })
 
   it('replays the 2026 World Cup (104 matches) to 200 viewers joining, dropping and resuming', async () => {
-    await replayWithViewers(input('worldcup-2026.json'), 104, 2026)
+    await replayWithViewers(input('worldcup-2026.json'), 104, 2026, [await brokerForTest()])
   })
 
   it('ships the 2022 World Cup as demo input, identical to the shared data', async () => {
     const shipped = await readWorldCupFile(join(SHIPPED, 'worldcup-2022.json'))
     const shared = await readWorldCupFile(input('worldcup-2022.json'))
     expect(shipped).toEqual(shared)
+  })
+})
+
+describe('the main job on a 3-node cluster linked by Redis', () => {
+  it('replays the 2022 World Cup into node 0 to 200 viewers spread over the 3 nodes', async () => {
+    const redis = await redisForTest()
+    await replayWithViewers(input('worldcup-2022.json'), 64, 2122, await clusterForTest(redis.url, 3))
+  })
+
+  it('replays the 2026 World Cup into node 0 to 200 viewers spread over the 3 nodes', async () => {
+    const redis = await redisForTest()
+    await replayWithViewers(input('worldcup-2026.json'), 104, 2126, await clusterForTest(redis.url, 3))
   })
 })
