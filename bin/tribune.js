@@ -3,6 +3,7 @@
 // Run `npm run build` first (npm start and npm test do it for you).
 const commands = {
   broker: ['../dist/broker/src/cli.js', 'brokerMain', 'run a broker node (MQTT over TCP and WebSocket, feeds, /healthz)'],
+  cluster: ['../dist/broker/src/cluster/cli.js', 'clusterMain', 'run N broker nodes on this machine sharing the ports, linked by Redis'],
   replay: ['../dist/publisher/src/cli.js', 'replayMain', 'replay a World Cup JSON file into a broker as live match events'],
   watch: ['../dist/client/src/cli.js', 'watchMain', 'watch a topic or feed and print one JSON line per message'],
   demo: ['../dist/broker/src/demo.js', 'demoMain', 'the main job: a broker with a World Cup replayed into it'],
@@ -38,3 +39,5 @@ try {
 }
 const code = await mod[entry[1]](rest)
 if (typeof code === 'number') process.exitCode = code
+// A node forked by `tribune cluster` has an IPC channel to the primary, which would keep it alive after a clean stop.
+if (process.connected) process.disconnect()

@@ -40,6 +40,8 @@ export async function brokerMain (argv: string[]): Promise<number> {
     console.error(`tribune broker: cannot start: ${(err as Error).message}`)
     return 1
   }
+  // Forked by `tribune cluster`: tell the primary this node listens.
+  process.send?.({ tribune: 'listening', id: node.aedes.id, ports: node.ports })
   return await new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       node.log.info({ signal }, 'stopping')

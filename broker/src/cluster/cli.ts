@@ -1,0 +1,129 @@
+/**
+ * `tribune cluster --nodes N [broker options]`: N broker nodes on this machine, one process each (default one per
+ * core), sharing the listening ports (node:cluster hands each new connection to a node in turn) and linked through
+ * Redis: the `--redis` given, or else a redis-server started here with its data under `<data-dir>/redis`.
+ * A node that dies is started again; SIGINT/SIGTERM stop every node, then that redis-server; SIGHUP is passed on.
+ * On several machines, run `tribune broker --redis <url>` on each instead.
+ */
+import cluster, { type Worker } from 'node:cluster'
+import { availableParallelism, hostname } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
+import { ConfigError, helpText, loadConfig } from '../config.js'
+import { createLogger } from '../log.js'
+import { freePort, spawnRedisServer, type RedisServer } from './redis-server.js'
+
+const BIN = fileURLToPath(new URL('../../../../bin/tribune.js', import.meta.url))
+
+/** What a node forked by `tribune cluster` tells the primary once it listens. */
+export interface ListeningMessage {
+  tribune: 'listening'
+  id: string
+  ports: Record<string, number>
+}
+
+function usage (): string {
+  return [
+    'Usage: tribune cluster [--nodes N] [broker options]',
+    '',
+    `  --nodes N   broker processes on this machine, sharing the ports (default: one per core, here ${availableParallelism()})`,
+    '  Without --redis (or TRIBUNE_REDIS), a redis-server is started for the cluster, its data under <data-dir>/redis.',
+    '',
+    helpText().replace('Usage: tribune broker [options]', 'Broker options (every node gets them; --node-id is a prefix, nodes are <id>-0, <id>-1, ...):')
+  ].join('\n')
+}
+
+/**
+ * Runs `tribune cluster`.
+ * @returns the exit code: 0 after a clean stop, 2 for a bad option, 1 when redis-server or a node cannot start
+ */
+export async function clusterMain (argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage())
+    return 0
+  }
+  const args = [...argv]
+  let nodes = availableParallelism()
+  const at = args.indexOf('--nodes')
+  if (at >= 0) {
+    const raw = args[at + 1]
+    nodes = Number(raw)
+    if (raw === undefined || !/^\d+$/.test(raw) || nodes < 1 || nodes > 256) {
+      console.error(`tribune cluster: --nodes: must be a whole number from 1 to 256 (got ${raw ?? 'nothing'})`)
+      return 2
+    }
+    args.splice(at, 2)
+  }
+  // Check every option here once, with the broker's own rules, before forking anything.
+  let config
+  try {
+    const flags: Record<string, string | undefined> = {}
+    for (let i = 0; i < args.length; i++) {
+      if (!args[i].startsWith('--')) throw new ConfigError(`unexpected argument ${args[i]}`)
+      flags[args[i].slice(2)] = args[++i]
+    }
+    config = loadConfig(flags, process.env)
+  } catch (err) {
+    console.error(`tribune cluster: ${(err as Error).message}\n\nRun tribune cluster --help for the options.`)
+    return 2
+  }
+  const log = createLogger(config.logLevel).child({ role: 'cluster' })
+  let redis: RedisServer | null = null
+  let redisUrl = config.redis
+  if (redisUrl === undefined) {
+    const dir = join(resolve(config.dataDir === ':memory:' ? './data' : config.dataDir), 'redis')
+    try {
+      redis = await spawnRedisServer({ port: await freePort(), dir })
+    } catch (err) {
+      console.error(`tribune cluster: no --redis given and cannot start redis-server: ${(err as Error).message}`)
+      return 1
+    }
+    redisUrl = redis.url
+    log.info({ redis: redisUrl, dir }, 'started redis-server for the cluster')
+  }
+  const idAt = args.indexOf('--node-id')
+  if (idAt >= 0) args.splice(idAt, 2) // each node gets its own, below
+  const base = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(2).toString('hex')}`
+  cluster.setupPrimary({ exec: BIN, args: ['broker', ...args], silent: false })
+  let stopping = false
+  const listening = new Map<number, ListeningMessage>()
+  const fork = (i: number): Worker => {
+    const worker = cluster.fork({ TRIBUNE_REDIS: redisUrl, TRIBUNE_NODE_ID: `${base}-${i}` })
+    worker.on('message', (msg: ListeningMessage) => {
+      if (msg?.tribune !== 'listening') return
+      listening.set(i, msg)
+      if (listening.size === nodes) log.info({ nodes, ids: [...listening.values()].map((m) => m.id), ports: msg.ports, redis: redisUrl }, 'cluster listening')
+    })
+    worker.on('exit', (code, signal) => {
+      if (stopping) return
+      listening.delete(i)
+      log.error({ node: `${base}-${i}`, code, signal }, 'node died; starting it again')
+      setTimeout(() => { if (!stopping) fork(i) }, 500)
+    })
+    return worker
+  }
+  for (let i = 0; i < nodes; i++) fork(i)
+  return await new Promise<number>((resolveExit) => {
+    const stop = (signal: string): void => {
+      if (stopping) return
+      stopping = true
+      log.info({ signal }, 'stopping every node')
+      const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+      void Promise.all(workers.map(async (w) => await new Promise<void>((done) => {
+        if (w.isDead()) return done()
+        w.once('exit', () => done())
+        w.process.kill('SIGTERM')
+      }))).then(async () => {
+        await redis?.stop()
+        log.info('cluster stopped')
+        resolveExit(0)
+      })
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.on('SIGHUP', () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP')
+    })
+  })
+}

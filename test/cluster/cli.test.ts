@@ -1,0 +1,94 @@
+/**
+ * `tribune cluster --nodes 2`: two broker processes sharing the ports, linked by a redis-server the command starts
+ * itself; a feed published through one connection reaches viewers on both nodes; SIGTERM stops the nodes and Redis.
+ */
+import { spawn } from 'node:child_process'
+import { createConnection } from 'node:net'
+import { join } from 'node:path'
+import http from 'node:http'
+import { test, expect } from 'vitest'
+import { tempDir, onCleanup } from '../helpers/broker.js'
+import { connect, collect, waitFor } from '../helpers/mqtt.js'
+
+const BIN = join(import.meta.dirname, '../../bin/tribune.js')
+
+/** GET on a new connection each time, so node:cluster hands it to the next node. */
+async function healthz (port: number): Promise<{ id: string, store: string }> {
+  return await new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/healthz', agent: false, headers: { connection: 'close' } }, (res) => {
+      let body = ''
+      res.on('data', (d) => { body += d })
+      res.on('end', () => resolve(JSON.parse(body)))
+    }).on('error', reject)
+  })
+}
+
+async function portOpen (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port })
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => resolve(false))
+  })
+}
+
+test('tribune cluster --nodes 2 runs two linked nodes on shared ports and stops cleanly', async () => {
+  const dir = tempDir()
+  const child = spawn(process.execPath, [BIN, 'cluster', '--nodes', '2', '--port', '0', '--ws-port', '0', '--data-dir', dir, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (d) => { out += d })
+  child.stderr.on('data', (d) => { out += d })
+  const line = (msg: string): any => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((l) => l.msg === msg)
+  await waitFor(() => line('cluster listening') !== undefined, `cluster listening (output so far: ${out.slice(0, 500)})`, 20_000)
+  const up = line("cluster listening")
+  const redisUrl: string = line('started redis-server for the cluster').redis
+  expect(up.ids).toHaveLength(2)
+  expect(new Set(up.ids).size).toBe(2)
+  const tcp = up.ports['mqtt:0'] as number
+  const ws = up.ports['ws:0'] as number
+
+  const seen = new Set<string>()
+  for (let i = 0; i < 6; i++) {
+    const h = await healthz(ws)
+    expect(h.store).toBe('redis')
+    seen.add(h.id)
+  }
+  expect([...seen].sort()).toEqual([...up.ids].sort())
+
+  // Viewers on several connections (spread over both nodes), one publisher.
+  const viewers = await Promise.all(Array.from({ length: 6 }, async (_, i) => {
+    const c = await connect(i % 2 === 0 ? `mqtt://127.0.0.1:${tcp}` : `ws://127.0.0.1:${ws}/mqtt`)
+    const got = collect(c)
+    await c.subscribeAsync('$replay/all/matches/9/events', { qos: 1 })
+    return got
+  }))
+  const pub = await connect(`mqtt://127.0.0.1:${tcp}`)
+  for (let i = 1; i <= 20; i++) await pub.publishAsync('matches/9/events', JSON.stringify({ id: `g${i}` }), { qos: 1 })
+  for (const got of viewers) {
+    await waitFor(() => got.length === 20, '20 messages')
+    expect(got.map((m) => m.json.seq)).toEqual(Array.from({ length: 20 }, (_, k) => k + 1))
+  }
+  await pub.endAsync()
+
+  const redisPort = Number(new URL(redisUrl).port)
+  expect(await portOpen(redisPort)).toBe(true)
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  child.kill('SIGTERM')
+  expect(await exit).toBe(0)
+  expect(line('cluster stopped')).toBeDefined()
+  expect(await portOpen(redisPort)).toBe(false)
+  expect(await portOpen(tcp)).toBe(false)
+}, 60_000)
+
+test('tribune cluster refuses a bad --nodes and bad broker options, naming them', async () => {
+  for (const [args, name] of [[['--nodes', '0'], '--nodes'], [['--nodes', 'x'], '--nodes'], [['--port', '99999'], '--port'], [['--redis', 'http://x'], '--redis'], [['--redis-prefix', 'a*'], '--redis-prefix']] as const) {
+    const r = await new Promise<{ code: number | null, err: string }>((resolve) => {
+      const p = spawn(process.execPath, [BIN, 'cluster', ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let err = ''
+      p.stderr.on('data', (d) => { err += d })
+      p.on('close', (code) => resolve({ code, err }))
+    })
+    expect(r.code, args.join(' ')).toBe(2)
+    expect(r.err).toContain(name)
+  }
+})
