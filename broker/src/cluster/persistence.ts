@@ -154,6 +154,17 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     return await super.delWill(client)
   }
 
+  /**
+   * The wills of dead nodes, for aedes' sweep to publish (MQTT 3.1.1 section 3.1.2.5). Every live node sweeps; each
+   * will is claimed first (SET NX, 60 s), so only one node publishes it.
+   */
+  override async * streamWill (brokers: Record<string, number>): AsyncGenerator<{ clientId: string, brokerId: string }> {
+    for await (const will of super.streamWill(brokers) as AsyncIterable<{ clientId: string, brokerId: string }>) {
+      const claim = `will-claim:${will.brokerId}:${encodeURIComponent(will.clientId)}`
+      if (await this.#conn.set(claim, this.#nodeId, 'PX', 60_000, 'NX') === 'OK') yield will
+    }
+  }
+
   override async destroy (): Promise<void> {
     await super.destroy()
     this.#subscriber.disconnect()

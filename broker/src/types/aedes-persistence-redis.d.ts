@@ -15,6 +15,7 @@ declare module 'aedes-persistence-redis/asyncPersistence.js' {
     incomingStorePacket (client: { id: string }, packet: unknown): Promise<void>
     outgoingStream (client: { id: string }): AsyncIterable<unknown>
     delWill (client: { id: string, brokerId?: string }): Promise<unknown>
+    streamWill (brokers: Record<string, number>): AsyncIterable<unknown>
     destroy (): Promise<void>
   }
 }

@@ -1,0 +1,46 @@
+/**
+ * MQTT 3.1.1 section 3.1.2.5: the will of a client whose node dies is published by another node. Nodes hear each
+ * other's heartbeats; a node silent for 3 heartbeat intervals is dead, and the others sweep wills every 4 intervals,
+ * so a will follows the death within 7 heartbeat intervals (35 s with the default 5 s).
+ */
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { test, expect } from 'vitest'
+import { onCleanup } from '../helpers/broker.js'
+import { connect, collect, waitFor } from '../helpers/mqtt.js'
+import { redisForTest } from '../helpers/redis.js'
+import { clusterForTest } from '../helpers/cluster.js'
+
+const BIN = join(import.meta.dirname, '../../bin/tribune.js')
+const HEARTBEAT = 250
+
+test('the will of a client on a node that is killed is published once, by one of the other nodes, within 7 heartbeats', async () => {
+  const redis = await redisForTest()
+  const [survivor] = await clusterForTest(redis.url, 3, { heartbeatInterval: HEARTBEAT })
+  const watcher = await connect(survivor.tcpUrl)
+  const got = collect(watcher)
+  await watcher.subscribeAsync('clients/+/status', { qos: 1 })
+
+  const child = spawn(process.execPath, [BIN, 'broker', '--redis', redis.url, '--node-id', 'doomed', '--heartbeat-interval', String(HEARTBEAT),
+    '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (d) => { out += d })
+  const listening = (): any => out.split('\n').filter((l) => l.includes('"broker listening"')).map((l) => JSON.parse(l))[0]
+  await waitFor(() => listening() !== undefined, 'the doomed node listening')
+  const port = listening().tcpPort as number
+
+  const tv = await connect(`mqtt://127.0.0.1:${port}`, { clientId: 'tv-1', will: { topic: 'clients/tv-1/status', payload: Buffer.from('gone'), qos: 1, retain: false } })
+  tv.on('error', () => {})
+  await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT)) // the survivor has heard the doomed node's heartbeats
+  expect(got).toHaveLength(0)
+
+  const died = Date.now()
+  child.kill('SIGKILL')
+  await waitFor(() => got.length > 0, 'the will, published by the survivor', 7 * HEARTBEAT + 3000)
+  const after = Date.now() - died
+  await new Promise((resolve) => setTimeout(resolve, 5 * HEARTBEAT))
+  expect(got.map((m) => m.topic)).toEqual(['clients/tv-1/status'])
+  expect(after).toBeLessThanOrEqual(7 * HEARTBEAT + 1000)
+  console.log(`will published ${after} ms after the node died (heartbeat ${HEARTBEAT} ms, bound ${7 * HEARTBEAT} ms)`)
+}, 30_000)
