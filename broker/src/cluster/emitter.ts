@@ -1,6 +1,6 @@
 /**
  * The cluster's message stream: what aedes uses as its `mq`. Messages go between nodes through Redis pub/sub
- * (mqemitter-redis, every channel under the prefix), except those that concern this node only, which stay in a local
+ * (mqemitter-redis; the channel of topic `t` is `<prefix>/t`, so every channel and pattern starts with the prefix), except those that concern this node only, which stay in a local
  * emitter and cost Redis nothing:
  *  - per-client `$SYS` notices of this node (`new/subscribes`, `new/unsubscribes`, `disconnect/clients`, and
  *    `new/clients` of clean-session clients); `new/clients` of a persistent session still goes to every node, which
@@ -46,7 +46,7 @@ interface RedisEmitter extends Emitter {
 export interface ClusterEmitterOptions {
   /** This node's aedes id: its `$SYS/<id>/...` notices are the ones kept local. */
   nodeId: string
-  /** Channel prefix, e.g. `tribune:`; every Redis channel the node uses starts with it. */
+  /** Channel prefix, e.g. `tribune:` (channels are `tribune:/<topic>`); every Redis channel the node uses starts with it. */
   prefix: string
   /** Connections for publishing and subscribing (the emitter closes them). */
   pubConn: Redis
@@ -70,10 +70,12 @@ export class ClusterEmitter implements Emitter {
 
   constructor (opts: ClusterEmitterOptions) {
     this.#nodeId = opts.nodeId
-    this.#prefix = opts.prefix
+    // The prefix is a topic level of its own (`tribune:/matches/1/events`): glued to the first level, it would turn
+    // a filter that starts with a wildcard (`#`, `+/x`) into a plain word (`tribune:#`) that matches nothing.
+    this.#prefix = `${opts.prefix}/`
     this.#isCleanClient = opts.isCleanClient
     this.#local = new (MQEmitter as unknown as new (opts: object) => Emitter)({ matchEmptyLevels: true })
-    this.#redis = new MQEmitterRedisPrefix(opts.prefix, { pubConn: opts.pubConn, subConn: opts.subConn, matchEmptyLevels: true })
+    this.#redis = new MQEmitterRedisPrefix(this.#prefix, { pubConn: opts.pubConn, subConn: opts.subConn, matchEmptyLevels: true })
     // mqemitter-redis re-emits connection errors on `state`; the connections' own handlers (cluster/open.ts) log them,
     // and without a listener here each one would be thrown.
     this.#redis.state.on('error', () => {})

@@ -70,7 +70,7 @@ export class Feeds {
   async listen (mq: MessageStream): Promise<void> {
     await Promise.all(this.filters.map(async (filter) => await new Promise<void>((resolve) => {
       mq.on(filter, (packet, cb) => {
-        const pos = peekPosition(packet.payload)
+        const pos = Buffer.isBuffer(packet.payload) ? peekPosition(packet.payload) : null
         if (pos !== null) this.#hub.onLive(packet.topic, pos.epoch, { seq: pos.seq, payload: packet.payload })
         // Not synchronously: a backlog released at once by the emitter would otherwise recurse through here.
         process.nextTick(cb)
