@@ -11,16 +11,7 @@ import { connect, collect, waitFor } from '../helpers/mqtt.js'
 import { redisForTest } from '../helpers/redis.js'
 import { clusterForTest, type TestNode } from '../helpers/cluster.js'
 import { Viewer, type FeedEnvelope } from '../../client/src/index.js'
-
-function rng (seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { rng } from '../helpers/random.js'
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 const FEEDS = ['matches/a/events', 'matches/b/events', 'matches/c/events']

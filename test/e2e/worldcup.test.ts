@@ -14,23 +14,13 @@ import { runReplay } from '../../publisher/src/replay/run.js'
 import { Viewer } from '../../client/src/index.js'
 import { redisForTest } from '../helpers/redis.js'
 import { clusterForTest, type TestNode } from '../helpers/cluster.js'
+import { rng } from '../helpers/random.js'
 
 const SHARED = join(import.meta.dirname, '../../../shared/data')
 const SHIPPED = join(import.meta.dirname, '../../publisher/data')
 const FIXTURES = join(import.meta.dirname, '../publisher/fixtures')
 /** The real input in ../shared/data, or the copies in the repository when the checkout stands alone. */
 const input = (name: string): string => [SHARED, SHIPPED, FIXTURES].map((d) => join(d, name)).find((f) => existsSync(f)) ?? join(SHARED, name)
-
-/** A small deterministic random source (mulberry32), so a failure can be replayed with the same seed. */
-function rng (seed: number): () => number {
-  let a = seed
-  return () => {
-    a = (a + 0x6d2b79f5) | 0
-    let t = Math.imul(a ^ (a >>> 15), 1 | a)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface ViewerPlan {
   url: string
