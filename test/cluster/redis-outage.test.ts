@@ -78,6 +78,8 @@ async function outage (empty: boolean): Promise<void> {
   await joiner.subscribeAsync(`$replay/all/${FEED}`)
   await waitFor(() => joined.length >= 30, 'history served from the node during the outage')
   expect(joined.map((m) => m.json.seq)).toEqual(Array.from({ length: joined.length }, (_, k) => k + 1))
+  // A retained state published during the outage: stored once Redis is back, and then what every node serves.
+  const stateDuringOutage = pub.publishAsync('matches/x/state', '{"score":"during"}', { qos: 1, retain: true })
   await sleep(4700)
   // The replay ends while Redis is down: the publishes waiting for Redis are the last ones, so a node whose
   // subscription comes back after they are sent must catch up by itself.
@@ -89,6 +91,15 @@ async function outage (empty: boolean): Promise<void> {
   await stopped
   for (const node of nodes) await waitFor(() => node.aedes.closed === false, 'node up')
   for (const node of nodes) expect((await http(node, '/readyz')).status).toBe(200)
+  await stateDuringOutage
+  await sleep(1200) // each node reads the retained set again after its reconnect, and once more a second later
+  for (const [k, node] of nodes.entries()) {
+    const c = await connect(node.wsUrl)
+    const got = collect(c)
+    await c.subscribeAsync('matches/x/state')
+    await waitFor(() => got.length === 1, `retained state on node ${k}`)
+    expect(got[0].json.score, `node ${k}`).toBe('during')
+  }
 
   // The reference: the whole feed as Redis holds it now.
   const ref = await connect(nodes[1].tcpUrl)

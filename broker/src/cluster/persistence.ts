@@ -49,7 +49,9 @@ export class ClusterPersistence extends AsyncRedisPersistence {
   /** Clean-session clients of this node that stored QoS 2 state (it must be deleted when they go). */
   readonly #incoming = new Set<string>()
   #nodeId = ''
-  #loading: Buffer[] | null = []
+  /** Retained notices that came while a load of the whole set is under way (applied after it, in order). */
+  #queued: Buffer[] = []
+  #loads = 1 // the first load, at setup
 
   constructor (opts: ClusterPersistenceOptions) {
     super({ conn: opts.conn })
@@ -65,7 +67,7 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     this.#nodeId = aedes.id
     this.#subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       if (channel.toString() !== this.#channel) return
-      if (this.#loading !== null) this.#loading.push(message)
+      if (this.#loads > 0) this.#queued.push(message)
       else this.#applyNotice(message)
     })
     await this.#subscriber.subscribe(this.#channel)
@@ -76,11 +78,36 @@ export class ClusterPersistence extends AsyncRedisPersistence {
       if (!packet.topic.startsWith(`$SYS/${this.#nodeId}/`)) this.#persistent.add(String(packet.payload))
       done()
     }, resolve))
-    const all = await this.#conn.hgetallBuffer('retained')
-    for (const value of Object.values(all)) this.#retained.apply(msgpack.decode(value) as RetainedPacket)
-    const queued = this.#loading ?? []
-    this.#loading = null
-    for (const message of queued) this.#applyNotice(message)
+    await this.#loadRetained(false)
+    // Notices sent while the connection was down are lost: read the whole set again once it is back (the connection
+    // is up already, so every 'ready' from now on is a reconnect), and once more after its SUBSCRIBE is surely back.
+    const reload = (): void => {
+      this.#loadRetained(true).catch((err: Error) => this.#onError(err))
+    }
+    this.#subscriber.on('ready', () => {
+      reload()
+      setTimeout(reload, 1000).unref()
+    })
+  }
+
+  /**
+   * Replaces the retained messages held in memory with Redis' set (one HGETALL). Notices that come from the start of
+   * the first of overlapping loads are applied after the last one, in order: the last notice of a topic is at least as
+   * new as what HGETALL read, and a topic without a later notice gets back the value HGETALL read.
+   */
+  async #loadRetained (again: boolean): Promise<void> {
+    if (again) this.#loads++
+    try {
+      const all = await this.#conn.hgetallBuffer('retained')
+      this.#retained.clear()
+      for (const value of Object.values(all)) this.#retained.apply(msgpack.decode(value) as RetainedPacket)
+    } finally {
+      if (--this.#loads === 0) {
+        const queued = this.#queued
+        this.#queued = []
+        for (const message of queued) this.#applyNotice(message)
+      }
+    }
   }
 
   /** Retained topics held in memory. */

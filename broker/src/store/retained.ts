@@ -27,6 +27,11 @@ export class RetainedCache {
     }
   }
 
+  /** Forgets every retained message. */
+  clear (): void {
+    this.#retained.clear()
+  }
+
   /** Topics with a retained message. */
   get size (): number {
     return this.#retained.size
