@@ -44,12 +44,14 @@ test('3 nodes, 2 publishers on different nodes, 300 viewers joining, leaving and
   // Raw viewers joining during the burst, on random nodes.
   const rawLate = Promise.all(Array.from({ length: 9 }, async (_, k) => {
     await sleep(random() * BURST_MS)
-    const c = await connect(urlOf(nodes[k % 3], k))
+    // The event loop carries 3 nodes and 300 viewers: allow a slow CONNACK on a loaded machine.
+    const c = await connect(urlOf(nodes[k % 3], k), { connectTimeout: 30_000 })
     const got = collect(c)
     const feed = FEEDS[k % FEEDS.length]
     await c.subscribeAsync(`$replay/all/${feed}`, { qos: 1 })
     return { feed, got, where: `late raw ${k} on node ${k % 3}` }
   }))
+  rawLate.catch(() => {}) // awaited below; not an unhandled rejection meanwhile
 
   // 300 client-library viewers with a random life: join, maybe leave and come back, maybe move node (twice at most).
   const anomalies: string[] = []
@@ -96,7 +98,7 @@ test('3 nodes, 2 publishers on different nodes, 300 viewers joining, leaving and
   const n = 2 * PER_PUBLISHER
 
   // Every client-library viewer: consecutive seqs, once, in order, ending at n; from 1 when it asked for all.
-  await waitFor(() => delivered.every((feeds) => [...feeds.values()].every((list) => list.length > 0 && list[list.length - 1].seq === n)), 'every viewer at the last seq', 30_000)
+  await waitFor(() => delivered.every((feeds) => [...feeds.values()].every((list) => list.length > 0 && list[list.length - 1].seq === n)), 'every viewer at the last seq', 60_000)
   const epochs = new Set<string>()
   plans.forEach((plan, i) => {
     for (const feed of plan.feeds) {
@@ -121,4 +123,4 @@ test('3 nodes, 2 publishers on different nodes, 300 viewers joining, leaving and
     }
   }
   console.log(`feed guarantee (seed ${seed}): 3 nodes, ${n} messages per feed from 2 publishers, 300 viewers, ${moves} moves`)
-}, 120_000)
+}, 180_000)
