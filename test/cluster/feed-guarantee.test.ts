@@ -114,7 +114,7 @@ test('3 nodes, 2 publishers on different nodes, 300 viewers joining, leaving and
 
   // Raw viewers: exactly 1..n from the broker, each publisher's messages in its own order.
   for (const r of [...rawEarly, ...await rawLate]) {
-    await waitFor(() => r.got.length >= n, `${r.where}: ${n} messages of ${r.feed}`)
+    await waitFor(() => r.got.length >= n, `${r.where}: ${n} messages of ${r.feed}`, 30_000)
     await sleep(50)
     expect(r.got.map((m) => m.json.seq), r.where).toEqual(Array.from({ length: n }, (_, k) => k + 1))
     for (const p of [0, 1]) {
