@@ -11,6 +11,7 @@ import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
 import { UnsubscribeOrder } from './hooks/ordering.js'
+import { UnpublishedFeedMessages } from './hooks/unpublished.js'
 
 export type { IncomingStore } from './hooks/context.js'
 
@@ -43,6 +44,12 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     persistence: parts.persistence,
     limits: parts.limits,
     order: new UnsubscribeOrder(),
+    unpublished: new UnpublishedFeedMessages(),
+    publish: (topic: string, payload: Buffer) => {
+      broker?.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as never, (err?: Error) => {
+        if (err != null) log.error({ topic, err }, 'publishing a stored feed message failed')
+      })
+    },
     clients: () => (broker as unknown as { clients: Record<string, Client> } | null)?.clients ?? {}
   }
   const startReplay = (client: FeedClient, topic: string, qos: number): void => {
@@ -72,7 +79,11 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     if ((client as unknown as { closed: boolean }).closed) (broker as unknown as { unregisterClient: (c: Client) => void }).unregisterClient(client)
   })
   broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(client as unknown as FeedClient))
-  broker.on('clientDisconnect', (client: Client) => feeds.disconnected(client as unknown as FeedClient))
+  broker.on('publish', (packet: { payload: unknown }, client: Client | null) => ctx.unpublished.published(client, packet.payload))
+  broker.on('clientDisconnect', (client: Client) => {
+    feeds.disconnected(client as unknown as FeedClient)
+    for (const m of ctx.unpublished.take(client)) ctx.publish(m.topic, m.payload)
+  })
   broker.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
   broker.on('connectionError', (_client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))
   ;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))

@@ -40,7 +40,7 @@ export const configSchema = z.object({
   maxKeepalive: z.number().int().min(1).max(65535).default(1200),
   connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   /** Redis URL that makes this node a cluster member; without it the node uses the embedded store. */
-  redis: z.string().regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL').optional(),
+  redis: z.string().regex(/^rediss?:\/\/[^\s/]+(\/\d{1,5})?\/?$/, 'must be a redis:// or rediss:// URL: [user:password@]host[:port][/database number]').optional(),
   /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
   redisPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . : or - (no glob characters)').default('tribune:'),
   /** This node's id in `$SYS/<id>/...` topics and in Redis (default: host name and a random suffix). */

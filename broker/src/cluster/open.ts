@@ -51,6 +51,10 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     lazyConnect: true
   }
   const redact = url.replace(/\/\/[^@/]*@/, '//***@')
+  // Keys live in the URL's database, but pub/sub channels are shared by every database of a Redis server: a
+  // database other than 0 goes into the channel prefix, so two clusters on one server never hear each other.
+  const db = Number(new URL(url).pathname.slice(1) || '0')
+  const channels = db > 0 ? `${prefix}db${db}:` : prefix
   const connect = (name: string, extra: RedisOptions = {}): Redis => {
     const conn = new Redis(url, { ...base, ...extra })
     let down = false
@@ -89,7 +93,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   }
   const mq = new ClusterEmitter({
     nodeId: opts.nodeId,
-    prefix,
+    prefix: channels,
     pubConn: pub,
     subConn: sub,
     isCleanClient: opts.isCleanClient,
@@ -98,7 +102,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   const persistence = new ClusterPersistence({
     conn: state,
     subscriber: notices,
-    prefix,
+    prefix: channels,
     onError: (err) => log.warn({ reason: err.message }, 'dropped a retained notice that is not Tribune\'s')
   })
   const store = new RedisFeedStore(pub, { prefix, history: opts.history })

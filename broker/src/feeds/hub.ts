@@ -136,7 +136,19 @@ export class FeedHub {
       if (!cache.ready) return
       try {
         const snap = await this.#store.snapshot(feed)
-        if (snap === null) return
+        if (snap === null) {
+          // The store lost the feed (Redis restarted empty): what viewers hold is gone. Tell them; the next message
+          // starts a new epoch.
+          if (cache.epoch !== null) {
+            const notice = encodeReset(null, 'epoch-changed')
+            for (const v of cache.viewers) this.#send(cache, v, notice)
+            cache.epoch = null
+            cache.last = 0
+            cache.entries = []
+            cache.held.clear()
+          }
+          return
+        }
         for (const entry of snap.entries) {
           if (snap.epoch !== cache.epoch || entry.seq > cache.last) this.#take(feed, cache, snap.epoch, entry)
         }

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js'
 import type { Feeds } from '../feeds/feeds.js'
 import type { Access } from '../auth/access.js'
 import type { UnsubscribeOrder } from './ordering.js'
+import type { UnpublishedFeedMessages } from './unpublished.js'
 
 /** The part of aedes persistence the hooks use: QoS 2 retransmissions (MQTT 3.1.1 section 4.3.3). */
 export interface IncomingStore {
@@ -20,6 +21,10 @@ export interface HookContext {
   limits: HookLimits
   /** Keeps UNSUBSCRIBE and a later SUBSCRIBE of the same filter in order. */
   order: UnsubscribeOrder
+  /** Stamped QoS 1 feed messages aedes has not published yet. */
+  unpublished: UnpublishedFeedMessages
+  /** Publishes a stored feed message as the broker (no hook runs again). */
+  publish: (topic: string, payload: Buffer) => void
 }
 
 /** Per-client limits the hooks enforce (see config.ts for units and defaults). */

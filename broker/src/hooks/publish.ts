@@ -39,6 +39,11 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
     const stamp = (): Promise<void> => feeds.stamp(topic, packet.payload as Buffer).then((bytes) => {
       packet.payload = bytes
       packet.retain = false
+      if (client !== null && packet.qos === 1) {
+        // Stored now: it must go out even if the connection closes before aedes writes the PUBACK.
+        if ((client as unknown as { closed: boolean }).closed) ctx.publish(topic, bytes)
+        else ctx.unpublished.add(client, topic, bytes)
+      }
       callback(null)
     }, (err: Error) => {
       log.error({ clientId: client?.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
@@ -69,7 +74,12 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       }, (err: Error) => callback(err))
       return
     }
-    const envelope = persistence.incomingGetPacket(client, packet).then(() => null, async () => {
+    // Found: a retransmission. Its stored copy carries the envelope it was stamped with, and that is what goes on if
+    // aedes publishes it after all (a PUBREL that frees the id in the same read): a feed never gets an unstamped payload.
+    const envelope = persistence.incomingGetPacket(client, packet).then((stored) => {
+      const payload = (stored as { payload?: unknown } | undefined)?.payload
+      return Buffer.isBuffer(payload) ? payload : Buffer.from(payload as Uint8Array)
+    }, async () => {
       const bytes = await feeds.stamp(topic, packet.payload as Buffer)
       return bytes
     })

@@ -1,12 +1,15 @@
 /**
  * SUBSCRIBE and delivery: each topic filter is checked against the identity's rules (0x80 when denied, the other
- * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); `$replay` filters are parsed and limited per client.
+ * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
  * `authorizeForward` re-checks messages for persistent sessions, which aedes may have stored for a denied topic.
  */
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import type { FeedClient } from '../feeds/feeds.js'
 import { topicTooBig, type HookContext } from './context.js'
+
+/** Characters Redis pub/sub patterns give a meaning to. */
+const GLOB = /[*?[\]\\]/
 
 export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClient, topic: string, qos: number) => void): {
   authorizeSubscribe: (client: Client, sub: Subscription, cb: (err: Error | null, sub?: Subscription | null) => void) => void
@@ -29,6 +32,13 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       const topic = sub.topic
       if (topic.includes('\u0000')) {
         callback(null, null) // MQTT 3.1.1 section 1.5.3: no U+0000 in topic filters
+        return
+      }
+      if (GLOB.test(topic)) {
+        // Redis pub/sub reads these as pattern characters: in a cluster `matches/*/state` would be a pattern (or take
+        // the place of `matches/+/state`'s). Refused on every node, clustered or not, so clients see one behaviour.
+        log.info({ clientId: client.id, topic }, 'SUBSCRIBE refused (0x80): topic filters may not contain * ? [ ] or \\')
+        callback(null, null)
         return
       }
       const tooBig = topicTooBig(topic, ctx.limits)
