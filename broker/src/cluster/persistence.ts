@@ -3,7 +3,7 @@
  * in Redis, shared by every node), changed so that a viewer's join costs Redis nothing:
  *  - retained messages are served from memory (store/retained.ts). Each retained write is one MULTI that sets the
  *    `retained` hash (the layout aedes-persistence-redis uses) and publishes a notice on `<prefix>retained`; every node
- *    loads the hash once at start and applies the notices, in the order Redis executed the writes;
+ *    (the writer too) loads the hash once at start and applies the notices, in the order Redis executed the writes;
  *  - a clean-session client (MQTT 3.1.1 section 3.1.2.4) whose id never held a persistent session in the cluster has
  *    no session state in Redis, so the reads and deletes aedes does at its connect and disconnect are skipped.
  *    The ids that did are known to every node: loaded at start (the `clients` set) and kept current from the
@@ -52,6 +52,9 @@ export class ClusterPersistence extends AsyncRedisPersistence {
   /** Retained notices that came while a load of the whole set is under way (applied after it, in order). */
   #queued: Buffer[] = []
   #loads = 1 // the first load, at setup
+  /** This node's retained writes waiting for their own notice, by token. */
+  readonly #own = new Map<string, () => void>()
+  #writes = 0
 
   constructor (opts: ClusterPersistenceOptions) {
     super({ conn: opts.conn })
@@ -116,21 +119,34 @@ export class ClusterPersistence extends AsyncRedisPersistence {
   }
 
   /**
-   * Stores (or, with an empty payload, deletes) a retained message and tells every node, in one MULTI; then applies it
-   * here. Rejects when Redis fails (aedes then does not acknowledge the PUBLISH).
+   * Stores (or, with an empty payload, deletes) a retained message and tells every node, in one MULTI; resolves once
+   * this node has applied its own notice (at most 2 s), so every node, this one included, applies retained writes in
+   * the one order Redis executed them. Rejects when Redis fails (aedes then does not acknowledge the PUBLISH).
    */
   override async storeRetained (packet: RetainedPacket): Promise<void> {
     const gone = packet.payload.length === 0
+    const token = `${this.#nodeId}:${++this.#writes}`
     const encoded = msgpack.encode({ cmd: 'publish', topic: packet.topic, payload: packet.payload, qos: packet.qos, retain: true })
-    const notice = gone ? msgpack.encode({ topic: packet.topic, payload: Buffer.alloc(0), qos: 0 }) : encoded
+    const notice = msgpack.encode({ topic: packet.topic, payload: gone ? Buffer.alloc(0) : packet.payload, qos: packet.qos, t: token })
+    const applied = new Promise<void>((resolve) => {
+      this.#own.set(token, resolve)
+      // Without its notice (the notice connection is down) the write still stands: the reload after the reconnect
+      // brings it into memory.
+      setTimeout(() => { if (this.#own.delete(token)) resolve() }, 2000).unref()
+    })
     const multi = this.#conn.multi()
     if (gone) multi.hdel('retained', packet.topic)
     else multi.hset('retained', packet.topic, encoded)
     multi.publish(this.#channel, notice)
-    const results = await multi.exec()
-    const failed = results?.find(([err]) => err !== null)
-    if (results === null || failed !== undefined) throw failed?.[0] ?? new Error('retained write aborted')
-    this.#retained.apply(packet)
+    try {
+      const results = await multi.exec()
+      const failed = results?.find(([err]) => err !== null)
+      if (results === null || failed !== undefined) throw failed?.[0] ?? new Error('retained write aborted')
+    } catch (err) {
+      this.#own.delete(token)
+      throw err
+    }
+    await applied
   }
 
   override createRetainedStream (pattern: string): Readable {
@@ -204,9 +220,14 @@ export class ClusterPersistence extends AsyncRedisPersistence {
 
   #applyNotice (message: Buffer): void {
     try {
-      const packet = msgpack.decode(message) as RetainedPacket
-      if (typeof packet?.topic !== 'string' || !Buffer.isBuffer(packet.payload)) throw new Error('not a retained notice')
+      const packet = msgpack.decode(message) as RetainedPacket & { t?: unknown }
+      if (typeof packet?.topic !== 'string' || !Buffer.isBuffer(packet.payload) || ![0, 1, 2].includes(packet.qos)) throw new Error('not a retained notice')
       this.#retained.apply(packet)
+      if (typeof packet.t === 'string') {
+        const done = this.#own.get(packet.t)
+        this.#own.delete(packet.t)
+        done?.()
+      }
     } catch (err) {
       this.#onError(err as Error)
     }
