@@ -53,8 +53,12 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const access = await createAccess(config, planned, log)
   let aedes: Aedes | undefined
   const clientTable = (): Record<string, Client> => (aedes as unknown as { clients: Record<string, Client> } | undefined)?.clients ?? {}
-  const stores = await openStores(config, log, (id) => (clientTable()[id] as unknown as { clean?: boolean } | undefined)?.clean === true)
+  const stores = await openStores(config, log, (id) => {
+    const client = clientTable()[id] as unknown as AccessClient | undefined
+    return client === undefined ? undefined : { clean: client.clean, identity: access.identity(client)?.id }
+  })
   const { persistence, feeds: store } = stores
+  if (stores.sessionOwners !== undefined) access.useSessionOwners(stores.sessionOwners)
   const hub = new FeedHub(store, { history: config.feedHistory, onError: (err, feed) => log.error({ err, feed }, 'feed hub') })
   const feeds = new Feeds({
     filters: config.feeds,

@@ -10,8 +10,9 @@ import { openDatabase } from './store/db.js'
 import { CachedRetainedPersistence } from './store/persistence.js'
 import { LevelFeedStore } from './feeds/level-store.js'
 import type { FeedStore } from './feeds/store.js'
-import { openCluster } from './cluster/open.js'
+import { openCluster, type ClientInfo } from './cluster/open.js'
 import type { Emitter } from './cluster/emitter.js'
+import type { SessionOwners } from './auth/access.js'
 
 export interface NodeStores {
   /** This node's id (aedes `id`): `--node-id`, or for a cluster member the host name and a random suffix. */
@@ -21,6 +22,8 @@ export interface NodeStores {
   feeds: FeedStore
   /** The message stream between nodes; undefined for a single node (aedes' in-memory one). */
   mq: Emitter | undefined
+  /** Cluster-wide owners of persistent sessions (a cluster member only). */
+  sessionOwners: SessionOwners | undefined
   /** 'embedded' or 'redis', and whether the node can reach it now. */
   kind: 'embedded' | 'redis'
   ready: () => boolean
@@ -32,18 +35,19 @@ export interface NodeStores {
 
 /**
  * Opens the node's stores for `config`.
- * @param isCleanClient true when the client with this id holds a clean session on this node (cluster only)
+ * @param clientInfo the client with this id on this node, if any: clean session flag and identity (cluster only)
  * @throws Error naming the data dir or the Redis URL when it cannot be opened
  */
-export async function openStores (config: BrokerConfig, log: Logger, isCleanClient: (clientId: string) => boolean): Promise<NodeStores> {
+export async function openStores (config: BrokerConfig, log: Logger, clientInfo: ClientInfo): Promise<NodeStores> {
   if (config.redis !== undefined) {
     const nodeId = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(3).toString('hex')}`
-    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, history: config.feedHistory, isCleanClient, log })
+    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, history: config.feedHistory, clientInfo, log })
     return {
       nodeId,
       persistence: link.persistence,
       feeds: link.store,
       mq: link.mq,
+      sessionOwners: link.persistence,
       kind: 'redis',
       ready: link.ready,
       onResubscribed: link.onResubscribed,
@@ -61,6 +65,7 @@ export async function openStores (config: BrokerConfig, log: Logger, isCleanClie
     persistence,
     feeds,
     mq: undefined,
+    sessionOwners: undefined,
     kind: 'embedded',
     ready: () => true,
     onResubscribed: () => {},

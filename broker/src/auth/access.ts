@@ -16,6 +16,15 @@ export interface AccessClient {
   readonly connDetails?: { ipAddress?: string, listener?: string, certCN?: string, certError?: string } | null
 }
 
+/** Who owns each persistent session, across nodes. */
+export interface SessionOwners {
+  /**
+   * Claims client id `clientId` for identity `identity` when it connects.
+   * @returns false when a persistent session with this id belongs to another identity
+   */
+  claim: (clientId: string, identity: string, clean: boolean) => Promise<boolean>
+}
+
 /** A CONNECT to check. */
 export interface ConnectRequest {
   username?: string
@@ -35,6 +44,7 @@ export class Access {
   /** Owners of persistent sessions seen since start, by client id. */
   readonly #owners = new Map<string, string>()
   readonly #throttle = new LoginThrottle()
+  #sessionOwners: SessionOwners | undefined
 
   /**
    * @param auth the authenticator, or null for local mode
@@ -43,6 +53,14 @@ export class Access {
   constructor (auth: Authenticator | null, listenerMethods: ReadonlyMap<string, readonly Method[] | null>) {
     this.#auth = auth
     this.#listenerMethods = listenerMethods
+  }
+
+  /**
+   * Makes the owners of persistent sessions cluster-wide (cluster/persistence.ts): a client id whose session belongs
+   * to another identity anywhere in the cluster gets CONNACK 2, so nobody takes over or wipes another's session.
+   */
+  useSessionOwners (owners: SessionOwners): void {
+    this.#sessionOwners = owners
   }
 
   /** True in local mode (no auth section). */
@@ -77,6 +95,9 @@ export class Access {
     const owner = this.#owners.get(client.id)
     if ((holder !== undefined && holder.id !== result.id) || (owner !== undefined && owner !== result.id)) {
       return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} belongs to another identity` }
+    }
+    if (this.#sessionOwners !== undefined && !(await this.#sessionOwners.claim(client.id, result.id, client.clean))) {
+      return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} holds a persistent session of another identity in the cluster` }
     }
     this.#identities.set(client, result)
     if (!client.clean) {

@@ -51,8 +51,8 @@ export interface ClusterEmitterOptions {
   /** Connections for publishing and subscribing (the emitter closes them). */
   pubConn: Redis
   subConn: Redis
-  /** True when the client with this id holds a clean session on this node. */
-  isCleanClient: (clientId: string) => boolean
+  /** The client with this id on this node, if any: its clean session flag and identity (auth/access.ts). */
+  clientInfo: (clientId: string) => { clean: boolean, identity: string | undefined } | undefined
   /** Called for each foreign message dropped. */
   onForeign?: (channel: string, err: Error) => void
 }
@@ -62,7 +62,9 @@ export class ClusterEmitter implements Emitter {
   readonly #local: Emitter
   readonly #nodeId: string
   readonly #prefix: string
-  readonly #isCleanClient: (clientId: string) => boolean
+  readonly #clientInfo: ClusterEmitterOptions['clientInfo']
+  /** Listeners of takeover notices, and what they were wrapped in for the notices that come through Redis. */
+  readonly #wrapped = new WeakMap<Listener, Listener>()
   /** Redis subscriptions not yet confirmed, by Redis channel or pattern. */
   readonly #pending = new Map<string, Promise<void>>()
   /** Messages dropped because they were not ours. */
@@ -73,7 +75,7 @@ export class ClusterEmitter implements Emitter {
     // The prefix is a topic level of its own (`tribune:/matches/1/events`): glued to the first level, it would turn
     // a filter that starts with a wildcard (`#`, `+/x`) into a plain word (`tribune:#`) that matches nothing.
     this.#prefix = `${opts.prefix}/`
-    this.#isCleanClient = opts.isCleanClient
+    this.#clientInfo = opts.clientInfo
     this.#local = new (MQEmitter as unknown as new (opts: object) => Emitter)({ matchEmptyLevels: true })
     this.#redis = new MQEmitterRedisPrefix(this.#prefix, { pubConn: opts.pubConn, subConn: opts.subConn, matchEmptyLevels: true })
     // mqemitter-redis re-emits connection errors on `state`; the connections' own handlers (cluster/open.ts) log them,
@@ -99,6 +101,7 @@ export class ClusterEmitter implements Emitter {
     }
     if (where !== 'local') {
       waits++
+      listener = this.#takeoverGuard(topic, listener)
       const channel = this.#redis._subTopic(this.#prefix + topic)
       const pending = this.#pending.get(channel)
       if (pending !== undefined) {
@@ -121,7 +124,7 @@ export class ClusterEmitter implements Emitter {
     let waits = where === 'both' ? 2 : 1
     const finish = (): void => { if (--waits === 0) done?.() }
     if (where !== 'redis') this.#local.removeListener(topic, listener, finish)
-    if (where !== 'local') this.#redis.removeListener(topic, listener, finish)
+    if (where !== 'local') this.#redis.removeListener(topic, this.#wrapped.get(listener) ?? listener, finish)
     return this
   }
 
@@ -129,9 +132,37 @@ export class ClusterEmitter implements Emitter {
   emit (packet: StreamPacket, done?: (err?: Error) => void): void {
     if (this.#isLocalNotice(packet)) {
       this.#local.emit(packet, done)
+    } else if (packet.topic === `$SYS/${this.#nodeId}/new/clients`) {
+      // A persistent session's takeover notice carries the identity that took it, for #takeoverGuard.
+      const clientId = String(packet.payload)
+      const payload = JSON.stringify({ clientId, identity: this.#clientInfo(clientId)?.identity ?? null })
+      this.#redis.emit({ ...packet, payload: Buffer.from(payload) }, done)
     } else {
       this.#redis.emit(packet, done)
     }
+  }
+
+  /**
+   * Takeover notices (`$SYS/<node>/new/clients`) from other nodes make aedes close its own client with that id
+   * (MQTT 3.1.1 section 3.1.4). One sent for another identity's connection is dropped: a client id in use here is not
+   * taken over by someone else elsewhere. The listener gets the plain client id as aedes sends it.
+   */
+  #takeoverGuard (topic: string, listener: Listener): Listener {
+    if (topic !== '$SYS/+/new/clients') return listener
+    const guarded: Listener = (packet, done) => {
+      let notice: { clientId?: unknown, identity?: unknown }
+      try {
+        notice = JSON.parse(String(packet.payload)) as typeof notice
+      } catch {
+        notice = { clientId: String(packet.payload) }
+      }
+      if (typeof notice.clientId !== 'string') return done()
+      const here = this.#clientInfo(notice.clientId)
+      if (here?.identity !== undefined && notice.identity !== here.identity) return done()
+      listener({ ...packet, payload: Buffer.from(notice.clientId) }, done)
+    }
+    this.#wrapped.set(listener, guarded)
+    return guarded
   }
 
   /** Closes the local emitter and both Redis connections. */
@@ -152,7 +183,7 @@ export class ClusterEmitter implements Emitter {
     if (!topic.startsWith(mine)) return false
     const what = topic.slice(mine.length)
     if (what === 'new/subscribes' || what === 'new/unsubscribes' || what === 'disconnect/clients') return true
-    if (what === 'new/clients') return this.#isCleanClient(String(packet.payload))
+    if (what === 'new/clients') return this.#clientInfo(String(packet.payload))?.clean === true
     return false
   }
 }

@@ -11,7 +11,9 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from '../log.js'
 import { RedisFeedStore } from '../feeds/redis-store.js'
-import { ClusterEmitter } from './emitter.js'
+import { ClusterEmitter, type ClusterEmitterOptions } from './emitter.js'
+
+export type ClientInfo = ClusterEmitterOptions['clientInfo']
 import { ClusterPersistence } from './persistence.js'
 
 export interface ClusterLink {
@@ -31,8 +33,8 @@ export interface ClusterOptions {
   prefix: string
   nodeId: string
   history: number
-  /** True when the client with this id holds a clean session on this node. */
-  isCleanClient: (clientId: string) => boolean
+  /** The client with this id on this node, if any: its clean session flag and identity. */
+  clientInfo: ClientInfo
   log: Logger
 }
 
@@ -96,7 +98,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     prefix: channels,
     pubConn: pub,
     subConn: sub,
-    isCleanClient: opts.isCleanClient,
+    clientInfo: opts.clientInfo,
     onForeign: (channel, err) => log.warn({ channel, reason: err.message }, 'dropped a message that is not Tribune\'s on a channel under its prefix')
   })
   const persistence = new ClusterPersistence({

@@ -158,6 +158,21 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     return this.#retained.stream(patterns)
   }
 
+  /**
+   * Claims a client id for an identity at CONNECT (auth/access.ts SessionOwners), in Redis' `owners` hash: a persistent
+   * session belongs to the identity that made it, on every node. A clean-session id that never held a persistent
+   * session costs nothing; a clean connect by the owner gives the id up (its session is being discarded).
+   * @returns false when another identity owns the id's persistent session
+   */
+  async claim (clientId: string, identity: string, clean: boolean): Promise<boolean> {
+    if (clean && !this.#persistent.has(clientId)) return true
+    const result = await this.#conn.multi().hsetnx('owners', clientId, identity).hget('owners', clientId).exec()
+    const owner = result?.[1]?.[1]
+    if (owner !== identity) return false
+    if (clean) await this.#conn.hdel('owners', clientId)
+    return true
+  }
+
   /** A persistent session's subscriptions: its id is now known to hold state. */
   override async addSubscriptions (client: SessionClient, subs: unknown[]): Promise<void> {
     this.#persistent.add(client.id)
