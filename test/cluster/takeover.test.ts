@@ -35,8 +35,9 @@ test('another identity cannot take over, wipe or kick a client id used on anothe
   let svcClosed = false
   svc.on('close', () => { svcClosed = true })
   await sleep(200)
-  expect(await connackCode(wsB, { clientId: 'svc-1', clean: false })).toBe(2) // anonymous, persistent
+  expect(await connackCode(wsB, { clientId: 'svc-1', clean: false, username: 'apikey', password: SAMPLE.apiKey })).toBe(2) // a viewer, persistent
   expect(await connackCode(wsB, { clientId: 'svc-1', clean: true })).toBe(2) // anonymous, clean: would wipe the session
+  expect(await connackCode(wsB, { clientId: 'anon-p', clean: false })).toBe(5) // anonymous clients get no persistent session
   await sleep(300)
   expect(svcClosed).toBe(false)
 
@@ -44,7 +45,7 @@ test('another identity cannot take over, wipe or kick a client id used on anothe
   const fixed = await connect(`mqtt://127.0.0.1:${a.tcpPort}`, { clientId: 'pub-x', clean: true, ...SAMPLE.publisher })
   let fixedClosed = false
   fixed.on('close', () => { fixedClosed = true })
-  const squatter = await connect(wsB, { clientId: 'pub-x', clean: false })
+  const squatter = await connect(wsB, { clientId: 'pub-x', clean: false, username: 'apikey', password: SAMPLE.apiKey })
   await sleep(500)
   expect(fixedClosed).toBe(false)
   await squatter.endAsync()

@@ -88,6 +88,11 @@ export class Access {
       return result
     }
     this.#throttle.succeeded(address)
+    if (!client.clean && result.method === 'anonymous') {
+      // A persistent session is state the broker keeps (and, in a cluster, writes to Redis for every message) until
+      // the client comes back: only clients with a credential get one. MQTT 3.1.1 section 3.1.2.4.
+      return { returnCode: 5, reason: 'not authorized: anonymous clients must use a clean session' }
+    }
     if (req.will != null && !mayPublish(result.rules, req.will.topic)) {
       return { returnCode: 5, reason: `${result.id} may not publish its will to ${req.will.topic}` }
     }
