@@ -86,7 +86,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     throw err
   }
   const broker: Aedes = aedes
-  stores.onResubscribed(() => { void hub.resync() })
+  // After a cut in the message stream: list the feeds again (some may have been created meanwhile), then catch up.
+  stores.onResubscribed(() => {
+    void (async () => {
+      await store.watchLive?.().catch((err: Error) => log.warn({ reason: err.message }, 'listing feeds failed'))
+      await hub.resync()
+    })()
+  })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
   // Every connection's `$replay` subscriptions end when its stream closes, even when aedes loses its disconnect

@@ -193,6 +193,24 @@ describe('redis feed store in a cluster', () => {
     expect(keys.sort()).toEqual(['ids', 'log', 'meta'].map((k) => `tribune:feed:{matches/m1/events}:${k}`))
   })
 
+  it('after listing its feeds, answers a join to a feed Redis does not hold without a command; learns new feeds from live messages', async () => {
+    const r = await redisForTest()
+    const writer = node(r)
+    await writer.append('matches/{old}:1/events', json({ id: 'x' }), 1)
+    const reader = node(r)
+    expect(await reader.watchLive()).toBe(1)
+    expect((await reader.snapshot('matches/{old}:1/events'))?.last).toBe(1)
+    const before = await r.commandStats()
+    for (let i = 0; i < 50; i++) expect(await reader.snapshot(`matches/unknown-${i}/events`)).toBeNull()
+    const after = await r.commandStats()
+    const spent = Object.entries(after).filter(([cmd, n]) => cmd !== 'info' && n !== (before[cmd] ?? 0))
+    expect(spent).toEqual([])
+    await writer.append(F, json({ id: 'y' }), 2) // created elsewhere; its live message has not reached the reader yet
+    expect(await reader.snapshot(F)).toBeNull()
+    reader.noteLive(F)
+    expect((await reader.snapshot(F))?.entries.map((e) => e.seq)).toEqual([1])
+  })
+
   it('keeps feeds with braces, colons and spaces apart, each in one hash slot', async () => {
     const r = await redisForTest()
     const store = node(r)

@@ -5,6 +5,9 @@
  */
 import { test, expect } from 'vitest'
 import { joinStorm } from '../../bench/joins.js'
+import { redisForTest } from '../helpers/redis.js'
+import { clusterForTest } from '../helpers/cluster.js'
+import { connect } from '../helpers/mqtt.js'
 
 test('800 WebSocket viewers joining 2 cluster nodes cost at most 0.05 Redis commands per join, and each gets history then state', async () => {
   const result = await joinStorm({ viewers: 800, nodes: 2, history: 10 })
@@ -14,3 +17,19 @@ test('800 WebSocket viewers joining 2 cluster nodes cost at most 0.05 Redis comm
   for (const cmd of ['get', 'del', 'hget', 'hgetall', 'lrem', 'sadd', 'srem', 'hset']) expect(result.commands[cmd] ?? 0).toBe(0)
   expect(result.commands.publish ?? 0).toBeLessThanOrEqual(8) // heartbeats only
 }, 120_000)
+
+test('viewers joining feeds nobody published to (each a new name) cost Redis no feed read', async () => {
+  const redis = await redisForTest()
+  const [node] = await clusterForTest(redis.url, 1)
+  const before = await redis.commandStats()
+  for (let i = 0; i < 100; i++) {
+    const c = await connect(i % 2 === 0 ? node.wsUrl : node.tcpUrl)
+    await c.subscribeAsync(`$replay/all/matches/unheard-${i}/events`)
+    await c.endAsync()
+  }
+  const after = await redis.commandStats()
+  const spent = Object.fromEntries(Object.entries(after).filter(([cmd, n]) => cmd !== 'info' && n !== (before[cmd] ?? 0)).map(([cmd, n]) => [cmd, n - (before[cmd] ?? 0)]))
+  expect(spent.evalsha ?? 0).toBe(0)
+  expect(spent.eval ?? 0).toBe(0)
+  expect(Object.values(spent).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(4) // heartbeats at most
+})

@@ -71,11 +71,15 @@ export class Feeds {
     await Promise.all(this.filters.map(async (filter) => await new Promise<void>((resolve) => {
       mq.on(filter, (packet, cb) => {
         const pos = Buffer.isBuffer(packet.payload) ? peekPosition(packet.payload) : null
-        if (pos !== null) this.#hub.onLive(packet.topic, pos.epoch, { seq: pos.seq, payload: packet.payload })
+        if (pos !== null) {
+          this.#store.noteLive?.(packet.topic)
+          this.#hub.onLive(packet.topic, pos.epoch, { seq: pos.seq, payload: packet.payload })
+        }
         // Not synchronously: a backlog released at once by the emitter would otherwise recurse through here.
         process.nextTick(cb)
       }, () => resolve())
     })))
+    await this.#store.watchLive?.()
   }
 
   /** True when `filter` is a `$replay` filter, valid or not. */

@@ -108,6 +108,9 @@ export class RedisFeedStore implements FeedStore {
   readonly #prefix: string
   readonly #history: number
   readonly #inFlight = new Set<Promise<unknown>>()
+  /** Every feed Redis holds, once {@link watchLive} has listed them (null before): a join to any other costs no read. */
+  #known: Set<string> | null = null
+  #listed = false
 
   /**
    * Defines the store's scripts on `redis` (as commands `tribuneFeedAppend`, `tribuneFeedSnapshot`, `tribuneFeedRange`).
@@ -148,12 +151,36 @@ export class RedisFeedStore implements FeedStore {
     if (status === 'big') throw new EnvelopeTooLargeError(reply[1] as number, maxBytes)
     const [, epochBuf, seq, stored] = reply as [Buffer, Buffer, number, Buffer?]
     const epoch = epochBuf.toString('utf8')
+    this.#known?.add(feed)
     if (status === 'dup') return { epoch, entry: { seq, payload: stored as Buffer }, duplicate: true }
     return { epoch, entry: { seq, payload: Buffer.concat([head(seq, epoch), tail]) }, duplicate: false }
   }
 
+  /**
+   * Lists every feed Redis holds (SCAN, once per node) and from then on answers {@link snapshot} for a feed not in
+   * the list without asking Redis: such a feed is new, and its first message reaches this node live (see
+   * {@link noteLive}). Call once the node receives every feed's live messages.
+   * @returns the number of feeds listed
+   */
+  async watchLive (): Promise<number> {
+    this.#known ??= new Set()
+    const stream = this.#redis.scanStream({ match: `${this.#prefix}feed:{*}:meta`, count: 1000 })
+    const start = `${this.#prefix}feed:{`.length
+    for await (const keys of stream as AsyncIterable<string[]>) {
+      for (const key of keys) this.#known.add(key.slice(start, -'}:meta'.length).replace(/%(25|7B|7D)/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))))
+    }
+    this.#listed = true
+    return this.#known.size
+  }
+
+  /** A live message of `feed` reached this node: the feed exists. */
+  noteLive (feed: string): void {
+    this.#known?.add(feed)
+  }
+
   /** The feed's epoch, last seq and held entries, read at one instant (one script), or null when it has no meta. */
   async snapshot (feed: string): Promise<FeedSnapshot | null> {
+    if (this.#listed && this.#known?.has(feed) === false) return null
     const k = this.#keys(feed)
     const reply = await this.#redis.tribuneFeedSnapshotBuffer(k.meta, k.log, String(this.#history))
     if (reply === null) return null

@@ -36,6 +36,13 @@ export interface FeedStore {
   snapshot: (feed: string) => Promise<FeedSnapshot | null>
   /** Entries with `from <= seq <= to` still held, in seq order, for `epoch` (none if the epoch is no longer current). */
   range: (feed: string, epoch: string, from: number, to: number) => Promise<FeedEntry[]>
+  /**
+   * Optional: called once the node receives every feed's live messages; a store may then answer `snapshot` for feeds
+   * it has never heard of without a read (the Redis store lists its feeds once). Resolves with the number of feeds.
+   */
+  watchLive?: () => Promise<number>
+  /** Optional: a live message of `feed` reached the node (with `watchLive`, the feed is known to exist). */
+  noteLive?: (feed: string) => void
   /** Flushes and closes. */
   close: () => Promise<void>
 }
