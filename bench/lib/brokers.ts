@@ -1,0 +1,95 @@
+/**
+ * The brokers a benchmark compares, each started as its own process on free ports, so the load generator never
+ * shares an event loop with the broker it measures: Tribune (`tribune broker`, embedded store in memory, or
+ * `tribune cluster --nodes N`) and Mosquitto (Debian's `mosquitto`, with a generated config: MQTT and websockets
+ * listeners, anonymous, no queue limits that would drop messages before the clients do).
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { freePort } from '../../broker/src/cluster/redis-server.js'
+
+const BIN = fileURLToPath(new URL('../../../bin/tribune.js', import.meta.url))
+
+export interface RunningBroker {
+  name: string
+  tcpUrl: string
+  wsUrl: string
+  /** Resident memory of the broker's processes, in bytes (Linux /proc). */
+  rss: () => number
+  stop: () => Promise<void>
+}
+
+export type BrokerKind = 'tribune' | 'mosquitto' | `tribune-cluster-${number}`
+
+/** Starts a broker of `kind` and waits until it accepts MQTT connections. */
+export async function startBrokerProcess (kind: BrokerKind): Promise<RunningBroker> {
+  const port = await freePort()
+  const wsPort = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'tribune-bench-broker-'))
+  let child: ChildProcess
+  if (kind === 'mosquitto') {
+    const conf = join(dir, 'mosquitto.conf')
+    writeFileSync(conf, [
+      'allow_anonymous true', 'persistence false', 'max_queued_messages 0', 'max_inflight_messages 0',
+      'log_dest none', `listener ${port} 127.0.0.1`, `listener ${wsPort} 127.0.0.1`, 'protocol websockets', ''
+    ].join('\n'))
+    child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  } else {
+    const cluster = kind.startsWith('tribune-cluster-') ? Number(kind.slice('tribune-cluster-'.length)) : 0
+    const args = ['--host', '127.0.0.1', '--port', String(port), '--ws-port', String(wsPort), '--data-dir', cluster > 0 ? dir : ':memory:',
+      '--log-level', 'warn', '--max-queued-bytes', String(64 * 1024 * 1024), '--max-keepalive', '65535']
+    child = spawn(process.execPath, [BIN, ...(cluster > 0 ? ['cluster', '--nodes', String(cluster)] : ['broker']), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+  }
+  let stderr = ''
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
+  const deadline = Date.now() + 20_000
+  while (!(await accepts(port))) {
+    if (child.exitCode !== null) throw new Error(`${kind} exited: ${stderr.trim()}`)
+    if (Date.now() > deadline) throw new Error(`${kind} did not listen within 20 s: ${stderr.trim()}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  if (kind.startsWith('tribune-cluster-')) await new Promise((resolve) => setTimeout(resolve, 1500)) // every node up
+  return {
+    name: kind,
+    tcpUrl: `mqtt://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
+    rss: () => treeRss(child.pid ?? 0),
+    stop: async () => {
+      if (child.exitCode === null) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+          child.once('exit', () => { clearTimeout(timer); resolve() })
+          child.kill('SIGTERM')
+        })
+      }
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+async function accepts (port: number): Promise<boolean> {
+  const { connect } = await import('node:net')
+  return await new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port })
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => resolve(false))
+  })
+}
+
+/** RSS of a process and its children (a cluster's nodes, and its redis-server), in bytes. */
+function treeRss (pid: number): number {
+  let total = 0
+  const visit = (p: number): void => {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8')
+      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim()
+      for (const c of children.split(/\s+/).filter(Boolean)) visit(Number(c))
+    } catch {}
+  }
+  visit(pid)
+  return total
+}
