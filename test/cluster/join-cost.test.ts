@@ -33,3 +33,21 @@ test('viewers joining feeds nobody published to (each a new name) cost Redis no 
   expect(spent.eval ?? 0).toBe(0)
   expect(Object.values(spent).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(4) // heartbeats at most
 })
+
+test('a reconnect herd on a state topic costs one SUBSCRIBE per node, and no UNSUBSCRIBE while it comes back', async () => {
+  const redis = await redisForTest()
+  const [node] = await clusterForTest(redis.url, 1)
+  const before = await redis.commandStats()
+  for (let round = 0; round < 3; round++) {
+    const viewers = await Promise.all(Array.from({ length: 30 }, async () => {
+      const c = await connect(node.wsUrl)
+      await c.subscribeAsync('matches/herd/state')
+      return c
+    }))
+    await Promise.all(viewers.map(async (c) => await c.endAsync()))
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const after = await redis.commandStats()
+  expect((after.subscribe ?? 0) - (before.subscribe ?? 0)).toBe(1)
+  expect((after.unsubscribe ?? 0) - (before.unsubscribe ?? 0)).toBe(0)
+})

@@ -41,7 +41,12 @@ interface RedisEmitter extends Emitter {
   subConn: Redis
   pubConn: Redis
   _subTopic: (topic: string) => string
+  /** Listeners per Redis channel or pattern (mqemitter-redis' count; at 0 it UNSUBSCRIBEs). */
+  _topics: Record<string, number | undefined>
 }
+
+/** How long a Redis subscription outlives its last listener, in ms: a reconnect herd re-subscribes for free. */
+const LINGER_MS = 30_000
 
 export interface ClusterEmitterOptions {
   /** This node's aedes id: its `$SYS/<id>/...` notices are the ones kept local. */
@@ -67,6 +72,8 @@ export class ClusterEmitter implements Emitter {
   readonly #wrapped = new WeakMap<Listener, Listener>()
   /** Redis subscriptions not yet confirmed, by Redis channel or pattern. */
   readonly #pending = new Map<string, Promise<void>>()
+  /** Redis subscriptions kept after their last listener left, by channel or pattern. */
+  readonly #lingering = new Map<string, NodeJS.Timeout>()
   /** Messages dropped because they were not ours. */
   foreignMessages = 0
 
@@ -124,8 +131,27 @@ export class ClusterEmitter implements Emitter {
     let waits = where === 'both' ? 2 : 1
     const finish = (): void => { if (--waits === 0) done?.() }
     if (where !== 'redis') this.#local.removeListener(topic, listener, finish)
-    if (where !== 'local') this.#redis.removeListener(topic, this.#wrapped.get(listener) ?? listener, finish)
+    if (where !== 'local') {
+      const channel = this.#redis._subTopic(this.#prefix + topic)
+      if (this.#redis._topics[channel] === 1 && !this.#lingering.has(channel)) this.#linger(topic, channel)
+      this.#redis.removeListener(topic, this.#wrapped.get(listener) ?? listener, finish)
+    }
     return this
+  }
+
+  /**
+   * The last listener of a Redis channel is leaving: a listener that ignores everything keeps the subscription for
+   * LINGER_MS, so viewers that come back (a reconnect herd, a viewer moving node) cost no SUBSCRIBE/UNSUBSCRIBE.
+   */
+  #linger (topic: string, channel: string): void {
+    const keeper: Listener = (_packet, done) => done()
+    this.#redis.on(topic, keeper)
+    const timer = setTimeout(() => {
+      this.#lingering.delete(channel)
+      this.#redis.removeListener(topic, keeper)
+    }, LINGER_MS)
+    timer.unref()
+    this.#lingering.set(channel, timer)
   }
 
   /** Publishes a message: through Redis to every node, or (this node's per-client notices) locally. */
@@ -167,6 +193,7 @@ export class ClusterEmitter implements Emitter {
 
   /** Closes the local emitter and both Redis connections. */
   close (done: () => void): void {
+    for (const timer of this.#lingering.values()) clearTimeout(timer)
     this.#local.close(() => this.#redis.close(done))
   }
 
