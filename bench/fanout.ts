@@ -3,6 +3,7 @@
  *  - saturation: the publisher sends 64-byte messages as fast as the broker takes them for `seconds`; result:
  *    deliveries per second (messages received by all viewers / seconds);
  *  - fixed rate: the publisher sends `rate` messages per second; result: publish-to-viewer latency p50/p99/max.
+ * Each is a run of its own, on a freshly started broker.
  * Viewers are raw MQTT clients in worker threads (bench/lib/load-worker.ts); each broker runs as its own process.
  *
  * Usage: npm run bench:fanout -- [--viewers 1000] [--qos 0] [--seconds 5] [--rate 0 (0: half of Mosquitto's)]
@@ -50,7 +51,7 @@ export interface FanoutResult {
 
 interface Report { received: number, histogram: string }
 
-/** Runs one fan-out measurement against one broker (started and stopped here). */
+/** Runs one fan-out measurement against one broker (started and stopped here): saturation when `rate` is 0, else latency at `rate`. */
 export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
   const broker = await startBrokerProcess(opts.broker)
   const workers: Worker[] = []
@@ -74,12 +75,15 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
     const rssBytes = broker.rss()
     const pub = await publisher(url.startsWith('ws') ? broker.tcpUrl : broker.tcpUrl)
 
-    // Saturation.
-    await all(workers, 'reset')
-    const sent = await pub.blast(opts.qos, opts.seconds * 1000)
-    const saturated = await all(workers, 'report')
-    const delivered = saturated.reduce((a, r) => a + r.received, 0)
-    await settle(workers)
+    // Saturation (only when no rate is given: a backlog left by it would spoil the latency run).
+    let sent = 0
+    let delivered = 0
+    if (opts.rate === 0) {
+      await all(workers, 'reset')
+      sent = await pub.blast(opts.qos, opts.seconds * 1000)
+      delivered = (await all(workers, 'report')).reduce((a, r) => a + r.received, 0)
+      await settle(workers)
+    }
 
     // Latency at a fixed rate.
     let p50: number | null = null

@@ -107,7 +107,9 @@ export function guardConnection (inner: Duplex, limits: ConnectionLimits, onRefu
       cb()
     },
     writev (chunks, cb) {
-      for (const { chunk } of chunks) if (!inner.destroyed && !refused) send(chunk as Buffer)
+      // mqtt-packet writes a packet in pieces (corked): send them as one write, so a WebSocket carries one frame per
+      // batch instead of one per piece (MQTT 3.1.1 section 6.0 lets a frame hold several packets).
+      if (!inner.destroyed && !refused) send(chunks.length === 1 ? chunks[0].chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer)))
       cb()
     },
     final (cb) {
