@@ -86,6 +86,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     throw err
   }
   const broker: Aedes = aedes
+  // A node back under the id of a run that died: that run's wills are due (its clients are gone).
+  for (const will of await stores.orphanWills().catch((err: Error) => { log.warn({ reason: err.message }, 'reading wills left by an earlier run failed'); return [] })) {
+    broker.publish({ cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false } as never, () => {
+      void stores.delWill(will).catch(() => {})
+    })
+    log.info({ clientId: will.clientId, topic: will.topic }, 'published the will of a client of an earlier run of this node')
+  }
   // After a cut in the message stream: list the feeds again (some may have been created meanwhile), then catch up.
   stores.onResubscribed(() => {
     void (async () => {

@@ -22,6 +22,10 @@ export interface NodeStores {
   feeds: FeedStore
   /** The message stream between nodes; undefined for a single node (aedes' in-memory one). */
   mq: Emitter | undefined
+  /** Wills an earlier run of this node left behind (a cluster member only); publish them at start. */
+  orphanWills: () => Promise<Array<{ clientId: string, brokerId: string, topic: string, payload: Buffer, qos: number, retain: boolean }>>
+  /** Deletes a will once published. */
+  delWill: (will: { clientId: string, brokerId: string }) => Promise<void>
   /** Cluster-wide owners of persistent sessions (a cluster member only). */
   sessionOwners: SessionOwners | undefined
   /** 'embedded' or 'redis', and whether the node can reach it now. */
@@ -48,6 +52,8 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
       feeds: link.store,
       mq: link.mq,
       sessionOwners: link.persistence,
+      orphanWills: async () => await link.persistence.orphanWills(),
+      delWill: async (w) => { await link.persistence.delWill({ id: w.clientId, brokerId: w.brokerId }) },
       kind: 'redis',
       ready: link.ready,
       onResubscribed: link.onResubscribed,
@@ -66,6 +72,8 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
     feeds,
     mq: undefined,
     sessionOwners: undefined,
+    orphanWills: async () => [],
+    delWill: async () => {},
     kind: 'embedded',
     ready: () => true,
     onResubscribed: () => {},

@@ -3,7 +3,7 @@
  * other's heartbeats; a node silent for 3 heartbeat intervals is dead, and the others sweep wills every 4 intervals,
  * so a will follows the death within 7 heartbeat intervals (35 s with the default 5 s).
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { test, expect } from 'vitest'
 import { onCleanup } from '../helpers/broker.js'
@@ -14,6 +14,18 @@ import { clusterForTest } from '../helpers/cluster.js'
 const BIN = join(import.meta.dirname, '../../bin/tribune.js')
 const HEARTBEAT = 250
 
+/** Starts `tribune broker` as a child process in the cluster; resolves with its MQTT port. */
+async function spawnNode (redisUrl: string, id: string): Promise<{ child: ChildProcess, port: number }> {
+  const child = spawn(process.execPath, [BIN, 'broker', '--redis', redisUrl, '--node-id', id, '--heartbeat-interval', String(HEARTBEAT),
+    '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout?.on('data', (d) => { out += d })
+  const listening = (): any => out.split('\n').filter((l) => l.includes('"broker listening"')).map((l) => JSON.parse(l))[0]
+  await waitFor(() => listening() !== undefined, `node ${id} listening`)
+  return { child, port: listening().tcpPort as number }
+}
+
 test('the will of a client on a node that is killed is published once, by one of the other nodes, within 7 heartbeats', async () => {
   const redis = await redisForTest()
   const [survivor] = await clusterForTest(redis.url, 3, { heartbeatInterval: HEARTBEAT })
@@ -21,15 +33,7 @@ test('the will of a client on a node that is killed is published once, by one of
   const got = collect(watcher)
   await watcher.subscribeAsync('clients/+/status', { qos: 1 })
 
-  const child = spawn(process.execPath, [BIN, 'broker', '--redis', redis.url, '--node-id', 'doomed', '--heartbeat-interval', String(HEARTBEAT),
-    '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  child.stdout.on('data', (d) => { out += d })
-  const listening = (): any => out.split('\n').filter((l) => l.includes('"broker listening"')).map((l) => JSON.parse(l))[0]
-  await waitFor(() => listening() !== undefined, 'the doomed node listening')
-  const port = listening().tcpPort as number
-
+  const { child, port } = await spawnNode(redis.url, 'doomed')
   const tv = await connect(`mqtt://127.0.0.1:${port}`, { clientId: 'tv-1', will: { topic: 'clients/tv-1/status', payload: Buffer.from('gone'), qos: 1, retain: false } })
   tv.on('error', () => {})
   await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT)) // the survivor has heard the doomed node's heartbeats
@@ -43,4 +47,21 @@ test('the will of a client on a node that is killed is published once, by one of
   expect(got.map((m) => m.topic)).toEqual(['clients/tv-1/status'])
   expect(after).toBeLessThanOrEqual(7 * HEARTBEAT + 1000)
   console.log(`will published ${after} ms after the node died (heartbeat ${HEARTBEAT} ms, bound ${7 * HEARTBEAT} ms)`)
+}, 30_000)
+
+test('a node killed and started again at once under the same id publishes its earlier run\'s wills at start', async () => {
+  const redis = await redisForTest()
+  const [survivor] = await clusterForTest(redis.url, 1, { heartbeatInterval: HEARTBEAT })
+  const watcher = await connect(survivor.tcpUrl)
+  const got = collect(watcher)
+  await watcher.subscribeAsync('clients/+/status', { qos: 1 })
+  const first = await spawnNode(redis.url, 'phoenix')
+  const tv = await connect(`mqtt://127.0.0.1:${first.port}`, { clientId: 'tv-2', will: { topic: 'clients/tv-2/status', payload: Buffer.from('gone'), qos: 1, retain: false } })
+  tv.on('error', () => {})
+  await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT))
+  first.child.kill('SIGKILL')
+  await spawnNode(redis.url, 'phoenix') // back before the survivor could notice the death
+  await waitFor(() => got.length > 0, 'the will, published by the node\'s new run', 5000)
+  await new Promise((resolve) => setTimeout(resolve, 8 * HEARTBEAT))
+  expect(got.map((m) => m.topic)).toEqual(['clients/tv-2/status'])
 }, 30_000)

@@ -88,8 +88,13 @@ export async function clusterMain (argv: string[]): Promise<number> {
   cluster.setupPrimary({ exec: BIN, args: ['broker', ...args], silent: false })
   let stopping = false
   const listening = new Map<number, ListeningMessage>()
+  const generation = new Map<number, number>()
   const fork = (i: number): Worker => {
-    const worker = cluster.fork({ TRIBUNE_REDIS: redisUrl, TRIBUNE_NODE_ID: `${base}-${i}` })
+    // A node started again gets a new id: under its old one, the others would not see that it died, and its
+    // clients' wills would wait (the new run publishes them too, at start).
+    const g = generation.get(i) ?? 0
+    generation.set(i, g + 1)
+    const worker = cluster.fork({ TRIBUNE_REDIS: redisUrl, TRIBUNE_NODE_ID: g === 0 ? `${base}-${i}` : `${base}-${i}.${g}` })
     worker.on('message', (msg: ListeningMessage) => {
       if (msg?.tribune !== 'listening') return
       listening.set(i, msg)

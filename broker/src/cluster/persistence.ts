@@ -76,6 +76,13 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     await this.#subscriber.subscribe(this.#channel)
     await super.setup(broker)
     for (const id of await this.#conn.smembers('clients')) this.#persistent.add(id)
+    // aedes learns that a node is alive from its heartbeats only: until the first one, another node's will sweep would
+    // take the new node's clients' wills for a dead node's. Its birth notice counts as a heartbeat.
+    const brokers = (broker as { brokers: Record<string, number> }).brokers
+    await new Promise<void>((resolve) => aedes.mq.on('$SYS/+/birth', (packet: StreamPacket, done) => {
+      brokers[String(packet.payload)] = Date.now()
+      done()
+    }, resolve))
     await new Promise<void>((resolve) => aedes.mq.on('$SYS/+/new/clients', (packet: StreamPacket, done) => {
       // Only persistent sessions' notices reach other nodes (cluster/emitter.ts); this node's own are local.
       if (!packet.topic.startsWith(`$SYS/${this.#nodeId}/`)) this.#persistent.add(String(packet.payload))
@@ -221,6 +228,24 @@ export class ClusterPersistence extends AsyncRedisPersistence {
       const claim = `will-claim:${will.brokerId}:${encodeURIComponent(will.clientId)}`
       if (await this.#conn.set(claim, this.#nodeId, 'PX', 60_000, 'NX') === 'OK') yield will
     }
+  }
+
+  /**
+   * Wills stored under this node's own id by an earlier run of it (a node that died and came back with the same id
+   * before the others noticed): their clients are gone, so they are due now (MQTT 3.1.1 section 3.1.2.5). Each is
+   * claimed as in {@link streamWill}. Call once at start, before clients connect.
+   */
+  async orphanWills (): Promise<Array<{ clientId: string, brokerId: string, topic: string, payload: Buffer, qos: number, retain: boolean }>> {
+    const out: Array<{ clientId: string, brokerId: string, topic: string, payload: Buffer, qos: number, retain: boolean }> = []
+    for (const key of await this.#conn.lrange('will', 0, 10_000)) {
+      if (!key.startsWith(`will:${this.#nodeId}:`)) continue
+      const value = await this.#conn.getBuffer(key)
+      if (value === null) continue
+      const will = msgpack.decode(value) as (typeof out)[number]
+      const claim = `will-claim:${will.brokerId}:${encodeURIComponent(will.clientId)}`
+      if (await this.#conn.set(claim, this.#nodeId, 'PX', 60_000, 'NX') === 'OK') out.push(will)
+    }
+    return out
   }
 
   override async destroy (): Promise<void> {
