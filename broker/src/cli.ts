@@ -33,6 +33,10 @@ export async function brokerMain (argv: string[]): Promise<number> {
     }
     throw err
   }
+  // A library's fire-and-forget command that fails (a Redis connection closing) must not take the node down.
+  process.on('unhandledRejection', (reason) => {
+    console.error(JSON.stringify({ level: 50, time: Date.now(), msg: 'unhandled rejection (kept running)', reason: reason instanceof Error ? reason.message : String(reason) }))
+  })
   let node
   try {
     node = await startBroker(config)

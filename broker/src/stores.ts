@@ -59,7 +59,6 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
       onResubscribed: link.onResubscribed,
       close: async () => {
         await link.close()
-        await link.persistence.destroy()
       }
     }
   }

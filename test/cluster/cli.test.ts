@@ -92,3 +92,25 @@ test('tribune cluster refuses a bad --nodes and bad broker options, naming them'
     expect(r.err).toContain(name)
   }
 })
+
+test('tribune broker --redis stops on SIGTERM within seconds even while Redis is down', async () => {
+  const { redisForTest } = await import('../helpers/redis.js')
+  const redis = await redisForTest()
+  const child = spawn(process.execPath, [BIN, 'broker', '--redis', redis.url, '--port', '0', '--ws-port', '0', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (d) => { out += d })
+  child.stderr.on('data', (d) => { out += d })
+  await waitFor(() => out.includes('"broker listening"'), 'the node listening')
+  const port = JSON.parse(out.split('\n').find((l) => l.includes('"broker listening"')) ?? '{}').tcpPort as number
+  const viewer = await connect(`mqtt://127.0.0.1:${port}`)
+  await viewer.subscribeAsync('$replay/all/matches/1/events')
+  await redis.kill()
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const started = Date.now()
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  child.kill('SIGTERM')
+  expect(await exit).toBe(0)
+  expect(Date.now() - started).toBeLessThan(10_000)
+  expect(out).not.toContain('Error: Connection is closed')
+}, 30_000)

@@ -194,7 +194,22 @@ export class ClusterEmitter implements Emitter {
   /** Closes the local emitter and both Redis connections. */
   close (done: () => void): void {
     for (const timer of this.#lingering.values()) clearTimeout(timer)
-    this.#local.close(() => this.#redis.close(done))
+    // mqemitter-redis QUITs and waits for the connections to end, which never happens while Redis is unreachable:
+    // then drop them after 2 s and finish without it.
+    let finished = false
+    const finish = (): void => {
+      if (finished) return
+      finished = true
+      clearTimeout(force)
+      done()
+    }
+    const force = setTimeout(() => {
+      this.#redis.subConn.disconnect()
+      this.#redis.pubConn.disconnect()
+      finish()
+    }, 2000)
+    force.unref()
+    this.#local.close(() => this.#redis.close(finish))
   }
 
   #route (topic: string): 'local' | 'redis' | 'both' {
