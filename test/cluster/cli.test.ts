@@ -33,7 +33,7 @@ async function portOpen (port: number): Promise<boolean> {
 
 test('tribune cluster --nodes 2 runs two linked nodes on shared ports and stops cleanly', async () => {
   const dir = tempDir()
-  const child = spawn(process.execPath, [BIN, 'cluster', '--nodes', '2', '--port', '0', '--ws-port', '0', '--data-dir', dir, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [BIN, 'cluster', '--nodes=2', '--port', '0', '--ws-port', '0', '--data-dir', dir, '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
   onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let out = ''
   child.stdout.on('data', (d) => { out += d })
@@ -75,7 +75,7 @@ test('tribune cluster --nodes 2 runs two linked nodes on shared ports and stops 
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   child.kill('SIGTERM')
   expect(await exit).toBe(0)
-  expect(line('cluster stopped')).toBeDefined()
+  expect(line('cluster stopped, and its redis-server')).toBeDefined()
   expect(await portOpen(redisPort)).toBe(false)
   expect(await portOpen(tcp)).toBe(false)
 }, 60_000)
@@ -113,4 +113,23 @@ test('tribune broker --redis stops on SIGTERM within seconds even while Redis is
   expect(await exit).toBe(0)
   expect(Date.now() - started).toBeLessThan(10_000)
   expect(out).not.toContain('Error: Connection is closed')
+}, 30_000)
+
+test('tribune cluster stops with exit code 1 when a node cannot start, instead of starting it again forever', async () => {
+  const { createServer } = await import('node:net')
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', () => resolve()))
+  onCleanup(() => { taken.close() })
+  const port = (taken.address() as { port: number }).port
+  const dir = tempDir()
+  const child = spawn(process.execPath, [BIN, 'cluster', '--nodes', '2', '--port', String(port), '--ws-port', '0', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (d) => { out += d })
+  child.stderr.on('data', (d) => { out += d })
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+  expect(code).toBe(1)
+  expect(out).toContain('EADDRINUSE')
+  expect(out).toContain('a node could not start')
+  expect(out.match(/starting it again/g) ?? []).toHaveLength(0)
 }, 30_000)

@@ -43,7 +43,8 @@ export async function clusterMain (argv: string[]): Promise<number> {
     console.log(usage())
     return 0
   }
-  const args = [...argv]
+  // `--nodes=3` as well as `--nodes 3`.
+  const args = argv.flatMap((a) => a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a])
   let nodes = availableParallelism()
   const at = args.indexOf('--nodes')
   if (at >= 0) {
@@ -100,15 +101,36 @@ export async function clusterMain (argv: string[]): Promise<number> {
       listening.set(i, msg)
       if (listening.size === nodes) log.info({ nodes, ids: [...listening.values()].map((m) => m.id), ports: msg.ports, redis: redisUrl }, 'cluster listening')
     })
+    let listened = false
+    worker.on('message', (msg: ListeningMessage) => { if (msg?.tribune === 'listening') listened = true })
     worker.on('exit', (code, signal) => {
       if (stopping) return
       listening.delete(i)
-      log.error({ node: `${base}-${i}`, code, signal }, 'node died; starting it again')
+      const now = Date.now()
+      deaths.push(now)
+      while (deaths.length > 0 && deaths[0] < now - 60_000) deaths.shift()
+      if (!listened) {
+        // It never came up (a port in use, Redis unreachable at start): starting it again would fail the same way.
+        log.fatal({ node: `${base}-${i}`, code, signal }, 'a node could not start (its error is above); stopping the cluster')
+        failed = true
+        stopAll('a node could not start')
+        return
+      }
+      if (deaths.length > 5) {
+        log.fatal({ deaths: deaths.length }, 'nodes died more than 5 times in a minute; stopping the cluster')
+        failed = true
+        stopAll('nodes keep dying')
+        return
+      }
+      log.error({ node: `${base}-${i}`, code, signal }, 'node died; starting it again under a new id')
       setTimeout(() => { if (!stopping) fork(i) }, 500)
     })
     return worker
   }
   for (let i = 0; i < nodes; i++) fork(i)
+  const deaths: number[] = []
+  let failed = false
+  let stopAll: (why: string) => void = () => {}
   return await new Promise<number>((resolveExit) => {
     const stop = (signal: string): void => {
       if (stopping) return
@@ -121,10 +143,11 @@ export async function clusterMain (argv: string[]): Promise<number> {
         w.process.kill('SIGTERM')
       }))).then(async () => {
         await redis?.stop()
-        log.info('cluster stopped')
-        resolveExit(0)
+        log.info(redis !== null ? 'cluster stopped, and its redis-server' : 'cluster stopped')
+        resolveExit(failed ? 1 : 0)
       })
     }
+    stopAll = stop
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGHUP', () => {
