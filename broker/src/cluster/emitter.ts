@@ -110,17 +110,20 @@ export class ClusterEmitter implements Emitter {
       waits++
       listener = this.#takeoverGuard(topic, listener)
       const channel = this.#redis._subTopic(this.#prefix + topic)
+      // While Redis is unreachable nothing flows between nodes, and ioredis subscribes once it is back: the SUBACK
+      // need not wait (a viewer can join during an outage).
+      const up = this.#redis.subConn.status === 'ready'
       const pending = this.#pending.get(channel)
       if (pending !== undefined) {
         this.#redis.on(topic, listener)
-        void pending.then(finish)
+        if (up) void pending.then(finish)
+        else finish()
       } else {
         const confirmed = new Promise<void>((resolve) => this.#redis.on(topic, listener, resolve))
         this.#pending.set(channel, confirmed)
-        void confirmed.then(() => {
-          if (this.#pending.get(channel) === confirmed) this.#pending.delete(channel)
-          finish()
-        })
+        void confirmed.then(() => { if (this.#pending.get(channel) === confirmed) this.#pending.delete(channel) })
+        if (up) void confirmed.then(finish)
+        else finish()
       }
     }
     return this

@@ -61,6 +61,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     const conn = new Redis(url, { ...base, ...extra })
     let down = false
     conn.on('error', (err: Error) => {
+      lastError = err
       if (!down) log.warn({ redis: redact, connection: name, reason: err.message }, 'redis connection lost; retrying')
       down = true
     })
@@ -70,6 +71,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     })
     return conn
   }
+  let lastError: Error | null = null
   const pub = connect('pub', { enableAutoPipelining: true })
   const sub = connect('sub')
   const state = connect('state', { keyPrefix: prefix })
@@ -91,7 +93,9 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     await withTimeout(Promise.all(all.map(async (c) => await c.connect())), 5000)
   } catch (err) {
     for (const c of all) c.disconnect()
-    throw new Error(`redis ${redact}: cannot connect (${(err as Error).message})`)
+    // The connections' own errors say why (ECONNREFUSED, WRONGPASS, ENOTFOUND); the connect() error only that it closed.
+    const reason = (lastError as Error | null)?.message ?? (err as Error).message
+    throw new Error(`redis ${redact}: cannot connect (${reason}); is Redis running there? (a running node rides out an outage, but does not start without Redis)`)
   }
   const mq = new ClusterEmitter({
     nodeId: opts.nodeId,
