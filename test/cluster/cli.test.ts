@@ -72,6 +72,19 @@ test('tribune cluster --nodes 2 runs two linked nodes on shared ports and stops 
 
   const redisPort = Number(new URL(redisUrl).port)
   expect(await portOpen(redisPort)).toBe(true)
+
+  // The cluster's own redis-server is watched: killed, it is started again (same port, same data) and the feed goes on.
+  const { readFileSync } = await import('node:fs')
+  const lockFile = join(dir, 'redis', 'tribune-cluster.lock')
+  const before = JSON.parse(readFileSync(lockFile, 'utf8')) as { cluster: number, redis: number }
+  expect(before.cluster).toBe(child.pid)
+  process.kill(before.redis, 'SIGKILL')
+  await waitFor(() => (JSON.parse(readFileSync(lockFile, 'utf8')) as { redis: number }).redis !== before.redis, 'a new redis-server', 10_000)
+  await waitFor(() => line('the cluster\'s redis-server died; starting it again') !== undefined, 'the restart logged')
+  const again = await connect(`mqtt://127.0.0.1:${tcp}`)
+  await again.publishAsync('matches/9/events', JSON.stringify({ id: 'g21' }), { qos: 1 })
+  for (const got of viewers) await waitFor(() => got.length === 21 && got[20].json.seq === 21, 'seq 21 after the Redis restart', 10_000)
+  await again.endAsync()
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   child.kill('SIGTERM')
   expect(await exit).toBe(0)

@@ -10,6 +10,7 @@ import { availableParallelism, hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { join, resolve } from 'node:path'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { ConfigError, helpText, loadConfig } from '../config.js'
 import { createLogger } from '../log.js'
 import { freePort, spawnRedisServer, type RedisServer } from './redis-server.js'
@@ -71,12 +72,31 @@ export async function clusterMain (argv: string[]): Promise<number> {
   }
   const log = createLogger(config.logLevel).child({ role: 'cluster' })
   let redis: RedisServer | null = null
+  let stopping = false
   let redisUrl = config.redis
+  let lock: string | null = null
   if (redisUrl === undefined) {
     const dir = join(resolve(config.dataDir === ':memory:' ? './data' : config.dataDir), 'redis')
     try {
-      redis = await spawnRedisServer({ port: await freePort(), dir })
+      lock = await takeLock(dir, log)
+      const port = await freePort()
+      redis = await spawnRedisServer({ port, dir })
+      writeFileSync(lock, JSON.stringify({ cluster: process.pid, redis: redis.pid }))
+      // The cluster's own Redis is part of it: started again on the same port and data when it dies.
+      const watch = (server: RedisServer): void => {
+        void server.exited.then(async () => {
+          if (stopping) return
+          log.error({ redis: server.url }, 'the cluster\'s redis-server died; starting it again')
+          await new Promise((resolve) => setTimeout(resolve, 500))
+          if (stopping) return
+          redis = await spawnRedisServer({ port, dir })
+          if (lock !== null) writeFileSync(lock, JSON.stringify({ cluster: process.pid, redis: redis.pid }))
+          watch(redis)
+        }).catch((err: Error) => log.error({ reason: err.message }, 'cannot start the cluster\'s redis-server again'))
+      }
+      watch(redis)
     } catch (err) {
+      if (lock !== null) rmSync(lock, { force: true })
       console.error(`tribune cluster: no --redis given and cannot start redis-server: ${(err as Error).message}`)
       return 1
     }
@@ -87,7 +107,6 @@ export async function clusterMain (argv: string[]): Promise<number> {
   if (idAt >= 0) args.splice(idAt, 2) // each node gets its own, below
   const base = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(2).toString('hex')}`
   cluster.setupPrimary({ exec: BIN, args: ['broker', ...args], silent: false })
-  let stopping = false
   const listening = new Map<number, ListeningMessage>()
   const generation = new Map<number, number>()
   const fork = (i: number): Worker => {
@@ -143,6 +162,7 @@ export async function clusterMain (argv: string[]): Promise<number> {
         w.process.kill('SIGTERM')
       }))).then(async () => {
         await redis?.stop()
+        if (lock !== null) rmSync(lock, { force: true })
         log.info(redis !== null ? 'cluster stopped, and its redis-server' : 'cluster stopped')
         resolveExit(failed ? 1 : 0)
       })
@@ -154,4 +174,36 @@ export async function clusterMain (argv: string[]): Promise<number> {
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP')
     })
   })
+}
+
+/**
+ * Makes `dir` this cluster's: a lock file names the cluster process and its redis-server. A live cluster there is an
+ * error; a redis-server left running by a cluster that was killed is stopped first.
+ * @returns the lock file's path
+ * @throws Error naming the process that holds the directory
+ */
+async function takeLock (dir: string, log: { warn: (obj: object, msg: string) => void }): Promise<string> {
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'tribune-cluster.lock')
+  let held: { cluster?: number, redis?: number } = {}
+  try {
+    held = JSON.parse(readFileSync(file, 'utf8')) as typeof held
+  } catch {}
+  const alive = (pid: number | undefined): boolean => {
+    if (pid === undefined || pid <= 0) return false
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (alive(held.cluster)) throw new Error(`${dir} is in use by another tribune cluster (pid ${String(held.cluster)}); give this one another --data-dir`)
+  if (alive(held.redis)) {
+    log.warn({ pid: held.redis, dir }, 'stopping a redis-server left running by a cluster that was killed')
+    process.kill(held.redis as number, 'SIGTERM')
+    for (let i = 0; i < 100 && alive(held.redis); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  writeFileSync(file, JSON.stringify({ cluster: process.pid }))
+  return file
 }

@@ -11,6 +11,9 @@ import { Redis } from 'ioredis'
 export interface RedisServer {
   port: number
   url: string
+  pid: number
+  /** Resolves when the process exits (for whatever reason). */
+  exited: Promise<void>
   /** Stops the server at once (SIGKILL: nothing more is written). */
   kill: () => Promise<void>
   /** Asks the server to stop (SIGTERM) and waits for it. */
@@ -71,5 +74,9 @@ export async function spawnRedisServer (opts: { port: number, dir: string }): Pr
       child.kill(signal)
     })
   }
-  return { port: opts.port, url: `redis://127.0.0.1:${opts.port}`, kill: async () => await end('SIGKILL'), stop: async () => await end('SIGTERM') }
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve()
+    else child.once('exit', () => resolve())
+  })
+  return { port: opts.port, url: `redis://127.0.0.1:${opts.port}`, pid: child.pid ?? 0, exited, kill: async () => await end('SIGKILL'), stop: async () => await end('SIGTERM') }
 }
