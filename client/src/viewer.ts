@@ -308,9 +308,16 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
     this.#transport.closing = true
-    await Promise.all([...this.#feeds].map(async (subscription) => { await subscription.close('viewer closed') }))
+    // UNSUBSCRIBE politely, but not forever: a broker that does not answer (its store down) must not keep us open.
+    let polite = true
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      Promise.all([...this.#feeds].map(async (subscription) => { await subscription.close('viewer closed') })),
+      new Promise<void>((resolve) => { timer = setTimeout(() => { polite = false; resolve() }, 2000) })
+    ])
+    clearTimeout(timer)
     this.#states.clear()
-    const force = !this.#connected
+    const force = !this.#connected || !polite
     await new Promise<void>((resolve) => {
       this.#client.end(force, () => { resolve() })
     })
