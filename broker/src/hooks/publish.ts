@@ -76,13 +76,13 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
     }
     // Found: a retransmission. Its stored copy carries the envelope it was stamped with, and that is what goes on if
     // aedes publishes it after all (a PUBREL that frees the id in the same read): a feed never gets an unstamped payload.
-    const envelope = persistence.incomingGetPacket(client, packet).then((stored) => {
-      const payload = (stored as { payload?: unknown } | undefined)?.payload
-      return Buffer.isBuffer(payload) ? payload : Buffer.from(payload as Uint8Array)
-    }, async () => {
-      const bytes = await feeds.stamp(topic, packet.payload as Buffer)
-      return bytes
-    })
+    const stampNew = async (): Promise<Buffer> => await feeds.stamp(topic, packet.payload as Buffer)
+    const envelope = persistence.incomingGetPacket(client, packet).then(async (stored) => {
+      const s = stored as { topic?: unknown, payload?: unknown } | undefined
+      // The id reused for another topic (a client breaking MQTT 3.1.1 section 2.3.1): this one is new, and stamped.
+      if (s?.topic !== topic || s.payload == null) return await stampNew()
+      return Buffer.isBuffer(s.payload) ? s.payload : Buffer.from(s.payload as Uint8Array)
+    }, stampNew)
     mine.set(id, { original, envelope })
     if (mine.size > 64) mine.delete(mine.keys().next().value as number)
     envelope.then((bytes) => {
