@@ -140,9 +140,11 @@ describe('credentials', () => {
     onCleanup(async () => { await ops.endAsync(true) })
     await ops.publishAsync('private/secrets', 'the plan', { qos: 1 })
     await ops.publishAsync('matches/m1/state', '{"s":1}', { qos: 1 })
-    const v2 = await mqtt.connectAsync(tcp, { reconnectPeriod: 0, ...opts })
+    // Listening before CONNACK: the queued messages may come in the same read as the CONNACK.
+    const v2 = mqtt.connect(tcp, { reconnectPeriod: 0, ...opts })
     onCleanup(async () => { await v2.endAsync(true) })
     const got = collect(v2)
+    await new Promise((resolve, reject) => { v2.once('connect', resolve); v2.once('error', reject) })
     await waitFor(() => got.length >= 1, 'the allowed message')
     await new Promise((resolve) => setTimeout(resolve, 200))
     expect(got.map((m) => m.topic)).toEqual(['matches/m1/state'])

@@ -98,25 +98,45 @@ export function guardConnection (inner: Duplex, limits: ConnectionLimits, onRefu
       refuse(`slow consumer: ${inner.writableLength} bytes waiting to be sent, more than ${limits.maxQueuedBytes}`)
     }
   }
+  // What aedes writes in one turn of the event loop goes out as one write on the next: one WebSocket frame and one
+  // system call per connection per turn instead of one per packet (or per piece of one; MQTT 3.1.1 section 6.0 lets
+  // a frame hold several packets, and a packet span frames).
+  let pending: Buffer[] = []
+  let scheduled = false
+  const flush = (): void => {
+    scheduled = false
+    if (pending.length === 0) return
+    const bytes = pending.length === 1 ? pending[0] : Buffer.concat(pending)
+    pending = []
+    if (!inner.destroyed && !refused) send(bytes)
+  }
+  const queue = (chunk: Buffer): void => {
+    if (inner.destroyed || refused) return
+    pending.push(chunk)
+    if (!scheduled) {
+      scheduled = true
+      setImmediate(flush)
+    }
+  }
   const outer: Duplex = new Duplex({
     read () {
       inner.resume()
     },
     write (chunk: Buffer, _enc, cb) {
-      if (!inner.destroyed && !refused) send(chunk)
+      queue(chunk)
       cb()
     },
     writev (chunks, cb) {
-      // mqtt-packet writes a packet in pieces (corked): send them as one write, so a WebSocket carries one frame per
-      // batch instead of one per piece (MQTT 3.1.1 section 6.0 lets a frame hold several packets).
-      if (!inner.destroyed && !refused) send(chunks.length === 1 ? chunks[0].chunk as Buffer : Buffer.concat(chunks.map((c) => c.chunk as Buffer)))
+      for (const { chunk } of chunks) queue(chunk as Buffer)
       cb()
     },
     final (cb) {
+      flush()
       inner.end()
       cb()
     },
     destroy (err, cb) {
+      flush() // what aedes wrote just before closing (a refusing CONNACK) still goes out, as it did unbatched
       inner.destroy()
       cb(err)
     }
