@@ -108,3 +108,24 @@ test('two clusters with the same prefix in two databases of one Redis never hear
   await sleep(200)
   expect(lateGot).toEqual([])
 })
+
+test('a QoS 2 DUP with a packet id and payload just used on another feed is stamped for its own feed', async () => {
+  const node = await brokerForTest()
+  const viewer = await connect(node.tcpUrl)
+  const got = collect(viewer)
+  await viewer.subscribeAsync(['$replay/all/matches/g/events', '$replay/all/matches/f/events'], { qos: 1 })
+  const p = await raw(node.tcpPort, 'mixer')
+  const payload = '{"goal":1}'
+  p.write({ cmd: 'publish', topic: 'matches/g/events', payload, qos: 2, messageId: 5, dup: false, retain: false },
+    { cmd: 'publish', topic: 'matches/f/events', payload, qos: 2, messageId: 5, dup: true, retain: false })
+  await sleep(300)
+  p.write({ cmd: 'pubrel', messageId: 5 })
+  p.write({ cmd: 'publish', topic: 'matches/f/events', payload: '{"goal":2}', qos: 1, messageId: 6, dup: false, retain: false })
+  await waitFor(() => got.some((m) => m.topic.endsWith('/f/events') && m.json.data?.goal === 2), 'the next message of f')
+  const f = got.filter((m) => m.topic === '$replay/all/matches/f/events')
+  const g = got.filter((m) => m.topic === '$replay/all/matches/g/events')
+  for (const m of f) expect(m.json.reset, JSON.stringify(m.json)).toBeUndefined()
+  expect(new Set(f.map((m) => m.json.epoch)).size).toBe(1)
+  expect(f[0].json.epoch).not.toBe(g[0].json.epoch)
+  expect(f.map((m) => m.json.seq)).toEqual(Array.from({ length: f.length }, (_, k) => k + 1))
+})

@@ -10,7 +10,7 @@ import { isDollar, topicTooBig, type HookContext } from './context.js'
 export function publishHook (ctx: HookContext): (client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void) => void {
   const { access, feeds, log, persistence } = ctx
   /** The last QoS 2 feed publishes per client, by packet id: a retransmission gets the same envelope. */
-  const recentQoS2 = new WeakMap<Client, Map<number, { original: Buffer, envelope: Promise<Buffer | null> }>>()
+  const recentQoS2 = new WeakMap<Client, Map<number, { topic: string, original: Buffer, envelope: Promise<Buffer | null> }>>()
   return function authorizePublish (client, packet, callback) {
     const topic = packet.topic
     // Also wills published by the broker for a client that is gone (client null): `$` topics belong to the broker,
@@ -64,7 +64,7 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       recentQoS2.set(client, mine)
     }
     const recent = mine.get(id)
-    if (packet.dup && recent !== undefined && recent.original.equals(original)) {
+    if (packet.dup && recent !== undefined && recent.topic === topic && recent.original.equals(original)) {
       recent.envelope.then((bytes) => {
         if (bytes !== null) {
           packet.payload = bytes
@@ -83,7 +83,7 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       if (s?.topic !== topic || s.payload == null) return await stampNew()
       return Buffer.isBuffer(s.payload) ? s.payload : Buffer.from(s.payload as Uint8Array)
     }, stampNew)
-    mine.set(id, { original, envelope })
+    mine.set(id, { topic, original, envelope })
     if (mine.size > 64) mine.delete(mine.keys().next().value as number)
     envelope.then((bytes) => {
       if (bytes !== null) {
