@@ -88,8 +88,11 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const broker: Aedes = aedes
   // A node back under the id of a run that died: that run's wills are due (its clients are gone).
   for (const will of await stores.orphanWills().catch((err: Error) => { log.warn({ reason: err.message }, 'reading wills left by an earlier run failed'); return [] })) {
-    broker.publish({ cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false } as never, () => {
-      void stores.delWill(will).catch(() => {})
+    // Through authorizePublish as aedes' own will sweep does: a will on a feed topic is stamped like any feed message.
+    const packet = { cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false }
+    broker.authorizePublish(null as never, packet as never, (err?: Error | null) => {
+      if (err != null) return
+      broker.publish(packet as never, () => { void stores.delWill(will).catch(() => {}) })
     })
     log.info({ clientId: will.clientId, topic: will.topic }, 'published the will of a client of an earlier run of this node')
   }

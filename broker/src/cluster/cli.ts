@@ -108,6 +108,9 @@ export async function clusterMain (argv: string[]): Promise<number> {
   const base = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(2).toString('hex')}`
   cluster.setupPrimary({ exec: BIN, args: ['broker', ...args], silent: false })
   const listening = new Map<number, ListeningMessage>()
+  const deaths: number[] = []
+  let failed = false
+  let stopAll: (why: string) => void = () => {}
   const generation = new Map<number, number>()
   const fork = (i: number): Worker => {
     // A node started again gets a new id: under its old one, the others would not see that it died, and its
@@ -115,13 +118,13 @@ export async function clusterMain (argv: string[]): Promise<number> {
     const g = generation.get(i) ?? 0
     generation.set(i, g + 1)
     const worker = cluster.fork({ TRIBUNE_REDIS: redisUrl, TRIBUNE_NODE_ID: g === 0 ? `${base}-${i}` : `${base}-${i}.${g}` })
+    let listened = false
     worker.on('message', (msg: ListeningMessage) => {
       if (msg?.tribune !== 'listening') return
+      listened = true
       listening.set(i, msg)
       if (listening.size === nodes) log.info({ nodes, ids: [...listening.values()].map((m) => m.id), ports: msg.ports, redis: redisUrl }, 'cluster listening')
     })
-    let listened = false
-    worker.on('message', (msg: ListeningMessage) => { if (msg?.tribune === 'listening') listened = true })
     worker.on('exit', (code, signal) => {
       if (stopping) return
       listening.delete(i)
@@ -147,9 +150,6 @@ export async function clusterMain (argv: string[]): Promise<number> {
     return worker
   }
   for (let i = 0; i < nodes; i++) fork(i)
-  const deaths: number[] = []
-  let failed = false
-  let stopAll: (why: string) => void = () => {}
   return await new Promise<number>((resolveExit) => {
     const stop = (signal: string): void => {
       if (stopping) return

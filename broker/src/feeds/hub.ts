@@ -136,22 +136,12 @@ export class FeedHub {
       if (!cache.ready) return
       try {
         const snap = await this.#store.snapshot(feed)
+        // The store lost the feed (Redis restarted empty): what viewers hold is gone; the next message starts anew.
         if (snap === null) {
-          // The store lost the feed (Redis restarted empty): what viewers hold is gone. Tell them; the next message
-          // starts a new epoch.
-          if (cache.epoch !== null) {
-            const notice = encodeReset(null, 'epoch-changed')
-            for (const v of cache.viewers) this.#send(cache, v, notice)
-            cache.epoch = null
-            cache.last = 0
-            cache.entries = []
-            cache.held.clear()
-          }
+          if (cache.epoch !== null) this.#startEpoch(cache, null)
           return
         }
-        for (const entry of snap.entries) {
-          if (snap.epoch !== cache.epoch || entry.seq > cache.last) this.#take(feed, cache, snap.epoch, entry)
-        }
+        for (const entry of snap.entries) this.#take(feed, cache, snap.epoch, entry)
       } catch (err) {
         this.#onError(err as Error, feed)
       }
@@ -229,17 +219,7 @@ export class FeedHub {
 
   /** Applies one message in order: deliver if next (then any held successors), hold if early, drop if seen. */
   #take (feed: string, cache: FeedCache, epoch: string, entry: FeedEntry): void {
-    if (cache.epoch !== epoch) {
-      if (cache.epoch !== null) {
-        // The history was lost (a new epoch): start over and tell every viewer.
-        const notice = encodeReset(epoch, 'epoch-changed')
-        for (const v of cache.viewers) this.#send(cache, v, notice)
-      }
-      cache.epoch = epoch
-      cache.last = 0
-      cache.entries = []
-      for (const [seq, h] of cache.held) if (h.epoch !== epoch) cache.held.delete(seq)
-    }
+    if (cache.epoch !== epoch) this.#startEpoch(cache, epoch)
     if (entry.seq <= cache.last) return
     if (entry.seq > cache.last + 1) {
       cache.held.set(entry.seq, { epoch, entry })
@@ -258,6 +238,21 @@ export class FeedHub {
       clearTimeout(cache.gapTimer)
       cache.gapTimer = null
     }
+  }
+
+  /**
+   * The feed's history was lost (a new epoch, or none while the store has nothing): start over, and tell every
+   * viewer when it held an epoch before.
+   */
+  #startEpoch (cache: FeedCache, epoch: string | null): void {
+    if (cache.epoch !== null) {
+      const notice = encodeReset(epoch, 'epoch-changed')
+      for (const v of cache.viewers) this.#send(cache, v, notice)
+    }
+    cache.epoch = epoch
+    cache.last = 0
+    cache.entries = []
+    for (const [seq, h] of cache.held) if (h.epoch !== epoch) cache.held.delete(seq)
   }
 
   #append (cache: FeedCache, epoch: string, entry: FeedEntry): void {
