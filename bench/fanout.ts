@@ -9,14 +9,10 @@
  * Usage: npm run bench:fanout -- [--viewers 1000] [--qos 0] [--seconds 5] [--rate 0 (0: half of Mosquitto's)]
  *        [--transport ws|tcp] [--brokers tribune,mosquitto] [--json]
  */
-import { Worker } from 'node:worker_threads'
 import { connect as tcpConnect, type Socket } from 'node:net'
-import { fileURLToPath } from 'node:url'
 import mqttPacket from 'mqtt-packet'
-import * as hdr from 'hdr-histogram-js'
 import { startBrokerProcess, type BrokerKind } from './lib/brokers.js'
-
-const WORKER = fileURLToPath(new URL('./lib/load-worker.js', import.meta.url))
+import { startLoad, type Load } from './lib/load.js'
 const TOPIC = 'bench/fanout'
 /** Messages the publisher may be ahead of the sentinel viewer at saturation. */
 const WINDOW = 200
@@ -49,40 +45,25 @@ export interface FanoutResult {
   rssBytes: number
 }
 
-interface Report { received: number, histogram: string }
-
 /** Runs one fan-out measurement against one broker (started and stopped here): saturation when `rate` is 0, else latency at `rate`. */
 export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
   const broker = await startBrokerProcess(opts.broker)
-  const workers: Worker[] = []
+  let load: Load | undefined
   try {
-    const n = opts.workers ?? 2
     const url = opts.transport === 'ws' ? broker.wsUrl : broker.tcpUrl
-    const ready: Array<Promise<void>> = []
-    for (let w = 0; w < n; w++) {
-      const count = Math.floor(opts.viewers / n) + (w < opts.viewers % n ? 1 : 0)
-      const worker = new Worker(WORKER, { workerData: { url, topic: TOPIC, qos: opts.qos, count, first: w * 1_000_000 } })
-      workers.push(worker)
-      ready.push(new Promise((resolve, reject) => {
-        worker.on('message', (m: { cmd: string, message?: string }) => {
-          if (m.cmd === 'ready') resolve()
-          if (m.cmd === 'error') reject(new Error(`viewer: ${m.message ?? ''}`))
-        })
-        worker.once('error', reject)
-      }))
-    }
-    await withTimeout(Promise.all(ready), 120_000, `${opts.viewers} viewers connecting to ${opts.broker}`)
+    load = startLoad({ url, topics: [TOPIC], qos: opts.qos, mode: 'fanout' }, opts.viewers, opts.workers ?? 2)
+    await load.done
     const rssBytes = broker.rss()
-    const pub = await publisher(url.startsWith('ws') ? broker.tcpUrl : broker.tcpUrl)
+    const pub = await publisher(broker.tcpUrl)
 
     // Saturation (only when no rate is given: a backlog left by it would spoil the latency run).
     let sent = 0
     let delivered = 0
     if (opts.rate === 0) {
-      await all(workers, 'reset')
+      load.reset()
       sent = await pub.blast(opts.qos, opts.seconds * 1000)
-      delivered = (await all(workers, 'report')).reduce((a, r) => a + r.received, 0)
-      await settle(workers)
+      delivered = (await load.report()).received
+      await load.settle()
     }
 
     // Latency at a fixed rate.
@@ -91,16 +72,14 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
     let max: number | null = null
     let share: number | null = null
     if (opts.rate > 0) {
-      await all(workers, 'reset')
+      load.reset()
       const count = await pub.paced(opts.qos, opts.rate, opts.seconds * 1000)
       await new Promise((resolve) => setTimeout(resolve, 1000))
-      const reports = await all(workers, 'report')
-      const merged = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
-      for (const r of reports) merged.add(hdr.decodeFromCompressedBase64(r.histogram))
-      p50 = merged.getValueAtPercentile(50) / 1000
-      p99 = merged.getValueAtPercentile(99) / 1000
-      max = merged.maxValue / 1000
-      share = reports.reduce((a, r) => a + r.received, 0) / (count * opts.viewers)
+      const report = await load.report()
+      p50 = report.histogram.getValueAtPercentile(50) / 1000
+      p99 = report.histogram.getValueAtPercentile(99) / 1000
+      max = report.histogram.maxValue / 1000
+      share = report.received / (count * opts.viewers)
     }
     pub.end()
     return {
@@ -108,36 +87,9 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
       deliveriesPerSecond: delivered / opts.seconds, rate: opts.rate, p50Ms: p50, p99Ms: p99, maxMs: max, deliveredShare: share, rssBytes
     }
   } finally {
-    for (const w of workers) await w.terminate()
+    await load?.stop()
     await broker.stop()
   }
-}
-
-/** Waits until the viewers stop receiving (the broker's queues drained) or 10 s pass. */
-async function settle (workers: Worker[]): Promise<void> {
-  let last = -1
-  for (let i = 0; i < 100; i++) {
-    const total = (await all(workers, 'report')).reduce((a, r) => a + r.received, 0)
-    if (total === last) return
-    last = total
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
-async function all (workers: Worker[], cmd: 'reset' | 'report'): Promise<Report[]> {
-  if (cmd === 'reset') {
-    for (const w of workers) w.postMessage({ cmd })
-    return []
-  }
-  return await Promise.all(workers.map(async (w) => await new Promise<Report>((resolve) => {
-    const on = (m: { cmd: string } & Report): void => {
-      if (m.cmd !== 'report') return
-      w.off('message', on)
-      resolve(m)
-    }
-    w.on('message', on)
-    w.postMessage({ cmd })
-  })))
 }
 
 /** A raw publisher over TCP: `blast` sends as fast as the socket drains; `paced` at a fixed rate. */
@@ -208,15 +160,6 @@ async function publisher (url: string): Promise<{ blast: (qos: 0 | 1, ms: number
       socket.destroy()
       sentinel.destroy()
     }
-  }
-}
-
-async function withTimeout<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms) })])
-  } finally {
-    clearTimeout(timer)
   }
 }
 

@@ -1,8 +1,14 @@
 /**
- * A load-generator worker thread: opens `count` viewers (raw MQTT 3.1.1 over `ws` or TCP, mqtt-packet), subscribes
- * each to one topic, acknowledges QoS 1 (PUBACK), and records publish-to-viewer latency (µs) from the first 8 bytes of each
- * payload (a float64 send time in ms, performance.timeOrigin + performance.now()) into an hdr histogram.
- * Messages from the parent: {cmd:'reset'} zeroes the counters; {cmd:'report'} answers {received, histogram}.
+ * A load-generator worker thread: opens `count` viewers (raw MQTT 3.1.1 over `ws` or TCP, mqtt-packet, no client
+ * library), each subscribing to `topics` in one SUBSCRIBE, acknowledging QoS 1 (PUBACK, MQTT 3.1.1 section 3.4).
+ *  - mode `fanout`: viewers open in batches of 100 every 5 ms; {cmd:'ready'} once every SUBACK is in. Each PUBLISH
+ *    records publish-to-viewer latency (µs) from the first 8 bytes of its payload (a float64 send time in ms,
+ *    performance.timeOrigin + performance.now()) into an hdr histogram.
+ *  - mode `join`: at most `concurrency` joins at once, each from its connect until its `expect`-th PUBLISH (its join
+ *    time, µs, goes into the histogram); {cmd:'joined', lastMs} once every viewer has joined, lastMs after the
+ *    worker's start. Viewers stay connected.
+ * Messages from the parent: {cmd:'reset'} zeroes the counters; {cmd:'report'} answers {cmd:'report', received,
+ * connected, histogram (compressed base64)}. {cmd:'error', message} reports the first connection error.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { connect as tcpConnect } from 'node:net'
@@ -10,65 +16,103 @@ import { WebSocket } from 'ws'
 import mqttPacket from 'mqtt-packet'
 import * as hdr from 'hdr-histogram-js'
 
-interface Job { url: string, topic: string, qos: 0 | 1, count: number, first: number }
+export interface LoadJob {
+  url: string
+  topics: string[]
+  qos: 0 | 1
+  count: number
+  /** The first viewer's number (client ids are `bench-<n>`). */
+  first: number
+  mode: 'fanout' | 'join'
+  /** join: PUBLISH packets that make a join complete. */
+  expect?: number
+  /** join: joins in progress at once at most. */
+  concurrency?: number
+}
 
-const job = workerData as Job
+const job = workerData as LoadJob
 const now = (): number => performance.timeOrigin + performance.now()
+const newHistogram = (): hdr.Histogram => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
 let received = 0
-let histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
+let histogram = newHistogram()
 let connected = 0
 let subscribed = 0
+let joined = 0
+let errored = false
+const started = now()
 
-function open (i: number): void {
+function open (i: number, onJoined?: () => void): void {
   const parser = mqttPacket.parser({ protocolVersion: 4 })
+  const opened = now()
+  let mine = 0
   let send: (b: Buffer) => void
   const onPacket = (packet: mqttPacket.Packet): void => {
     if (packet.cmd === 'publish') {
       received++
+      mine++
       const p = packet.payload as Buffer
-      if (p.length >= 8) histogram.recordValue(Math.max(1, Math.round((now() - p.readDoubleLE(0)) * 1000))) // µs
+      if (job.mode === 'fanout' && p.length >= 8) histogram.recordValue(Math.max(1, Math.round((now() - p.readDoubleLE(0)) * 1000)))
       if (packet.qos === 1 && packet.messageId !== undefined) send(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId }))
+      if (job.mode === 'join' && mine === job.expect) {
+        histogram.recordValue(Math.max(1, Math.round((now() - opened) * 1000)))
+        onJoined?.()
+      }
     } else if (packet.cmd === 'connack') {
+      if (packet.returnCode !== 0) fail(`CONNACK return code ${String(packet.returnCode)}`)
       connected++
-      send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: job.topic, qos: job.qos }] }))
+      send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: job.topics.map((topic) => ({ topic, qos: job.qos })) }))
     } else if (packet.cmd === 'suback') {
       subscribed++
-      if (subscribed === job.count) parentPort?.postMessage({ cmd: 'ready' })
+      if (job.mode === 'fanout' && subscribed === job.count) parentPort?.postMessage({ cmd: 'ready' })
     }
   }
   parser.on('packet', onPacket)
+  parser.on('error', (err) => fail(`malformed packet from the broker: ${err.message}`))
   const hello = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `bench-${job.first + i}`, keepalive: 600 })
   if (job.url.startsWith('ws')) {
     const ws = new WebSocket(job.url, 'mqtt', { perMessageDeflate: false })
     send = (b) => ws.send(b)
     ws.on('open', () => send(hello))
     ws.on('message', (d: Buffer) => parser.parse(d))
-    ws.on('error', (err) => parentPort?.postMessage({ cmd: 'error', message: err.message }))
+    ws.on('error', (err) => fail(err.message))
   } else {
     const u = new URL(job.url)
     const s = tcpConnect({ host: u.hostname, port: Number(u.port), noDelay: true })
     send = (b) => s.write(b)
     s.on('connect', () => send(hello))
     s.on('data', (d) => parser.parse(d))
-    s.on('error', (err) => parentPort?.postMessage({ cmd: 'error', message: err.message }))
+    s.on('error', (err) => fail(err.message))
   }
 }
 
-// Open in small batches, so connecting does not become its own benchmark.
-let next = 0
-const batch = (): void => {
-  for (let k = 0; k < 100 && next < job.count; k++) open(next++)
-  if (next < job.count) setTimeout(batch, 5)
+function fail (message: string): void {
+  if (errored) return
+  errored = true
+  parentPort?.postMessage({ cmd: 'error', message })
 }
-batch()
+
+let next = 0
+if (job.mode === 'fanout') {
+  // Open in small batches, so connecting does not become its own benchmark.
+  const batch = (): void => {
+    for (let k = 0; k < 100 && next < job.count; k++) open(next++)
+    if (next < job.count) setTimeout(batch, 5)
+  }
+  batch()
+} else {
+  const more = (): void => {
+    joined++
+    if (joined === job.count) parentPort?.postMessage({ cmd: 'joined', lastMs: now() - started })
+    else if (next < job.count) open(next++, more)
+  }
+  for (let k = 0; k < (job.concurrency ?? 100) && next < job.count; k++) open(next++, more)
+}
 
 parentPort?.on('message', (msg: { cmd: string }) => {
   if (msg.cmd === 'reset') {
     received = 0
-    histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
+    histogram = newHistogram()
   } else if (msg.cmd === 'report') {
-    parentPort?.postMessage({ cmd: 'report', received, connected, histogram: hdr.encodeIntoCompressedBase64(histogram) })
-  } else if (msg.cmd === 'exit') {
-    process.exit(0)
+    parentPort?.postMessage({ cmd: 'report', received, connected, joined, histogram: hdr.encodeIntoCompressedBase64(histogram) })
   }
 })

@@ -4,7 +4,7 @@
  * are per node (one feed load, one SUBSCRIBE/UNSUBSCRIBE of the state topic) and heartbeats.
  */
 import { test, expect } from 'vitest'
-import { joinStorm } from '../../bench/joins.js'
+import { joinStorm } from '../../bench/join-cost.js'
 import { redisForTest } from '../helpers/redis.js'
 import { clusterForTest } from '../helpers/cluster.js'
 import { connect } from '../helpers/mqtt.js'

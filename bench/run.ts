@@ -1,0 +1,195 @@
+/**
+ * `npm run bench`: every scenario of issue 5 against Tribune and Mosquitto in the same run, alternating (Mosquitto
+ * first, then Tribune, scenario by scenario), each broker its own freshly started process:
+ *  - fan-out: 1,000 and 10,000 WebSocket viewers (50,000 when the open-file limit allows), QoS 0 and 1;
+ *  - joins: viewers connecting, subscribing and receiving their state as fast as they can;
+ *  - memory: resident memory per idle WebSocket viewer;
+ *  - cluster: the fan-out with `tribune cluster --nodes 2` against one node.
+ * Progress goes to stderr; the summary (or `--json`, a BenchRun of bench/lib/results.ts) to stdout. A full run
+ * writes bench/RESULTS.md, bench/results.svg and bench/results.json; `--quick` (about a minute) writes them only
+ * with `--write`.
+ *
+ * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster]
+ */
+import { cpus, totalmem } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { fanout } from './fanout.js'
+import { joins } from './joins.js'
+import { idleMemory } from './memory.js'
+import { renderChart, renderMarkdown } from './lib/report.js'
+import type { BrokerKind } from './lib/brokers.js'
+import type { BenchRun, BrokerFigures, ScenarioResult, TargetCheck } from './lib/results.js'
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const KINDS = ['fanout', 'joins', 'memory', 'cluster'] as const
+type Kind = typeof KINDS[number]
+
+const log = (line: string): void => { process.stderr.write(`${line}\n`) }
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
+
+/** The most open files a process may have here (/proc/self/limits); each viewer costs one in the broker and one in the load generator. */
+function openFileLimit (): number {
+  const m = /Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))
+  return m !== null ? Number(m[1]) : Infinity
+}
+
+/** Fan-out (or cluster) against each broker: saturation, then latency at half of the first broker's (Mosquitto's) saturation rate. */
+async function fanoutScenario (kind: 'fanout' | 'cluster', brokers: BrokerKind[], viewers: number, qos: 0 | 1, seconds: number): Promise<ScenarioResult> {
+  const title = kind === 'fanout'
+    ? `fan-out, ${fmt(viewers)} WS viewers, QoS ${qos}`
+    : `cluster: fan-out, ${fmt(viewers)} WS viewers, QoS ${qos}, 2 nodes vs 1`
+  const params = { viewers, qos, transport: 'ws', payloadBytes: 64, seconds }
+  const limit = openFileLimit()
+  if (viewers + 100 > limit) {
+    return { kind, title, params, brokers: [], targets: [], skipped: `${fmt(viewers)} connections need that many open files in the broker process and in the load generator; this machine allows ${fmt(limit)} per process (a hard limit this container cannot raise)` }
+  }
+  const figures: BrokerFigures[] = []
+  let rate = 0
+  for (const broker of brokers) {
+    log(`  ${title}: ${broker}, saturation`)
+    const sat = await fanout({ broker, viewers, qos, seconds, rate: 0, transport: 'ws' })
+    if (rate === 0) rate = Math.max(1, Math.floor(sat.deliveriesPerSecond / viewers / 2))
+    log(`  ${title}: ${broker}, ${fmt(sat.deliveriesPerSecond)} deliveries/s; latency at ${rate} msg/s`)
+    const paced = await fanout({ broker, viewers, qos, seconds, rate, transport: 'ws' })
+    log(`  ${title}: ${broker}, p99 ${paced.p99Ms?.toFixed(1) ?? '-'} ms`)
+    figures.push({
+      broker, deliveriesPerSecond: sat.deliveriesPerSecond, rate, p50Ms: paced.p50Ms ?? undefined, p99Ms: paced.p99Ms ?? undefined,
+      maxMs: paced.maxMs ?? undefined, deliveredShare: paced.deliveredShare ?? undefined, rssBytes: sat.rssBytes
+    })
+  }
+  const base = figures[0]
+  const result: ScenarioResult = { kind, title, params, brokers: figures, targets: [] }
+  const tribune = figures.find((f) => f.broker === (kind === 'fanout' ? 'tribune' : 'tribune-cluster-2'))
+  if (tribune !== undefined && base !== undefined && base !== tribune) {
+    result.ratio = { metric: 'deliveries/s', value: (tribune.deliveriesPerSecond ?? 0) / (base.deliveriesPerSecond ?? 1) }
+    if (kind === 'fanout') {
+      const delivered = (tribune.deliveredShare ?? 0) >= 0.999
+      result.targets.push(
+        target(`deliveries/s, ${title}`, '>= 1.00 x Mosquitto', `${result.ratio.value.toFixed(2)} x (${fmt(tribune.deliveriesPerSecond ?? 0)} vs ${fmt(base.deliveriesPerSecond ?? 0)})`, result.ratio.value >= 1),
+        target(`p99 latency at Mosquitto's rate / 2 (${rate} msg/s), ${title}`, '<= 50 ms, all delivered', `${tribune.p99Ms?.toFixed(1) ?? '-'} ms${delivered ? '' : `, ${((tribune.deliveredShare ?? 0) * 100).toFixed(1)}% delivered`}`, (tribune.p99Ms ?? Infinity) <= 50 && delivered))
+    }
+  }
+  return result
+}
+
+function target (what: string, goal: string, reached: string, met: boolean): TargetCheck {
+  return { what, target: goal, reached, met }
+}
+
+async function joinsScenario (viewers: number): Promise<ScenarioResult> {
+  const history = 20
+  const title = `joins, ${fmt(viewers)} WS viewers, 500 at once`
+  const figures: BrokerFigures[] = []
+  for (const broker of ['mosquitto', 'tribune'] as const) {
+    log(`  ${title}: ${broker}`)
+    const r = await joins({ broker, viewers, history, concurrency: 500 })
+    log(`  ${title}: ${broker}, ${fmt(r.joinsPerSecond)} joins/s`)
+    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, rssBytes: r.rssBytes })
+  }
+  const [m, t] = figures
+  const ratio = (t.joinsPerSecond ?? 0) / (m.joinsPerSecond ?? 1)
+  return {
+    kind: 'joins', title, params: { viewers, history, concurrency: 500, transport: 'ws' }, brokers: figures,
+    ratio: { metric: 'joins/s', value: ratio },
+    targets: [
+      target(`joins/s on one node (${title})`, '>= 2,000', fmt(t.joinsPerSecond ?? 0), (t.joinsPerSecond ?? 0) >= 2000),
+      target(`joins/s vs Mosquitto (${title})`, '>= 1.00 x Mosquitto', `${ratio.toFixed(2)} x`, ratio >= 1)
+    ]
+  }
+}
+
+async function memoryScenario (viewers: number): Promise<ScenarioResult> {
+  const title = `idle memory, ${fmt(viewers)} WS viewers`
+  const figures: BrokerFigures[] = []
+  for (const broker of ['mosquitto', 'tribune'] as const) {
+    log(`  ${title}: ${broker}`)
+    const r = await idleMemory(broker, viewers)
+    log(`  ${title}: ${broker}, ${(r.bytesPerViewer / 1024).toFixed(1)} KB per viewer`)
+    figures.push({ broker, bytesPerViewer: r.bytesPerViewer, rssBytes: r.rssBytes })
+  }
+  const t = figures[1].bytesPerViewer ?? Infinity
+  return {
+    kind: 'memory', title, params: { viewers, transport: 'ws' }, brokers: figures,
+    ratio: { metric: 'bytes per viewer (lower is better)', value: t / (figures[0].bytesPerViewer ?? 1) },
+    targets: [target(`resident memory per idle WS viewer (${title})`, '<= 12 KB', `${(t / 1024).toFixed(1)} KB`, t <= 12 * 1024)]
+  }
+}
+
+function versions (): Record<string, string> {
+  const pkg = (name: string): string => (JSON.parse(readFileSync(`${ROOT}node_modules/${name}/package.json`, 'utf8')) as { version: string }).version
+  let mosquitto = 'not installed'
+  try {
+    execFileSync('mosquitto', ['-h'], { encoding: 'utf8' })
+  } catch (err) {
+    mosquitto = /version (\S+)/.exec(String((err as { stdout?: string }).stdout ?? ''))?.[1] ?? 'unknown'
+  }
+  const tribune = (JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { version: string }).version
+  let commit = ''
+  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim() } catch {}
+  return { tribune: `${tribune}${commit !== '' ? ` (${commit})` : ''}`, mosquitto, node: process.version, aedes: pkg('aedes'), ws: pkg('ws'), 'mqtt-packet': pkg('mqtt-packet') }
+}
+
+function machine (): BenchRun['machine'] {
+  let os = 'Linux'
+  try { os = /PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? os } catch {}
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), os, node: process.version, openFileLimit: openFileLimit() }
+}
+
+/** Runs the scenarios chosen by `args` and prints (and writes) the results. */
+export async function main (args: string[]): Promise<void> {
+  const quick = args.includes('--quick')
+  const i = args.indexOf('--only')
+  const only = i >= 0 ? (args[i + 1] ?? '').split(',') : [...KINDS]
+  const unknown = only.filter((k) => !(KINDS as readonly string[]).includes(k))
+  if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')} (choose from ${KINDS.join(', ')})`)
+  const wanted = (k: Kind): boolean => only.includes(k)
+  const started = Date.now()
+  const scenarios: ScenarioResult[] = []
+  const seconds = quick ? 2 : 4
+  if (wanted('fanout')) {
+    for (const viewers of quick ? [1000] : [1000, 10_000, 50_000]) {
+      for (const qos of [0, 1] as const) scenarios.push(await fanoutScenario('fanout', ['mosquitto', 'tribune'], viewers, qos, seconds))
+    }
+  }
+  if (wanted('joins')) scenarios.push(await joinsScenario(quick ? 2000 : 5000))
+  if (wanted('memory')) scenarios.push(await memoryScenario(quick ? 2000 : 5000))
+  if (wanted('cluster')) scenarios.push(await fanoutScenario('cluster', ['tribune', 'tribune-cluster-2'], 1000, 0, seconds))
+
+  const run: BenchRun = { date: new Date(started).toISOString(), quick, machine: machine(), versions: versions(), scenarios, seconds: Math.round((Date.now() - started) / 1000) }
+  if (!quick || args.includes('--write')) {
+    writeFileSync(`${ROOT}bench/results.json`, JSON.stringify(run, null, 2) + '\n')
+    writeFileSync(`${ROOT}bench/results.svg`, renderChart(run))
+    writeFileSync(`${ROOT}bench/RESULTS.md`, renderMarkdown(run, 'results.svg'))
+    log('wrote bench/RESULTS.md, bench/results.svg, bench/results.json')
+  }
+  if (args.includes('--json')) {
+    console.log(JSON.stringify(run, null, 2))
+    return
+  }
+  for (const s of scenarios) {
+    console.log(s.title + (s.skipped !== undefined ? `: skipped, ${s.skipped}` : ''))
+    for (const b of s.brokers) {
+      const parts = [
+        b.deliveriesPerSecond !== undefined ? `${fmt(b.deliveriesPerSecond)} deliveries/s` : '',
+        b.p99Ms !== undefined ? `p50/p99/max ${b.p50Ms?.toFixed(1) ?? '-'}/${b.p99Ms.toFixed(1)}/${b.maxMs?.toFixed(1) ?? '-'} ms${b.rate !== undefined ? ` at ${b.rate} msg/s` : ''}` : '',
+        b.joinsPerSecond !== undefined ? `${fmt(b.joinsPerSecond)} joins/s, last at ${fmt(b.lastJoinMs ?? 0)} ms` : '',
+        b.bytesPerViewer !== undefined ? `${(b.bytesPerViewer / 1024).toFixed(1)} KB per viewer` : '',
+        b.rssBytes !== undefined ? `RSS ${(b.rssBytes / 2 ** 20).toFixed(0)} MiB` : ''
+      ].filter((p) => p !== '')
+      console.log(`  ${b.broker.padEnd(18)} ${parts.join(', ')}`)
+    }
+    if (s.ratio !== undefined) console.log(`  ratio (${s.ratio.metric}): ${s.ratio.value.toFixed(2)}`)
+  }
+  const targets = scenarios.flatMap((s) => s.targets)
+  console.log(`targets: ${targets.filter((t) => t.met).length} met, ${targets.filter((t) => !t.met).length} missed`)
+  for (const t of targets) console.log(`  ${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.reached} (target ${t.target})`)
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).catch((err: Error) => {
+    console.error(`bench: ${err.message}`)
+    process.exitCode = 1
+  })
+}
