@@ -7,9 +7,15 @@
  *  - a slow-consumer limit: aedes waits for a socket to drain before it delivers more, and a subscriber that stops
  *    reading would stall delivery to everyone (aedes' message emitter has a fixed concurrency). Here writes never wait:
  *    a connection that has more than `maxQueuedBytes` unsent is closed instead, so one slow viewer costs at most that
- *    much memory and nobody else waits for it.
+ *    much memory and nobody else waits for it;
+ *  - one write per connection per event-loop turn: what aedes writes in one turn goes out together on the next, as
+ *    one system call and, on a WebSocket, one frame (MQTT 3.1.1 section 6.0 lets a frame hold several packets).
+ * A WebSocket is guarded directly, without a second stream in between (ws' createWebSocketStream): one Node stream
+ * per connection is what aedes needs, and every stream costs memory and a hop per write.
  */
 import { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+import type { WebSocket } from 'ws'
 
 /** Follows packet boundaries across chunks; one per connection. */
 export class PacketSizeGuard {
@@ -77,81 +83,189 @@ export interface GuardedConnection {
   refuse: (reason: string) => void
 }
 
+/** Connections with output waiting; one `setImmediate` per event-loop turn flushes them all. */
+let dirty: GuardedStream[] = []
+let flushScheduled = false
+
+function flushAll (): void {
+  flushScheduled = false
+  const list = dirty
+  dirty = []
+  for (const stream of list) stream.flush()
+}
+
 /**
- * Wraps a connection's duplex stream so that aedes reads only bytes that passed the size guard and never waits for
- * a slow peer. `onRefused(reason)` is called once when the guard closes the connection.
- * @param inner the connection (a net.Socket, or the duplex of a WebSocket)
+ * The stream aedes sees for one connection: reads only bytes that passed the {@link PacketSizeGuard}, and writes
+ * that never wait for the peer. Subclasses move the bytes over their transport.
  */
-export function guardConnection (inner: Duplex, limits: ConnectionLimits, onRefused: (reason: string) => void): GuardedConnection {
-  const guard = new PacketSizeGuard(limits.maxPacketSize)
-  let refused = false
-  const refuse = (reason: string): void => {
-    if (refused) return
-    refused = true
-    onRefused(reason)
-    inner.destroy()
-    outer.destroy()
+abstract class GuardedStream extends Duplex {
+  readonly #guard: PacketSizeGuard
+  readonly #maxQueued: number
+  readonly #onRefused: (reason: string) => void
+  #pending: Buffer[] | null = null
+  #refused = false
+
+  constructor (limits: ConnectionLimits, onRefused: (reason: string) => void) {
+    super()
+    this.#guard = new PacketSizeGuard(limits.maxPacketSize)
+    this.#maxQueued = limits.maxQueuedBytes
+    this.#onRefused = onRefused
   }
-  const send = (chunk: Buffer): void => {
-    inner.write(chunk)
-    if (inner.writableLength > limits.maxQueuedBytes) {
-      refuse(`slow consumer: ${inner.writableLength} bytes waiting to be sent, more than ${limits.maxQueuedBytes}`)
+
+  /** Sends bytes to the peer; returns the bytes now waiting to be sent. */
+  protected abstract sendBytes (bytes: Buffer): number
+  protected abstract pauseInput (): void
+  protected abstract resumeInput (): void
+  /** Ends the output gracefully (TCP FIN, WebSocket close frame). */
+  protected abstract endOutput (): void
+  protected abstract destroyTransport (): void
+  protected abstract get transportClosed (): boolean
+
+  /** Closes the connection for `reason` (reported once); nothing received after this reaches aedes. */
+  refuse (reason: string): void {
+    if (this.#refused) return
+    this.#refused = true
+    this.#onRefused(reason)
+    this.destroyTransport()
+    this.destroy()
+  }
+
+  /** Bytes from the peer: checked, then handed to aedes. */
+  protected received (chunk: Buffer): void {
+    if (this.#refused) return
+    const reason = this.#guard.check(chunk)
+    if (reason !== null) this.refuse(reason)
+    else if (!this.push(chunk)) this.pauseInput()
+  }
+
+  /** Sends what aedes wrote since the last flush, as one write. */
+  flush (): void {
+    const pending = this.#pending
+    if (pending === null) return
+    this.#pending = null
+    if (this.#refused || this.transportClosed) return
+    const queued = this.sendBytes(pending.length === 1 ? pending[0] : Buffer.concat(pending))
+    if (queued > this.#maxQueued) this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${this.#maxQueued}`)
+  }
+
+  #queue (chunk: Buffer): void {
+    if (this.#refused || this.transportClosed) return
+    if (this.#pending === null) {
+      this.#pending = [chunk]
+      dirty.push(this)
+      if (!flushScheduled) {
+        flushScheduled = true
+        setImmediate(flushAll)
+      }
+    } else {
+      this.#pending.push(chunk)
     }
   }
-  // What aedes writes in one turn of the event loop goes out as one write on the next: one WebSocket frame and one
-  // system call per connection per turn instead of one per packet (or per piece of one; MQTT 3.1.1 section 6.0 lets
-  // a frame hold several packets, and a packet span frames).
-  let pending: Buffer[] = []
-  let scheduled = false
-  const flush = (): void => {
-    scheduled = false
-    if (pending.length === 0) return
-    const bytes = pending.length === 1 ? pending[0] : Buffer.concat(pending)
-    pending = []
-    if (!inner.destroyed && !refused) send(bytes)
+
+  override _read (): void {
+    this.resumeInput()
   }
-  const queue = (chunk: Buffer): void => {
-    if (inner.destroyed || refused) return
-    pending.push(chunk)
-    if (!scheduled) {
-      scheduled = true
-      setImmediate(flush)
-    }
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#queue(chunk)
+    cb()
   }
-  const outer: Duplex = new Duplex({
-    read () {
-      inner.resume()
-    },
-    write (chunk: Buffer, _enc, cb) {
-      queue(chunk)
-      cb()
-    },
-    writev (chunks, cb) {
-      for (const { chunk } of chunks) queue(chunk as Buffer)
-      cb()
-    },
-    final (cb) {
-      flush()
-      inner.end()
-      cb()
-    },
-    destroy (err, cb) {
-      flush() // what aedes wrote just before closing (a refusing CONNACK) still goes out, as it did unbatched
-      inner.destroy()
-      cb(err)
-    }
-  })
-  inner.on('data', (chunk: Buffer) => {
-    if (refused) return
-    const reason = guard.check(chunk)
-    if (reason !== null) {
-      refuse(reason)
-      return
-    }
-    if (!outer.push(chunk)) inner.pause()
-  })
-  inner.on('end', () => outer.push(null))
-  inner.on('error', (err) => outer.destroy(err))
-  inner.on('close', () => { if (!outer.destroyed) outer.destroy() })
-  return { stream: outer, refuse }
+
+  override _writev (chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    for (const { chunk } of chunks) this.#queue(chunk)
+    cb()
+  }
+
+  override _final (cb: (err?: Error | null) => void): void {
+    this.flush()
+    this.endOutput()
+    cb()
+  }
+
+  override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
+    this.flush() // what aedes wrote just before closing (a refusing CONNACK) still goes out
+    this.destroyTransport()
+    cb(err)
+  }
+}
+
+/** A TCP or TLS socket behind the guard. */
+class SocketStream extends GuardedStream {
+  readonly #socket: Duplex
+
+  constructor (socket: Duplex, limits: ConnectionLimits, onRefused: (reason: string) => void) {
+    super(limits, onRefused)
+    this.#socket = socket
+    socket.on('data', (chunk: Buffer) => this.received(chunk))
+    socket.on('end', () => this.push(null))
+    socket.on('error', (err) => this.destroy(err))
+    socket.on('close', () => { if (!this.destroyed) this.destroy() })
+  }
+
+  protected sendBytes (bytes: Buffer): number {
+    this.#socket.write(bytes)
+    return this.#socket.writableLength
+  }
+
+  protected pauseInput (): void { this.#socket.pause() }
+  protected resumeInput (): void { this.#socket.resume() }
+  protected endOutput (): void { this.#socket.end() }
+  protected destroyTransport (): void { this.#socket.destroy() }
+  protected get transportClosed (): boolean { return this.#socket.destroyed }
+}
+
+/**
+ * A WebSocket (ws 8) behind the guard: MQTT packets must come in binary frames [MQTT-6.0.0-1], so a text frame
+ * closes the connection; each flush is one binary frame.
+ */
+class WebSocketStream extends GuardedStream {
+  readonly #ws: WebSocket
+  #errored = false
+
+  constructor (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void) {
+    super(limits, onRefused)
+    this.#ws = ws
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) this.received(data)
+      else this.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
+    })
+    // ws closes the connection itself after an error (e.g. a message over maxPayload: close code 1009).
+    ws.on('error', (err) => {
+      this.#errored = true
+      this.destroy(err)
+    })
+    ws.on('close', () => {
+      if (this.destroyed) return
+      this.push(null)
+      this.destroy()
+    })
+  }
+
+  protected sendBytes (bytes: Buffer): number {
+    this.#ws.send(bytes)
+    return this.#ws.bufferedAmount
+  }
+
+  protected pauseInput (): void { this.#ws.pause() }
+  protected resumeInput (): void { if (this.#ws.isPaused) this.#ws.resume() }
+  protected endOutput (): void { this.#ws.close() }
+  protected destroyTransport (): void { if (!this.#errored) this.#ws.terminate() }
+  protected get transportClosed (): boolean { return this.#ws.readyState >= 2 } // CLOSING or CLOSED
+}
+
+/**
+ * Guards a TCP or TLS socket (or any byte duplex). `onRefused(reason)` is called once when the guard closes it.
+ */
+export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimits, onRefused: (reason: string) => void): GuardedConnection {
+  const stream = new SocketStream(inner, limits, onRefused)
+  return { stream, refuse: (reason) => stream.refuse(reason) }
+}
+
+/**
+ * Guards an open WebSocket: the stream aedes reads MQTT packets from (binary frames only) and writes to.
+ * `onRefused(reason)` is called once when the guard closes it.
+ */
+export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void): GuardedConnection {
+  const stream = new WebSocketStream(ws, limits, onRefused)
+  return { stream, refuse: (reason) => stream.refuse(reason) }
 }

@@ -1,5 +1,5 @@
 /**
- * MQTT over WebSocket (`ws` 8, `createWebSocketStream`) on an HTTP server that also answers `GET /healthz`
+ * MQTT over WebSocket (`ws` 8, each WebSocket guarded directly: listeners/guard.ts) on an HTTP server that also answers `GET /healthz`
  * (liveness) and `GET /readyz` (readiness).
  * Upgrades are accepted on one path (default `/mqtt`); the `mqtt` subprotocol is selected when offered (MQTT 3.1.1
  * section 6), and a client that offers none is accepted too. MQTT packets must come in binary frames [MQTT-6.0.0-1]:
@@ -8,9 +8,11 @@
 import http from 'node:http'
 import https from 'node:https'
 import tls from 'node:tls'
-import { WebSocketServer, createWebSocketStream } from 'ws'
-import { guardConnection, type ConnectionLimits, type GuardedConnection } from './guard.js'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { guardWebSocket, type ConnectionLimits } from './guard.js'
 import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
+
+const noop = (): void => {}
 
 export interface HttpRoutes {
   /** Answers GET /healthz: status code and JSON body. */
@@ -52,41 +54,35 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
       return false
     }
   })
+  // Outside the upgrade handler, so that nothing a connection keeps (its listeners, the guard's callback) holds the
+  // upgrade request in a closure's scope for the connection's life.
+  const details = (req: http.IncomingMessage): ConnDetails => {
+    const connDetails: ConnDetails = {
+      ipAddress: req.socket.remoteAddress ?? '',
+      port: req.socket.remotePort ?? 0,
+      ipFamily: req.socket.remoteFamily === 'IPv6' ? 6 : 4,
+      isWebsocket: true,
+      listener: spec.name
+    }
+    if (req.socket instanceof tls.TLSSocket) {
+      connDetails.certCN = verifiedCN(req.socket)
+      connDetails.certError = certError(req.socket)
+    }
+    return connDetails
+  }
+  const accept = (ws: WebSocket, connDetails: ConnDetails): void => {
+    const peer = `${connDetails.ipAddress}:${connDetails.port}`
+    const { stream } = guardWebSocket(ws, limits, (reason) => onRefused(peer, reason))
+    handle(stream, { connDetails })
+  }
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://x')
-    socket.on('error', () => {})
+    socket.on('error', noop)
     if (url.pathname !== path) {
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nMQTT over WebSocket is at ${path}\n`)
       return
     }
-    wss.handleUpgrade(req, socket, head, (ws) => {
-      const connDetails: ConnDetails = {
-        ipAddress: req.socket.remoteAddress ?? '',
-        port: req.socket.remotePort ?? 0,
-        ipFamily: req.socket.remoteFamily === 'IPv6' ? 6 : 4,
-        isWebsocket: true,
-        listener: spec.name
-      }
-      if (req.socket instanceof tls.TLSSocket) {
-        connDetails.certCN = verifiedCN(req.socket)
-        connDetails.certError = certError(req.socket)
-      }
-      ws.on('error', () => {}) // e.g. a message over maxPayload: ws closes with 1009; the node goes on
-      const peer = `${connDetails.ipAddress}:${connDetails.port}`
-      // Registered before createWebSocketStream's own listener, so a text frame is refused before its bytes move on.
-      let guarded: GuardedConnection | null = null
-      ws.on('message', (_data, isBinary) => {
-        if (!isBinary) guarded?.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
-      })
-      const duplex = createWebSocketStream(ws)
-      duplex.on('error', () => {})
-      guarded = guardConnection(duplex, limits, (reason) => {
-        onRefused(peer, reason)
-        ws.terminate()
-      })
-      ;(req as unknown as { connDetails: ConnDetails }).connDetails = connDetails
-      handle(guarded.stream, req as unknown as { connDetails: ConnDetails })
-    })
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, details(req)))
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`listener ${spec.name} on ${spec.host}:${spec.port}: ${err.message}`)))
