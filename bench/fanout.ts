@@ -2,7 +2,8 @@
  * Fan-out: one publisher, N viewers on one topic, against Tribune and Mosquitto in the same run, alternating.
  *  - saturation: the publisher sends 64-byte messages as fast as the broker takes them for `seconds`; result:
  *    deliveries per second (messages received by all viewers / seconds);
- *  - fixed rate: the publisher sends `rate` messages per second; result: publish-to-viewer latency p50/p99/max.
+ *  - fixed rate: the publisher sends `rate` messages per second; result: publish-to-viewer latency p50/p99/max,
+ *    after one unmeasured second at that rate (a fresh broker's JIT warming up is not its latency).
  * Each is a run of its own, on a freshly started broker.
  * Viewers are raw MQTT clients in worker threads (bench/lib/load-worker.ts); each broker runs as its own process.
  *
@@ -72,6 +73,9 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
     let max: number | null = null
     let share: number | null = null
     if (opts.rate > 0) {
+      // A second at the same rate first, not measured: both brokers start fresh, and a JIT warming up is not latency.
+      await pub.paced(opts.qos, opts.rate, 1000)
+      await load.settle(2000)
       load.reset()
       const count = await pub.paced(opts.qos, opts.rate, opts.seconds * 1000)
       await new Promise((resolve) => setTimeout(resolve, 1000))
