@@ -44,6 +44,8 @@ export interface FanoutResult {
   /** Share of the messages sent at `rate` that every viewer received. */
   deliveredShare: number | null
   rssBytes: number
+  /** Broker CPU time per delivery during the saturation run, µs (null when not run). */
+  cpuUsPerDelivery: number | null
 }
 
 /** Runs one fan-out measurement against one broker (started and stopped here): saturation when `rate` is 0, else latency at `rate`. */
@@ -60,10 +62,13 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
     // Saturation (only when no rate is given: a backlog left by it would spoil the latency run).
     let sent = 0
     let delivered = 0
+    let cpuUsPerDelivery: number | null = null
     if (opts.rate === 0) {
       load.reset()
+      const cpu = broker.cpuMs()
       sent = await pub.blast(opts.qos, opts.seconds * 1000)
       delivered = (await load.report()).received
+      cpuUsPerDelivery = (broker.cpuMs() - cpu) * 1000 / Math.max(1, delivered)
       await load.settle()
     }
 
@@ -88,7 +93,7 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
     pub.end()
     return {
       broker: opts.broker, viewers: opts.viewers, qos: opts.qos, transport: opts.transport, published: sent,
-      deliveriesPerSecond: delivered / opts.seconds, rate: opts.rate, p50Ms: p50, p99Ms: p99, maxMs: max, deliveredShare: share, rssBytes
+      deliveriesPerSecond: delivered / opts.seconds, rate: opts.rate, p50Ms: p50, p99Ms: p99, maxMs: max, deliveredShare: share, rssBytes, cpuUsPerDelivery
     }
   } finally {
     await load?.stop()

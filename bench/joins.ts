@@ -1,5 +1,5 @@
 /**
- * Joins: N viewers connect over WebSocket, subscribe and receive what a viewer needs on arrival, as fast as they
+ * Joins: N viewers connect over WebSocket (or TCP), subscribe and receive what a viewer needs on arrival, as fast as they
  * can (at most `concurrency` joins in progress at once), against one broker process started here:
  *  - Tribune: `$replay/all/matches/1/events` (the match's history, `history` messages, then live) and the retained
  *    `matches/1/state`, in one SUBSCRIBE; a join is complete at its history + 1-th PUBLISH;
@@ -18,6 +18,7 @@ export interface JoinsOptions {
   history: number
   /** Joins in progress at once, over all worker threads. */
   concurrency: number
+  transport?: 'ws' | 'tcp'
 }
 
 export interface JoinsResult {
@@ -28,6 +29,8 @@ export interface JoinsResult {
   p50JoinMs: number
   p99JoinMs: number
   messagesPerJoin: number
+  /** Broker CPU time per join during the storm, µs. */
+  cpuUsPerJoin: number
   rssBytes: number
 }
 
@@ -45,8 +48,10 @@ export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
     const tribune = opts.broker !== 'mosquitto'
     const expect = tribune ? opts.history + 1 : 1
     const topics = tribune ? ['$replay/all/matches/1/events', 'matches/1/state'] : ['matches/1/events', 'matches/1/state']
-    load = startLoad({ url: broker.wsUrl, topics, qos: 0, mode: 'join', expect, concurrency: Math.ceil(opts.concurrency / 2) }, opts.viewers, 2)
+    const cpu = broker.cpuMs()
+    load = startLoad({ url: opts.transport === 'tcp' ? broker.tcpUrl : broker.wsUrl, topics, qos: 0, mode: 'join', expect, concurrency: Math.ceil(opts.concurrency / 2) }, opts.viewers, 2)
     const lastJoinMs = await load.done
+    const cpuUsPerJoin = (broker.cpuMs() - cpu) * 1000 / opts.viewers
     const report = await load.report()
     return {
       broker: opts.broker,
@@ -56,6 +61,7 @@ export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
       p50JoinMs: report.histogram.getValueAtPercentile(50) / 1000,
       p99JoinMs: report.histogram.getValueAtPercentile(99) / 1000,
       messagesPerJoin: expect,
+      cpuUsPerJoin,
       rssBytes: broker.rss()
     }
   } finally {

@@ -2,7 +2,7 @@
  * `npm run bench`: every scenario of issue 5 against Tribune and Mosquitto in the same run, alternating (Mosquitto
  * first, then Tribune, scenario by scenario), each broker its own freshly started process:
  *  - fan-out: 1,000 and 10,000 WebSocket viewers (50,000 when the open-file limit allows), QoS 0 and 1;
- *  - joins: viewers connecting, subscribing and receiving their state as fast as they can;
+ *  - joins: viewers connecting (WebSocket, then TCP), subscribing and receiving their state as fast as they can;
  *  - memory: resident memory per idle WebSocket viewer;
  *  - cluster: the fan-out with `tribune cluster --nodes 2` against one node.
  * Progress goes to stderr; the summary (or `--json`, a BenchRun of bench/lib/results.ts) to stdout. A full run
@@ -56,7 +56,8 @@ async function fanoutScenario (kind: 'fanout' | 'cluster', brokers: BrokerKind[]
     log(`  ${title}: ${broker}, p99 ${paced.p99Ms?.toFixed(1) ?? '-'} ms`)
     figures.push({
       broker, deliveriesPerSecond: sat.deliveriesPerSecond, rate, p50Ms: paced.p50Ms ?? undefined, p99Ms: paced.p99Ms ?? undefined,
-      maxMs: paced.maxMs ?? undefined, deliveredShare: paced.deliveredShare ?? undefined, rssBytes: sat.rssBytes
+      maxMs: paced.maxMs ?? undefined, deliveredShare: paced.deliveredShare ?? undefined, rssBytes: sat.rssBytes,
+      cpuUsPerDelivery: sat.cpuUsPerDelivery ?? undefined
     })
   }
   const base = figures[0]
@@ -78,20 +79,20 @@ function target (what: string, goal: string, reached: string, met: boolean): Tar
   return { what, target: goal, reached, met }
 }
 
-async function joinsScenario (viewers: number): Promise<ScenarioResult> {
+async function joinsScenario (viewers: number, transport: 'ws' | 'tcp'): Promise<ScenarioResult> {
   const history = 20
-  const title = `joins, ${fmt(viewers)} WS viewers, 500 at once`
+  const title = `joins, ${fmt(viewers)} ${transport === 'ws' ? 'WS' : 'TCP'} viewers, 500 at once`
   const figures: BrokerFigures[] = []
   for (const broker of ['mosquitto', 'tribune'] as const) {
     log(`  ${title}: ${broker}`)
-    const r = await joins({ broker, viewers, history, concurrency: 500 })
+    const r = await joins({ broker, viewers, history, concurrency: 500, transport })
     log(`  ${title}: ${broker}, ${fmt(r.joinsPerSecond)} joins/s`)
-    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, rssBytes: r.rssBytes })
+    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, rssBytes: r.rssBytes })
   }
   const [m, t] = figures
   const ratio = (t.joinsPerSecond ?? 0) / (m.joinsPerSecond ?? 1)
   return {
-    kind: 'joins', title, params: { viewers, history, concurrency: 500, transport: 'ws' }, brokers: figures,
+    kind: 'joins', title, params: { viewers, history, concurrency: 500, transport }, brokers: figures,
     ratio: { metric: 'joins/s', value: ratio },
     targets: [
       target(`joins/s on one node (${title})`, '>= 2,000', fmt(t.joinsPerSecond ?? 0), (t.joinsPerSecond ?? 0) >= 2000),
@@ -153,7 +154,9 @@ export async function main (args: string[]): Promise<void> {
       for (const qos of [0, 1] as const) scenarios.push(await fanoutScenario('fanout', ['mosquitto', 'tribune'], viewers, qos, seconds))
     }
   }
-  if (wanted('joins')) scenarios.push(await joinsScenario(quick ? 2000 : 5000))
+  if (wanted('joins')) {
+    for (const transport of ['ws', 'tcp'] as const) scenarios.push(await joinsScenario(quick ? 2000 : 5000, transport))
+  }
   if (wanted('memory')) scenarios.push(await memoryScenario(quick ? 2000 : 5000))
   if (wanted('cluster')) scenarios.push(await fanoutScenario('cluster', ['tribune', 'tribune-cluster-2'], 1000, 0, seconds))
 
@@ -175,6 +178,8 @@ export async function main (args: string[]): Promise<void> {
         b.deliveriesPerSecond !== undefined ? `${fmt(b.deliveriesPerSecond)} deliveries/s` : '',
         b.p99Ms !== undefined ? `p50/p99/max ${b.p50Ms?.toFixed(1) ?? '-'}/${b.p99Ms.toFixed(1)}/${b.maxMs?.toFixed(1) ?? '-'} ms${b.rate !== undefined ? ` at ${b.rate} msg/s` : ''}` : '',
         b.joinsPerSecond !== undefined ? `${fmt(b.joinsPerSecond)} joins/s, last at ${fmt(b.lastJoinMs ?? 0)} ms` : '',
+        b.cpuUsPerDelivery !== undefined ? `broker CPU ${b.cpuUsPerDelivery.toFixed(2)} µs/delivery` : '',
+        b.cpuUsPerJoin !== undefined ? `broker CPU ${Math.round(b.cpuUsPerJoin)} µs/join` : '',
         b.bytesPerViewer !== undefined ? `${(b.bytesPerViewer / 1024).toFixed(1)} KB per viewer` : '',
         b.rssBytes !== undefined ? `RSS ${(b.rssBytes / 2 ** 20).toFixed(0)} MiB` : ''
       ].filter((p) => p !== '')

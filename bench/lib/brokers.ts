@@ -19,6 +19,8 @@ export interface RunningBroker {
   wsUrl: string
   /** Resident memory of the broker's processes, in bytes (Linux /proc). */
   rss: () => number
+  /** CPU time used so far by the broker's processes (user + system, Linux /proc), in ms. */
+  cpuMs: () => number
   stop: () => Promise<void>
 }
 
@@ -56,7 +58,8 @@ export async function startBrokerProcess (kind: BrokerKind): Promise<RunningBrok
     name: kind,
     tcpUrl: `mqtt://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
-    rss: () => treeRss(child.pid ?? 0),
+    rss: () => treeSum(child.pid ?? 0, rssOf),
+    cpuMs: () => treeSum(child.pid ?? 0, cpuOf),
     stop: async () => {
       if (child.exitCode === null) {
         await new Promise<void>((resolve) => {
@@ -79,17 +82,27 @@ async function accepts (port: number): Promise<boolean> {
   })
 }
 
-/** RSS of a process and its children (a cluster's nodes, and its redis-server), in bytes. */
-function treeRss (pid: number): number {
+/** A figure summed over a process and its children (a cluster's nodes, and its redis-server). */
+function treeSum (pid: number, of: (pid: number) => number): number {
   let total = 0
   const visit = (p: number): void => {
     try {
-      const status = readFileSync(`/proc/${p}/status`, 'utf8')
-      total += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024
+      total += of(p)
       const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim()
       for (const c of children.split(/\s+/).filter(Boolean)) visit(Number(c))
     } catch {}
   }
   visit(pid)
   return total
+}
+
+/** Resident memory of one process, bytes (VmRSS). */
+function rssOf (pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024
+}
+
+/** CPU time of one process, ms: utime + stime of /proc/<pid>/stat, in clock ticks of 10 ms. */
+function cpuOf (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
 }

@@ -27,11 +27,15 @@ const COLUMNS: Column[] = [
   { header: 'Joins/s', value: (f) => f.joinsPerSecond, format: int },
   { header: 'Last join ms', value: (f) => f.lastJoinMs, format: int },
   { header: 'Messages/join', value: (f) => f.messagesPerJoin, format: (n) => UP_TO_ONE.format(n) },
+  { header: 'Broker CPU µs/delivery', value: (f) => f.cpuUsPerDelivery, format: (n) => TWO.format(n) },
+  { header: 'Broker CPU µs/join', value: (f) => f.cpuUsPerJoin, format: int },
   { header: 'Memory/viewer', value: (f) => f.bytesPerViewer, format: (n) => `${one(n / 1024)} KB` },
   { header: 'RSS MiB', value: (f) => f.rssBytes, format: (n) => int(n / 1048576) }
 ]
 
 /** Escapes what would break a table cell or read as an HTML tag. */
+const TWO = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2, minimumFractionDigits: 2 })
+
 const md = (s: string): string => s.replace(/\|/g, '\\|').replace(/<(?=[A-Za-z/!?])/g, '&lt;').replace(/\n/g, ' ')
 
 /** A GitHub table; columns from index `rightFrom` on are right-aligned (numbers). */

@@ -23,6 +23,13 @@ export interface BrokerFigures {
   lastJoinMs?: number
   /** Messages each viewer received on joining (joins: Tribune's history plus state; Mosquitto's state only). */
   messagesPerJoin?: number
+  /**
+   * CPU time of the broker's processes (user + system, /proc) per delivery during the saturation run, µs: what a
+   * delivery costs the broker, whoever (broker or load generator) limits the rate on this machine.
+   */
+  cpuUsPerDelivery?: number
+  /** CPU time of the broker's processes per join during the storm, µs. */
+  cpuUsPerJoin?: number
   /** Resident memory per connected idle viewer, bytes: (RSS with the viewers - RSS before) / viewers (memory). */
   bytesPerViewer?: number
   /** Resident memory of the broker's processes at the end of the connect phase, bytes. */

@@ -2,6 +2,7 @@
 import { describe, it, expect } from 'vitest'
 import { startBroker } from '../../broker/src/main.js'
 import { tempDir, onCleanup } from '../helpers/broker.js'
+import mqtt from 'mqtt'
 import { connect, collect, waitFor } from '../helpers/mqtt.js'
 
 describe('durable store', () => {
@@ -32,6 +33,40 @@ describe('durable store', () => {
     await waitFor(() => got.length === 2, 'last + live')
     expect(got.map((m) => m.json.seq)).toEqual([7, 8])
     expect(got[1].json.epoch).toBe(before.feed[0].epoch)
+  })
+
+  it('a clean connect after a restart discards the persistent session its client id left before it', async () => {
+    const dataDir = tempDir()
+    const opts = { host: '127.0.0.1', port: 0, wsPort: 0, dataDir, logLevel: 'silent' as const }
+    const first = await startBroker(opts)
+    const url1 = `mqtt://127.0.0.1:${first.tcpPort}`
+    const keeper = await connect(url1, { clientId: 'keeper', clean: false })
+    await keeper.subscribeAsync('news/#', { qos: 1 })
+    await keeper.endAsync()
+    const pub = await connect(url1)
+    await pub.publishAsync('news/1', 'queued for keeper', { qos: 1 })
+    await pub.endAsync()
+    await first.close()
+
+    const second = await startBroker(opts)
+    onCleanup(async () => await second.close())
+    const url2 = `mqtt://127.0.0.1:${second.tcpPort}`
+    // The id's state was written by the first run: the clean connect must delete it (MQTT 3.1.1 section 3.1.2.4).
+    const clean = await connect(url2, { clientId: 'keeper', clean: true })
+    const gotClean = collect(clean)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    await clean.endAsync()
+    const again = await mqtt.connectAsync(url2, { clientId: 'keeper', clean: false, reconnectPeriod: 0 })
+    onCleanup(async () => { await again.endAsync(true) })
+    const gotAgain = collect(again)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(gotClean).toEqual([])
+    expect(gotAgain).toEqual([])
+    // The session it finds is new: its old subscription is gone, so a new publish does not reach it.
+    const pub2 = await connect(url2)
+    await pub2.publishAsync('news/2', 'not subscribed', { qos: 1 })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(gotAgain).toEqual([])
   })
 })
 

@@ -1,7 +1,11 @@
 /**
  * aedes persistence on the embedded store, with retained messages also held in memory: a viewer's SUBSCRIBE is
  * answered from memory (no database read per join), while every retained write still goes to disk first.
- * Sessions, subscriptions, QoS 1/2 state and wills are aedes-persistence-level's, unchanged.
+ * Sessions, subscriptions, QoS 1/2 state and wills are aedes-persistence-level's, with one change: a clean-session
+ * client (MQTT 3.1.1 section 3.1.2.4) whose id never had state stored (subscriptions of a persistent session, queued
+ * or incoming QoS 1/2 messages, a will) has nothing to delete or read, so the range deletes and reads aedes does at
+ * its connect and disconnect are skipped: a viewer's join and leave touch no database. The ids with state are read
+ * from the keys at start and kept current as state is written.
  */
 import type { Readable } from 'node:stream'
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
@@ -13,16 +17,38 @@ import { RetainedCache, type RetainedPacket } from './retained.js'
  */
 export const MAX_QUEUED_PER_SESSION = 1000
 
+/** The key prefixes aedes-persistence-level keeps per client id (`<prefix><encodeURIComponent(id)>[:...]`). */
+const CLIENT_KEY_PREFIXES = ['subscriptions:', 'outgoing:', 'outgoing-id:', 'incoming:', 'will:']
+
+interface SessionClient { id: string, clean?: boolean }
+
+/** The part of abstract-level this store reads at start. */
+interface KeyReader { keys: (range: { gte: string, lt: string }) => AsyncIterable<string> }
+
 export class CachedRetainedPersistence extends AsyncLevelPersistence {
   readonly #retained = new RetainedCache()
+  readonly #db: KeyReader
+  /** Client ids that have (or may have) state stored. */
+  readonly #stateful = new Set<string>()
   /** Messages queued and not yet acknowledged, per client id (counted since start). */
   readonly #queued = new Map<string, number>()
   /** Messages dropped because a session's queue was full. */
   droppedQueued = 0
 
-  /** Loads sessions (aedes-persistence-level) and every retained message into memory. MQTT 3.1.1 section 3.3.1.3. */
+  /** @param db the abstract-level database (or sublevel) aedes-persistence-level stores in */
+  constructor (db: unknown) {
+    super(db)
+    this.#db = db as KeyReader
+  }
+
+  /** Loads sessions (aedes-persistence-level), the ids with state, and every retained message into memory. MQTT 3.1.1 section 3.3.1.3. */
   override async setup (broker: unknown): Promise<void> {
     await super.setup(broker)
+    for (const prefix of CLIENT_KEY_PREFIXES) {
+      for await (const key of this.#db.keys({ gte: prefix, lt: `${prefix.slice(0, -1)};` })) {
+        this.#stateful.add(decodeURIComponent(key.slice(prefix.length).split(':')[0]))
+      }
+    }
     for await (const packet of super.createRetainedStream('#') as AsyncIterable<RetainedPacket>) {
       this.#retained.apply(packet)
     }
@@ -67,9 +93,50 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   }
 
   /** A session started clean: its queue is gone (MQTT 3.1.1 section 3.1.2.4). */
-  override async cleanSubscriptions (client: { id: string }): Promise<void> {
+  override async cleanSubscriptions (client: SessionClient): Promise<void> {
+    if (this.#stateless(client)) return
     this.#queued.delete(client.id)
     await super.cleanSubscriptions(client)
+  }
+
+  override async addSubscriptions (client: SessionClient, subs: unknown[]): Promise<void> {
+    this.#stateful.add(client.id)
+    await super.addSubscriptions(client, subs)
+  }
+
+  override async subscriptionsByClient (client: SessionClient): Promise<unknown[]> {
+    this.#stateful.add(client.id)
+    return await super.subscriptionsByClient(client)
+  }
+
+  override async incomingStorePacket (client: SessionClient, packet: unknown): Promise<void> {
+    this.#stateful.add(client.id)
+    await super.incomingStorePacket(client, packet)
+  }
+
+  override async cleanIncoming (client: SessionClient): Promise<void> {
+    if (this.#stateless(client)) return
+    await super.cleanIncoming(client)
+  }
+
+  override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
+    if (this.#stateless(client)) return (async function * () {})()
+    return super.outgoingStream(client)
+  }
+
+  override async putWill (client: SessionClient, packet: unknown): Promise<unknown> {
+    this.#stateful.add(client.id)
+    return await super.putWill(client, packet)
+  }
+
+  override async delWill (client: SessionClient): Promise<unknown> {
+    if (this.#stateless(client)) return null
+    return await super.delWill(client)
+  }
+
+  /** A clean-session client whose id never had state stored: nothing of it is in the database. */
+  #stateless (client: SessionClient): boolean {
+    return client.clean === true && !this.#stateful.has(client.id)
   }
 
 }

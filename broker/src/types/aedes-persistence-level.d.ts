@@ -11,6 +11,13 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     outgoingEnqueue (sub: { clientId: string }, packet: unknown): Promise<void>
     outgoingClearMessageId (client: { id: string }, packet: unknown): Promise<unknown>
     cleanSubscriptions (client: { id: string }): Promise<void>
+    addSubscriptions (client: { id: string }, subs: unknown[]): Promise<void>
+    subscriptionsByClient (client: { id: string }): Promise<unknown[]>
+    incomingStorePacket (client: { id: string }, packet: unknown): Promise<void>
+    cleanIncoming (client: { id: string }): Promise<void>
+    outgoingStream (client: { id: string }): AsyncIterable<unknown>
+    putWill (client: { id: string }, packet: unknown): Promise<unknown>
+    delWill (client: { id: string }): Promise<unknown>
     destroy (): Promise<void>
   }
 }
