@@ -27,6 +27,8 @@ export interface FanoutOptions {
   rate: number
   transport: 'ws' | 'tcp'
   workers?: number
+  /** Options for Tribune's node process (e.g. `--cpu-prof`). */
+  nodeArgs?: string[]
 }
 
 export interface FanoutResult {
@@ -50,7 +52,7 @@ export interface FanoutResult {
 
 /** Runs one fan-out measurement against one broker (started and stopped here): saturation when `rate` is 0, else latency at `rate`. */
 export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
-  const broker = await startBrokerProcess(opts.broker)
+  const broker = await startBrokerProcess(opts.broker, opts.nodeArgs)
   let load: Load | undefined
   try {
     const url = opts.transport === 'ws' ? broker.wsUrl : broker.tcpUrl

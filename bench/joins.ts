@@ -19,6 +19,8 @@ export interface JoinsOptions {
   /** Joins in progress at once, over all worker threads. */
   concurrency: number
   transport?: 'ws' | 'tcp'
+  /** Options for Tribune's node process (e.g. `--cpu-prof`). */
+  nodeArgs?: string[]
 }
 
 export interface JoinsResult {
@@ -36,7 +38,7 @@ export interface JoinsResult {
 
 /** Runs one join storm against a freshly started broker of `opts.broker`. */
 export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
-  const broker = await startBrokerProcess(opts.broker)
+  const broker = await startBrokerProcess(opts.broker, opts.nodeArgs)
   let load: Load | undefined
   try {
     const publisher = await mqtt.connectAsync(broker.tcpUrl, { clientId: 'bench-joins-publisher', reconnectPeriod: 0 })

@@ -26,8 +26,11 @@ export interface RunningBroker {
 
 export type BrokerKind = 'tribune' | 'mosquitto' | `tribune-cluster-${number}`
 
-/** Starts a broker of `kind` and waits until it accepts MQTT connections. */
-export async function startBrokerProcess (kind: BrokerKind): Promise<RunningBroker> {
+/**
+ * Starts a broker of `kind` and waits until it accepts MQTT connections.
+ * @param nodeArgs options for Tribune's node process (e.g. `--cpu-prof`); ignored for Mosquitto
+ */
+export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] = []): Promise<RunningBroker> {
   const port = await freePort()
   const wsPort = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'tribune-bench-broker-'))
@@ -43,7 +46,7 @@ export async function startBrokerProcess (kind: BrokerKind): Promise<RunningBrok
     const cluster = kind.startsWith('tribune-cluster-') ? Number(kind.slice('tribune-cluster-'.length)) : 0
     const args = ['--host', '127.0.0.1', '--port', String(port), '--ws-port', String(wsPort), '--data-dir', cluster > 0 ? dir : ':memory:',
       '--log-level', 'warn', '--max-queued-bytes', String(64 * 1024 * 1024), '--max-keepalive', '65535']
-    child = spawn(process.execPath, [BIN, ...(cluster > 0 ? ['cluster', '--nodes', String(cluster)] : ['broker']), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    child = spawn(process.execPath, [...nodeArgs, BIN, ...(cluster > 0 ? ['cluster', '--nodes', String(cluster)] : ['broker']), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
   }
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })

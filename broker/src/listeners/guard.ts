@@ -92,6 +92,26 @@ function flushAll (): void {
   const list = dirty
   dirty = []
   for (const stream of list) stream.flush()
+  lastChunks = []
+  lastJoined = EMPTY
+}
+
+const EMPTY = Buffer.alloc(0)
+let lastChunks: Buffer[] = []
+let lastJoined: Buffer = EMPTY
+
+/**
+ * The chunks as one Buffer. Fan-out gives many connections the same Buffers in the same order in one turn
+ * (delivery.ts shares each message's encoding), so the last joined list is kept until the end of the flush and
+ * reused when the next connection's list holds the very same Buffers: one copy per turn instead of one per viewer.
+ * Neither ws (no masking on the server side) nor net changes a Buffer it sends.
+ */
+function joined (chunks: Buffer[]): Buffer {
+  if (chunks.length === 1) return chunks[0]
+  if (chunks.length === lastChunks.length && chunks.every((c, i) => c === lastChunks[i])) return lastJoined
+  lastChunks = chunks
+  lastJoined = Buffer.concat(chunks)
+  return lastJoined
 }
 
 /**
@@ -144,7 +164,7 @@ abstract class GuardedStream extends Duplex {
     if (pending === null) return
     this.#pending = null
     if (this.#refused || this.transportClosed) return
-    const queued = this.sendBytes(pending.length === 1 ? pending[0] : Buffer.concat(pending))
+    const queued = this.sendBytes(joined(pending))
     if (queued > this.#maxQueued) this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${this.#maxQueued}`)
   }
 
