@@ -3,6 +3,7 @@
  * modules the hooks call (auth/, feeds/); this file only connects them to aedes' hook slots and events.
  */
 import { Aedes, type Client } from 'aedes'
+import './parser.js' // mqtt-packet's parser without a stream per connection
 import type { Logger } from './log.js'
 import type { Feeds, FeedClient } from './feeds/feeds.js'
 import type { Access } from './auth/access.js'

@@ -82,7 +82,9 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   }
 
   /** An acknowledged message leaves the session's queue (MQTT 3.1.1 section 4.3.2). */
-  override async outgoingClearMessageId (client: { id: string }, packet: unknown): Promise<unknown> {
+  override async outgoingClearMessageId (client: SessionClient, packet: unknown): Promise<unknown> {
+    // aedes sends a clean session's QoS 1 messages without storing them: its PUBACKs have nothing to clear.
+    if (this.#stateless(client)) return undefined
     const cleared = await super.outgoingClearMessageId(client, packet)
     const n = this.#queued.get(client.id)
     if (cleared !== undefined && n !== undefined) {
