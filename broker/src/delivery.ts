@@ -1,31 +1,39 @@
 /**
- * QoS 0 delivery with one encoding per message. aedes (lib/client.js `deliverQoS0`, lib/write.js) builds a new
- * Packet per subscriber and encodes it again with mqtt-packet's `writeToStream`, which writes it to the connection
- * in four or five pieces under a cork; for one message to N viewers that is N encodings and 5N stream writes.
- * A QoS 0 PUBLISH carries no packet identifier (MQTT 3.1.1 section 3.3.2.2), so its bytes are the same for every
- * subscriber: here they are encoded once and the same Buffer is written to every connection.
- *
- * The encoding is kept for the last message only (keyed by payload identity, topic, RETAIN and DUP), so nothing
- * holds encoded copies of history. Everything else aedes does is kept as it is: the no-local check, the duplicate
- * filter (`brokerId`/`brokerCounter`), `authorizeForward`, one `setImmediate` per delivery (so QoS 0 and QoS 1
- * deliveries to one client keep their order), no write once the client is closed, and waiting for `drain`.
+ * Deliveries with one encoding per message. aedes (lib/client.js `deliverQoS0`/`deliverQoS`, lib/write.js) builds a
+ * new Packet per subscriber and encodes it again with mqtt-packet's `writeToStream`, which writes it to the
+ * connection in four or five pieces under a cork; for one message to N viewers that is N encodings and 5N writes.
+ *  - QoS 0: a PUBLISH without packet identifier (MQTT 3.1.1 section 3.3.2.2) has the same bytes for every
+ *    subscriber, so the same Buffer is written to every connection.
+ *  - QoS 1 to a clean session: the bytes differ only in the 2-byte packet identifier (section 2.3.1), so each
+ *    subscriber gets a copy of one encoding with its own identifier written in. aedes stores nothing for a clean
+ *    session's outgoing QoS 1 messages, so nothing else changes. Persistent sessions and QoS 2 keep aedes' path.
+ * Encodings are kept for the last {@link CACHE_SIZE} payloads only (keyed by payload identity, topic and flags), so
+ * a replayed history is encoded once for all its viewers and nothing holds encoded copies of older messages.
+ * Everything else aedes does is kept: the no-local check, the duplicate filter (`brokerId`/`brokerCounter`),
+ * `authorizeForward`, the downgrade to an exact subscription's QoS, one `setImmediate` per delivery (so deliveries to
+ * one client keep their order), packet identifiers from `client._nextId` at write time, no write once the client is
+ * closed, and waiting for `drain`.
  */
 import mqttPacket from 'mqtt-packet'
 
 /** The parts of aedes' Client (lib/client.js, aedes 1.2) this module reads and replaces. */
 export interface DeliveringClient {
   id: string
+  clean: boolean
   connecting: boolean
   connected: boolean
   errored: boolean
   duplicates: Record<string, number>
+  subscriptions: Record<string, { qos?: number } | undefined>
+  _nextId: number
   conn: { write: (chunk: Buffer) => boolean }
   broker: { authorizeForward: (client: DeliveringClient, packet: DeliveredPacket) => DeliveredPacket | null | undefined }
   deliver0: (packet: DeliveredPacket, cb: () => void) => void
+  deliverQoS: (packet: DeliveredPacket, cb: () => void) => void
   waitForDrain: (cb: () => void) => void
 }
 
-/** A PUBLISH as mqemitter hands it to subscribers. */
+/** A PUBLISH as mqemitter (or the feed hub) hands it to a subscriber. */
 export interface DeliveredPacket {
   cmd: string
   topic: string
@@ -33,61 +41,114 @@ export interface DeliveredPacket {
   qos?: number
   retain?: boolean
   dup?: boolean
+  messageId?: number
   brokerId?: string
   brokerCounter?: number
   clientId?: string
   nl?: boolean
 }
 
-let lastPayload: Buffer | string | null = null
-let lastTopic = ''
-let lastFlags = -1
-let lastBytes: Buffer = Buffer.alloc(0)
+/** Payloads whose encodings are kept. */
+export const CACHE_SIZE = 32
 
-/** The wire bytes of `packet` sent at QoS 0 (MQTT 3.1.1 section 3.3), encoded once per message. */
-export function encodeQoS0 (packet: DeliveredPacket): Buffer {
-  const flags = (packet.retain === true ? 1 : 0) | (packet.dup === true ? 2 : 0)
-  if (packet.payload === lastPayload && packet.topic === lastTopic && flags === lastFlags) return lastBytes
-  const payload = packet.payload ?? Buffer.alloc(0)
-  lastBytes = mqttPacket.generate({ cmd: 'publish', topic: packet.topic, payload, qos: 0, retain: packet.retain === true, dup: packet.dup === true })
-  lastPayload = packet.payload
-  lastTopic = packet.topic
-  lastFlags = flags
-  return lastBytes
+interface Encoding { topic: string, flags: number, bytes: Buffer, idOffset: number }
+
+const cache = new Map<Buffer | string, Encoding>()
+
+/**
+ * The wire bytes of `packet` at `qos` (0 or 1; MQTT 3.1.1 section 3.3) with packet identifier 1, and where the
+ * identifier starts (-1 for QoS 0). Shared: callers must not change the bytes.
+ */
+export function encodePublish (packet: DeliveredPacket, qos: 0 | 1): Encoding {
+  const flags = (packet.retain === true ? 1 : 0) | (packet.dup === true ? 2 : 0) | (qos << 2)
+  const hit = cache.get(packet.payload)
+  if (hit !== undefined && hit.topic === packet.topic && hit.flags === flags) return hit
+  const bytes = mqttPacket.generate({ cmd: 'publish', topic: packet.topic, payload: packet.payload ?? Buffer.alloc(0), qos, messageId: qos === 1 ? 1 : undefined, retain: packet.retain === true, dup: packet.dup === true })
+  let idOffset = -1
+  if (qos === 1) {
+    let i = 1
+    while ((bytes[i] & 0x80) !== 0) i++ // Remaining Length, 1 to 4 bytes (section 2.2.3)
+    idOffset = i + 1 + 2 + Buffer.byteLength(packet.topic) // then the topic name, length-prefixed (section 1.5.3)
+  }
+  const encoding = { topic: packet.topic, flags, bytes, idOffset }
+  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value as Buffer | string)
+  cache.set(packet.payload, encoding)
+  return encoding
 }
 
 /**
- * Replaces `client.deliver0` (aedes lib/client.js) with one that writes the shared encoding. Must be called before
- * the client's first SUBSCRIBE is handled, as aedes reads `deliver0` when it subscribes; `broker.handle` returning
- * is such a moment (packets are read later, on `readable`).
+ * Replaces `client.deliver0` and `client.deliverQoS` (aedes lib/client.js) with ones that write shared encodings.
+ * Must be called before the client's first SUBSCRIBE is handled, as aedes reads them when it subscribes;
+ * `broker.handle` returning is such a moment (packets are read later, on `readable`).
  */
-export function shareQoS0Encoding (client: DeliveringClient): void {
+export function shareEncodings (client: DeliveringClient): void {
+  const aedesDeliverQoS = client.deliverQoS
   client.deliver0 = function deliverQoS0 (packet, cb) {
-    if (packet.clientId === client.id && packet.nl === true) {
+    const toForward = forwarded(client, packet)
+    if (toForward === null) {
       setImmediate(cb)
       return
     }
-    const toForward = firstDelivery(client, packet) ? client.broker.authorizeForward(client, packet) : null
-    if (toForward === null || toForward === undefined) {
+    const { bytes } = encodePublish(toForward, 0)
+    setImmediate(() => writeThen(client, bytes, cb))
+  }
+  client.deliverQoS = function deliverQoS (packet, cb) {
+    if (packet.qos === 0) {
+      client.deliver0(packet, cb)
+      return
+    }
+    if (packet.qos !== 1 || !client.clean) {
+      aedesDeliverQoS(packet, cb)
+      return
+    }
+    const toForward = forwarded(client, packet)
+    if (toForward === null) {
       setImmediate(cb)
       return
     }
-    const bytes = encodeQoS0(toForward)
+    const sub = client.subscriptions[toForward.topic]
+    const qos = sub !== undefined && (sub.qos ?? 0) < 1 ? 0 : 1
+    const encoding = encodePublish(toForward, qos)
+    const ownId = toForward.messageId
     setImmediate(() => {
-      if (!client.connecting && !client.connected) {
-        cb()
+      let id = ownId ?? 0
+      if (id === 0) { // aedes' QoSPacket: the client's next identifier, 1..65535
+        id = client._nextId
+        client._nextId = id >= 65535 ? 1 : id + 1
+      }
+      if (qos === 0) {
+        writeThen(client, encoding.bytes, cb)
         return
       }
-      if (!client.conn.write(bytes) && !client.errored) client.waitForDrain(cb)
-      else cb()
+      const bytes = Buffer.allocUnsafe(encoding.bytes.length)
+      encoding.bytes.copy(bytes)
+      bytes.writeUInt16BE(id, encoding.idOffset)
+      writeThen(client, bytes, cb)
     })
   }
+}
+
+/** The packet to send to `client` (aedes' no-local check, `dedupe` and `authorizeForward`), or null. */
+function forwarded (client: DeliveringClient, packet: DeliveredPacket): DeliveredPacket | null {
+  if (packet.clientId === client.id && packet.nl === true) return null
+  if (!firstDelivery(client, packet)) return null
+  return client.broker.authorizeForward(client, packet) ?? null
+}
+
+/** aedes lib/write.js: writes while the client is connecting or connected; `cb` once written, or after `drain`. */
+function writeThen (client: DeliveringClient, bytes: Buffer, cb: () => void): void {
+  if (!client.connecting && !client.connected) {
+    cb()
+    return
+  }
+  if (!client.conn.write(bytes) && !client.errored) client.waitForDrain(cb)
+  else cb()
 }
 
 /** aedes lib/client.js `dedupe`: false when this client already had this broker's message `brokerCounter`. */
 function firstDelivery (client: DeliveringClient, packet: DeliveredPacket): boolean {
   const id = packet.brokerId
-  if (id === undefined || id === '') return true
+  if (id === undefined || id === null || id === '') return true
   const counter = packet.brokerCounter ?? 0
   if ((client.duplicates[id] ?? 0) >= counter) return false
   client.duplicates[id] = counter

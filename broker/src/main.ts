@@ -2,7 +2,7 @@
  * Wiring only: config -> auth -> stores -> broker -> listeners. Returns a handle that reloads auth and closes
  * everything in order.
  */
-import { shareQoS0Encoding, type DeliveringClient } from './delivery.js'
+import { shareEncodings, type DeliveringClient } from './delivery.js'
 import type { AddressInfo, Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
 import type { WebSocketServer } from 'ws'
@@ -106,12 +106,12 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
-  // QoS 0 messages are encoded once for all their subscribers (delivery.ts).
+  // Messages are encoded once for all their subscribers (delivery.ts).
   // Every connection's `$replay` subscriptions end when its stream closes, even when aedes loses its disconnect
   // event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
     const client = (broker.handle as unknown as ConnectionHandler)(stream, req)
-    shareQoS0Encoding(client as DeliveringClient)
+    shareEncodings(client as unknown as DeliveringClient)
     stream.once('close', () => feeds.disconnected(client as FeedClient))
     return client
   }

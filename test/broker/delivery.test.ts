@@ -1,0 +1,93 @@
+// Tests the shared-encoding deliveries of broker/src/delivery.ts with raw MQTT packets over TCP: flags, packet
+// identifiers, QoS downgrade and order, as MQTT 3.1.1 sections 3.3 and 4.3 require.
+import { describe, it, expect } from 'vitest'
+import { connect as tcpConnect } from 'node:net'
+import mqttPacket from 'mqtt-packet'
+import { brokerForTest, onCleanup } from '../helpers/broker.js'
+import { connect, waitFor } from '../helpers/mqtt.js'
+import { encodePublish } from '../../broker/src/delivery.js'
+
+interface RawViewer { got: mqttPacket.IPublishPacket[], acks: number }
+
+/** A raw clean-session viewer that subscribes to `subscriptions` and acknowledges QoS 1 (PUBACK). */
+async function rawViewer (url: string, id: string, subscriptions: Array<{ topic: string, qos: 0 | 1 }>): Promise<RawViewer> {
+  const u = new URL(url)
+  const socket = tcpConnect({ host: u.hostname, port: Number(u.port) })
+  onCleanup(() => { socket.destroy() })
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  const viewer: RawViewer = { got: [], acks: 0 }
+  let subscribed = false
+  parser.on('packet', (p) => {
+    if (p.cmd === 'connack') socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions }))
+    if (p.cmd === 'suback') subscribed = true
+    if (p.cmd === 'publish') {
+      viewer.got.push(p)
+      if (p.qos === 1) {
+        socket.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId }))
+        viewer.acks++
+      }
+    }
+  })
+  socket.on('data', (d) => parser.parse(d))
+  socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 60 }))
+  await waitFor(() => subscribed, `${id} subscribed`)
+  return viewer
+}
+
+describe('deliveries with one encoding per message', () => {
+  it('gives each viewer its own packet identifiers, the right RETAIN flag and QoS, in publish order', async () => {
+    const broker = await brokerForTest()
+    const pub = await connect(broker.tcpUrl)
+    await pub.publishAsync('news/r', 'kept', { qos: 1, retain: true })
+    const a = await rawViewer(broker.tcpUrl, 'a', [{ topic: 'news/#', qos: 1 }])
+    const b = await rawViewer(broker.tcpUrl, 'b', [{ topic: 'news/#', qos: 1 }])
+    const low = await rawViewer(broker.tcpUrl, 'low', [{ topic: 'news/a', qos: 0 }])
+    await waitFor(() => a.got.length === 1 && b.got.length === 1, 'the retained message')
+    for (const v of [a, b]) {
+      expect(v.got[0]).toMatchObject({ topic: 'news/r', qos: 1, retain: true }) // sent because of SUBSCRIBE [MQTT-3.3.1-8]
+    }
+    await pub.publishAsync('news/a', 'one', { qos: 1 })
+    await pub.publishAsync('news/b', 'two', { qos: 0 })
+    await pub.publishAsync('news/a', 'three', { qos: 1, retain: true })
+    await waitFor(() => a.got.length === 4 && b.got.length === 4 && low.got.length === 2, 'three live messages')
+    for (const v of [a, b]) {
+      const live = v.got.slice(1)
+      expect(live.map((p) => [p.topic, p.payload.toString(), p.qos, p.retain])).toEqual([
+        ['news/a', 'one', 1, false], ['news/b', 'two', 0, false], ['news/a', 'three', 1, false] // RETAIN 0 on a live delivery [MQTT-3.3.1-9]
+      ])
+      const ids = v.got.filter((p) => p.qos === 1).map((p) => p.messageId)
+      expect(new Set(ids).size).toBe(3) // distinct identifiers while unacknowledged [MQTT-2.3.1-2]
+      for (const id of ids) expect(id).toBeGreaterThanOrEqual(1)
+      expect(v.got[2].messageId).toBeUndefined() // no identifier at QoS 0 [MQTT-2.3.1-5]
+    }
+    // The exact subscription at QoS 0 gets QoS 1 messages at QoS 0 (MQTT 3.1.1 section 3.8.4).
+    expect(low.got.map((p) => [p.payload.toString(), p.qos, p.messageId])).toEqual([['one', 0, undefined], ['three', 0, undefined]])
+  })
+
+  it('keeps one encoding per payload, topic and flags', () => {
+    const payload = Buffer.from('same')
+    const one = encodePublish({ cmd: 'publish', topic: 'x/1', payload }, 0)
+    expect(encodePublish({ cmd: 'publish', topic: 'x/1', payload }, 0)).toBe(one)
+    const other = encodePublish({ cmd: 'publish', topic: 'x/2', payload }, 0)
+    const retained = encodePublish({ cmd: 'publish', topic: 'x/2', payload, retain: true }, 0)
+    const qos1 = encodePublish({ cmd: 'publish', topic: 'x/2', payload }, 1)
+    const parse = (b: Buffer): mqttPacket.IPublishPacket => {
+      let out: mqttPacket.Packet | undefined
+      const p = mqttPacket.parser({ protocolVersion: 4 })
+      p.on('packet', (x) => { out = x })
+      p.parse(b)
+      return out as mqttPacket.IPublishPacket
+    }
+    expect(parse(other.bytes)).toMatchObject({ topic: 'x/2', retain: false, qos: 0 })
+    expect(parse(retained.bytes)).toMatchObject({ topic: 'x/2', retain: true, qos: 0 })
+    const copy = Buffer.from(qos1.bytes)
+    copy.writeUInt16BE(4242, qos1.idOffset)
+    expect(parse(copy)).toMatchObject({ topic: 'x/2', qos: 1, messageId: 4242 })
+    expect(parse(copy).payload.toString()).toBe('same')
+    const wide = encodePublish({ cmd: 'publish', topic: 'spiele/münchen/ß', payload: Buffer.alloc(200, 1) }, 1) // 2-byte Remaining Length, UTF-8 topic
+    const wideCopy = Buffer.from(wide.bytes)
+    wideCopy.writeUInt16BE(65535, wide.idOffset)
+    expect(parse(wideCopy)).toMatchObject({ topic: 'spiele/münchen/ß', qos: 1, messageId: 65535 })
+    expect(parse(wideCopy).payload.length).toBe(200)
+  })
+})
