@@ -6,13 +6,13 @@
  *  - memory: resident memory per idle WebSocket viewer;
  *  - cluster: the fan-out with `tribune cluster --nodes 2` against one node.
  * Progress goes to stderr; the summary (or `--json`, a BenchRun of bench/lib/results.ts) to stdout. A full run
- * writes bench/RESULTS.md, bench/results.svg and bench/results.json; `--quick` (about a minute) writes them only
- * with `--write`.
+ * writes bench/RESULTS.md (followed by bench/analysis.md, the hand-written reading of the figures), bench/results.svg
+ * and bench/results.json; `--quick` (about two minutes) writes them only with `--write`.
  *
  * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster]
  */
 import { cpus, totalmem } from 'node:os'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { fanout } from './fanout.js'
@@ -164,7 +164,9 @@ export async function main (args: string[]): Promise<void> {
   if (!quick || args.includes('--write')) {
     writeFileSync(`${ROOT}bench/results.json`, JSON.stringify(run, null, 2) + '\n')
     writeFileSync(`${ROOT}bench/results.svg`, renderChart(run))
-    writeFileSync(`${ROOT}bench/RESULTS.md`, renderMarkdown(run, 'results.svg'))
+    // The hand-written reading of the figures (what is left, and why) follows the generated tables.
+    const analysis = existsSync(`${ROOT}bench/analysis.md`) ? `\n${readFileSync(`${ROOT}bench/analysis.md`, 'utf8')}` : ''
+    writeFileSync(`${ROOT}bench/RESULTS.md`, renderMarkdown(run, 'results.svg') + analysis)
     log('wrote bench/RESULTS.md, bench/results.svg, bench/results.json')
   }
   if (args.includes('--json')) {

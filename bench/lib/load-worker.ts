@@ -69,20 +69,29 @@ function open (i: number, onJoined?: () => void): void {
   parser.on('packet', onPacket)
   parser.on('error', (err) => fail(`malformed packet from the broker: ${err.message}`))
   const hello = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `bench-${job.first + i}`, keepalive: 600 })
+  const localAddress = sourceAddress(job.first + i)
   if (job.url.startsWith('ws')) {
-    const ws = new WebSocket(job.url, 'mqtt', { perMessageDeflate: false })
+    const ws = new WebSocket(job.url, 'mqtt', { perMessageDeflate: false, localAddress })
     send = (b) => ws.send(b)
     ws.on('open', () => send(hello))
     ws.on('message', (d: Buffer) => parser.parse(d))
     ws.on('error', (err) => fail(err.message))
   } else {
     const u = new URL(job.url)
-    const s = tcpConnect({ host: u.hostname, port: Number(u.port), noDelay: true })
+    const s = tcpConnect({ host: u.hostname, port: Number(u.port), noDelay: true, localAddress })
     send = (b) => s.write(b)
     s.on('connect', () => send(hello))
     s.on('data', (d) => parser.parse(d))
     s.on('error', (err) => fail(err.message))
   }
+}
+
+/**
+ * Connections to a loopback broker come from 127.0.0.2 to 127.0.0.51 in turn: one source address has about 28,000
+ * ephemeral ports, and the connections of the runs before stay in TIME_WAIT for a minute.
+ */
+function sourceAddress (n: number): string | undefined {
+  return new URL(job.url).hostname === '127.0.0.1' ? `127.0.0.${2 + (n % 50)}` : undefined
 }
 
 function fail (message: string): void {
