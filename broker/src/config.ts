@@ -72,7 +72,7 @@ export const options: OptionSpec[] = [
   { key: 'feeds', flag: 'feeds', env: 'TRIBUNE_FEEDS', parse: list, doc: 'comma-separated topic filters that are feeds (default matches/+/events)' },
   { key: 'feedHistory', flag: 'feed-history', env: 'TRIBUNE_FEED_HISTORY', parse: int, doc: 'messages of history kept per feed (default 1000)' },
   { key: 'maxPacketSize', flag: 'max-packet-size', env: 'TRIBUNE_MAX_PACKET_SIZE', parse: int, doc: 'largest MQTT packet accepted, in bytes (default 262144)' },
-  { key: 'maxQueuedBytes', flag: 'max-queued-bytes', env: 'TRIBUNE_MAX_QUEUED_BYTES', parse: int, doc: 'bytes waiting to be sent before a slow client is disconnected (default 4194304)' },
+  { key: 'maxQueuedBytes', flag: 'max-queued-bytes', env: 'TRIBUNE_MAX_QUEUED_BYTES', parse: int, doc: 'unsent bytes a client may have for over 5 s (or 4 times as many at once) before it is closed as a slow consumer (default 4194304)' },
   { key: 'maxReplaysPerClient', flag: 'max-replays-per-client', env: 'TRIBUNE_MAX_REPLAYS_PER_CLIENT', parse: int, doc: '$replay subscriptions one client may hold; more get SUBACK 0x80 (default 256)' },
   { key: 'maxSubscriptionsPerClient', flag: 'max-subscriptions-per-client', env: 'TRIBUNE_MAX_SUBSCRIPTIONS_PER_CLIENT', parse: int, doc: 'topic filters one client may hold; more get SUBACK 0x80 (default 512)' },
   { key: 'maxTopicLength', flag: 'max-topic-length', env: 'TRIBUNE_MAX_TOPIC_LENGTH', parse: int, doc: 'longest topic name or filter, in bytes (default 1024)' },

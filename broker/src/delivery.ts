@@ -7,7 +7,7 @@
  *  - QoS 1 to a clean session: the bytes differ only in the 2-byte packet identifier (section 2.3.1), so each
  *    subscriber gets a copy of one encoding with its own identifier written in. aedes stores nothing for a clean
  *    session's outgoing QoS 1 messages, so nothing else changes. Persistent sessions and QoS 2 keep aedes' path.
- * Encodings are kept for the last {@link CACHE_SIZE} payloads only (keyed by payload identity, topic and flags), so
+ * Encodings are kept for the last {@link CACHE_SIZE} payloads only (keyed by payload identity, topic, RETAIN and QoS), so
  * a replayed history is encoded once for all its viewers and nothing holds encoded copies of older messages.
  * Everything else aedes does is kept: the no-local check, the duplicate filter (`brokerId`/`brokerCounter`),
  * `authorizeForward`, the downgrade to an exact subscription's QoS, one `setImmediate` per delivery (so deliveries to
@@ -60,10 +60,11 @@ const cache = new Map<Buffer | string, Encoding>()
  * identifier starts (-1 for QoS 0). Shared: callers must not change the bytes.
  */
 export function encodePublish (packet: DeliveredPacket, qos: 0 | 1): Encoding {
-  const flags = (packet.retain === true ? 1 : 0) | (packet.dup === true ? 2 : 0) | (qos << 2)
+  // DUP is always 0 here: a first delivery, and an incoming DUP is not propagated [MQTT-3.3.1-3], [MQTT-3.3.1-2].
+  const flags = (packet.retain === true ? 1 : 0) | (qos << 2)
   const hit = cache.get(packet.payload)
   if (hit !== undefined && hit.topic === packet.topic && hit.flags === flags) return hit
-  const bytes = mqttPacket.generate({ cmd: 'publish', topic: packet.topic, payload: packet.payload ?? Buffer.alloc(0), qos, messageId: qos === 1 ? 1 : undefined, retain: packet.retain === true, dup: packet.dup === true })
+  const bytes = mqttPacket.generate({ cmd: 'publish', topic: packet.topic, payload: packet.payload ?? Buffer.alloc(0), qos, messageId: qos === 1 ? 1 : undefined, retain: packet.retain === true, dup: false })
   let idOffset = -1
   if (qos === 1) {
     let i = 1

@@ -64,6 +64,20 @@ describe('deliveries with one encoding per message', () => {
     expect(low.got.map((p) => [p.payload.toString(), p.qos, p.messageId])).toEqual([['one', 0, undefined], ['three', 0, undefined]])
   })
 
+  it('never passes on an incoming DUP flag [MQTT-3.3.1-3], at QoS 0 or 1', async () => {
+    const broker = await brokerForTest()
+    const q0 = await rawViewer(broker.tcpUrl, 'q0', [{ topic: 'dup/#', qos: 0 }])
+    const q1 = await rawViewer(broker.tcpUrl, 'q1', [{ topic: 'dup/#', qos: 1 }])
+    const u = new URL(broker.tcpUrl)
+    const socket = tcpConnect({ host: u.hostname, port: Number(u.port) })
+    onCleanup(() => { socket.destroy() })
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'resender', keepalive: 60 }))
+    socket.write(mqttPacket.generate({ cmd: 'publish', topic: 'dup/1', payload: Buffer.from('again'), qos: 1, messageId: 5, dup: true, retain: false }))
+    await waitFor(() => q0.got.length === 1 && q1.got.length === 1, 'the resent message')
+    expect([q0.got[0].dup, q0.got[0].qos]).toEqual([false, 0])
+    expect([q1.got[0].dup, q1.got[0].qos]).toEqual([false, 1])
+  })
+
   it('keeps one encoding per payload, topic and flags', () => {
     const payload = Buffer.from('same')
     const one = encodePublish({ cmd: 'publish', topic: 'x/1', payload }, 0)

@@ -44,6 +44,44 @@ describe('hostile clients', () => {
     await waitFor(() => clients.slow === undefined, 'the broker to drop the slow subscriber')
   })
 
+  it('lets a viewer that reads take a history bigger than the queue limit in one go, over TCP and WebSocket', async () => {
+    // 12 MB of history against the 4 MiB limit: it goes out in one turn and the kernel takes only part of it at once.
+    const node = await brokerForTest({ feedHistory: 3000 })
+    const pub = await connect(node.tcpUrl)
+    const N = 3000
+    const body = 'h'.repeat(4000)
+    for (let i = 0; i < N; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, async (_, k) => await pub.publishAsync(FEED, JSON.stringify({ i: i + k, body }), { qos: 1 })))
+    }
+    let last = N // the feed keeps the last 3,000 (--feed-history)
+    for (const url of [node.tcpUrl, node.wsUrl]) {
+      const v = await connect(url)
+      const got = collect(v)
+      await v.subscribeAsync(`$replay/all/${FEED}`, { qos: 0 })
+      await waitFor(() => got.length === N, `${N} messages of history over ${url}`, 20_000)
+      await pub.publishAsync(FEED, JSON.stringify({ i: last, body }), { qos: 1 })
+      last++
+      await waitFor(() => got.length === N + 1, `the live message over ${url}`)
+      expect(got.map((m) => m.json.seq)).toEqual(Array.from({ length: N + 1 }, (_, i) => last - N + i))
+      expect(v.connected).toBe(true)
+    }
+  })
+
+  it('takes several packets in one WebSocket frame, together bigger than the packet size limit (MQTT 3.1.1 section 6.0)', async () => {
+    const node = await brokerForTest({ maxPacketSize: 16 * 1024 })
+    const v = await connect(node.tcpUrl)
+    const got = collect(v)
+    await v.subscribeAsync('frames/#')
+    const packets = Array.from({ length: 6 }, (_, i) => gen({ cmd: 'publish', topic: `frames/${i}`, payload: Buffer.alloc(10_000, 65), qos: 0, retain: false, dup: false }))
+    const ws = new WebSocket(node.wsUrl, 'mqtt')
+    ws.on('error', () => {})
+    await new Promise((resolve) => ws.once('open', resolve))
+    ws.send(Buffer.concat([CONNECT('framer'), ...packets])) // 60 KB in one frame, each packet 10 KB, the limit 16 KiB
+    await waitFor(() => got.length === 6, '6 packets from one frame')
+    expect(got.map((m) => m.topic)).toEqual(Array.from({ length: 6 }, (_, i) => `frames/${i}`))
+    ws.close()
+  })
+
   it('closes a WebSocket that sends MQTT in a text frame [MQTT-6.0.0-1]', async () => {
     const node = await brokerForTest()
     const code = await new Promise<number>((resolve) => {

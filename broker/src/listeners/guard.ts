@@ -6,8 +6,10 @@
  *    more than the limit, before the packet is buffered;
  *  - a slow-consumer limit: aedes waits for a socket to drain before it delivers more, and a subscriber that stops
  *    reading would stall delivery to everyone (aedes' message emitter has a fixed concurrency). Here writes never wait:
- *    a connection that has more than `maxQueuedBytes` unsent is closed instead, so one slow viewer costs at most that
- *    much memory and nobody else waits for it;
+ *    a connection whose unsent bytes stay above `maxQueuedBytes` for {@link SLOW_GRACE_MS} (seen at its writes), or
+ *    ever pass {@link HARD_FACTOR} times it, is closed instead, so one slow viewer costs bounded memory and nobody
+ *    else waits for it. The grace lets a viewer that reads take a burst bigger than the limit: a `$replay` of a long
+ *    history goes out in one turn, and the kernel takes only part of it at once;
  *  - one write per connection per event-loop turn: what aedes writes in one turn goes out together on the next, as
  *    one system call and, on a WebSocket, one frame (MQTT 3.1.1 section 6.0 lets a frame hold several packets).
  * A WebSocket is guarded directly, without a second stream in between (ws' createWebSocketStream): one Node stream
@@ -83,6 +85,13 @@ export interface GuardedConnection {
   refuse: (reason: string) => void
 }
 
+/** How long a connection's unsent bytes may stay above the limit, in ms. */
+export const SLOW_GRACE_MS = 5000
+/** Unsent bytes above this many times the limit close a connection at once. */
+export const HARD_FACTOR = 4
+/** The most bytes one write (one WebSocket frame) carries; a bigger batch goes out in several. */
+const MAX_WRITE = 256 * 1024
+
 /** Connections with output waiting; one `setImmediate` per event-loop turn flushes them all. */
 let dirty: GuardedStream[] = []
 let flushScheduled = false
@@ -124,6 +133,8 @@ abstract class GuardedStream extends Duplex {
   readonly #onRefused: (reason: string) => void
   #pending: Buffer[] | null = null
   #refused = false
+  /** When the unsent bytes were first seen above the limit (ms since epoch), 0 while below. */
+  #overSince = 0
 
   constructor (limits: ConnectionLimits, onRefused: (reason: string) => void) {
     super()
@@ -164,8 +175,41 @@ abstract class GuardedStream extends Duplex {
     if (pending === null) return
     this.#pending = null
     if (this.#refused || this.transportClosed) return
-    const queued = this.sendBytes(joined(pending))
-    if (queued > this.#maxQueued) this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${this.#maxQueued}`)
+    let queued = 0
+    let size = 0
+    for (const c of pending) size += c.length
+    if (size <= MAX_WRITE) {
+      queued = this.sendBytes(joined(pending))
+    } else {
+      let group: Buffer[] = []
+      let groupSize = 0
+      for (const c of pending) {
+        group.push(c)
+        groupSize += c.length
+        if (groupSize >= MAX_WRITE) {
+          queued = this.sendBytes(Buffer.concat(group))
+          group = []
+          groupSize = 0
+        }
+      }
+      if (group.length > 0) queued = this.sendBytes(Buffer.concat(group))
+    }
+    this.#checkBacklog(queued)
+  }
+
+  /** Closes a slow consumer: unsent bytes above the limit for the grace period, or far above it at once. */
+  #checkBacklog (queued: number): void {
+    if (queued <= this.#maxQueued) {
+      this.#overSince = 0
+      return
+    }
+    const now = Date.now()
+    if (this.#overSince === 0) this.#overSince = now
+    if (queued > this.#maxQueued * HARD_FACTOR) {
+      this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${HARD_FACTOR} x ${this.#maxQueued}`)
+    } else if (now - this.#overSince > SLOW_GRACE_MS) {
+      this.refuse(`slow consumer: more than ${this.#maxQueued} bytes waiting to be sent for over ${SLOW_GRACE_MS} ms (${queued} now)`)
+    }
   }
 
   #queue (chunk: Buffer): void {

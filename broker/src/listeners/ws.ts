@@ -47,7 +47,8 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   if (spec.tls !== undefined) server.on('tlsClientError', () => {})
   const wss = new WebSocketServer({
     noServer: true,
-    maxPayload: limits.maxPacketSize + 8,
+    // A frame may hold several packets (MQTT 3.1.1 section 6.0; MQTT.js joins queued writes), each checked by the guard.
+    maxPayload: 4 * limits.maxPacketSize + 8,
     perMessageDeflate: false,
     handleProtocols: (protocols) => {
       for (const p of ['mqtt', 'mqttv3.1']) if (protocols.has(p)) return p
