@@ -1,6 +1,7 @@
 /**
  * Fan-out: one publisher, N viewers on one topic, against Tribune and Mosquitto in the same run, alternating.
- *  - saturation: the publisher sends 64-byte messages as fast as the broker takes them for `seconds`; result:
+ *  - saturation: the publisher sends 64-byte messages as fast as the viewers receive them for `seconds` (at most a
+ *    window ahead of what they report receiving); result:
  *    deliveries per second (messages received by all viewers / seconds);
  *  - fixed rate: the publisher sends `rate` messages per second; result: publish-to-viewer latency p50/p99/max,
  *    after one unmeasured second at that rate (a fresh broker's JIT warming up is not its latency).
@@ -15,8 +16,12 @@ import mqttPacket from 'mqtt-packet'
 import { startBrokerProcess, type BrokerKind } from './lib/brokers.js'
 import { startLoad, type Load } from './lib/load.js'
 const TOPIC = 'bench/fanout'
-/** Messages the publisher may be ahead of the sentinel viewer at saturation. */
-const WINDOW = 200
+/**
+ * Deliveries the publisher may be ahead of the viewers at saturation, all viewers together: it sends message n only
+ * once the viewers have received (n - window) messages each on average, so saturation measures what reaches the
+ * viewers, not what the broker can queue (200 messages ahead at 1,000 viewers, 20 at 10,000).
+ */
+const WINDOW_DELIVERIES = 200_000
 
 export interface FanoutOptions {
   broker: BrokerKind
@@ -68,7 +73,7 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
     if (opts.rate === 0) {
       load.reset()
       const cpu = broker.cpuMs()
-      sent = await pub.blast(opts.qos, opts.seconds * 1000)
+      sent = await pub.blast(opts.qos, opts.seconds * 1000, () => load?.received() ?? 0, opts.viewers)
       delivered = (await load.report()).received
       cpuUsPerDelivery = (broker.cpuMs() - cpu) * 1000 / Math.max(1, delivered)
       await load.settle()
@@ -104,7 +109,7 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
 }
 
 /** A raw publisher over TCP: `blast` sends as fast as the socket drains; `paced` at a fixed rate. */
-async function publisher (url: string): Promise<{ blast: (qos: 0 | 1, ms: number) => Promise<number>, paced: (qos: 0 | 1, rate: number, ms: number) => Promise<number>, end: () => void }> {
+async function publisher (url: string): Promise<{ blast: (qos: 0 | 1, ms: number, delivered: () => number, viewers: number) => Promise<number>, paced: (qos: 0 | 1, rate: number, ms: number) => Promise<number>, end: () => void }> {
   const u = new URL(url)
   const socket: Socket = tcpConnect({ host: u.hostname, port: Number(u.port), noDelay: true })
   await new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject) })
@@ -113,21 +118,6 @@ async function publisher (url: string): Promise<{ blast: (qos: 0 | 1, ms: number
   parser.on('packet', (p) => { if (p.cmd === 'puback') acked++ })
   socket.on('data', (d) => parser.parse(d))
   socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `bench-pub-${Date.now()}`, keepalive: 600 }))
-  // A sentinel viewer in this thread closes the loop: the publisher stays at most WINDOW messages ahead of it, so
-  // saturation measures what the broker delivers, not how much it can queue.
-  const sentinel: Socket = tcpConnect({ host: u.hostname, port: Number(u.port), noDelay: true })
-  const sentinelParser = mqttPacket.parser({ protocolVersion: 4 })
-  let seen = 0
-  sentinelParser.on('packet', (p) => {
-    if (p.cmd === 'publish') {
-      seen++
-      if (p.qos === 1 && p.messageId !== undefined) sentinel.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId }))
-    } else if (p.cmd === 'connack') {
-      sentinel.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: TOPIC, qos: 1 }] }))
-    }
-  })
-  sentinel.on('data', (d) => sentinelParser.parse(d))
-  sentinel.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `bench-sentinel-${Date.now()}`, keepalive: 600 }))
   await new Promise((resolve) => setTimeout(resolve, 300))
   let id = 0
   const packet = (qos: 0 | 1): Buffer => {
@@ -137,14 +127,15 @@ async function publisher (url: string): Promise<{ blast: (qos: 0 | 1, ms: number
     return mqttPacket.generate({ cmd: 'publish', topic: TOPIC, payload, qos, messageId: qos > 0 ? id : undefined, dup: false, retain: false })
   }
   return {
-    blast: async (qos, ms) => {
+    blast: async (qos, ms, delivered, viewers) => {
       const end = Date.now() + ms
+      const window = Math.max(10, Math.floor(WINDOW_DELIVERIES / viewers))
       let sent = 0
       acked = 0
-      const base = seen
       while (Date.now() < end) {
-        // At most WINDOW ahead of the sentinel; QoS 1: at most 100 unacknowledged, as a real publisher's in-flight window.
-        if (sent - (seen - base) >= WINDOW || (qos === 1 && sent - acked >= 100)) {
+        // At most `window` messages ahead of the average viewer; QoS 1: at most 100 unacknowledged, as a real
+        // publisher's in-flight window.
+        if (sent - delivered() / viewers >= window || (qos === 1 && sent - acked >= 100)) {
           await new Promise((resolve) => setImmediate(resolve))
           continue
         }
@@ -167,10 +158,7 @@ async function publisher (url: string): Promise<{ blast: (qos: 0 | 1, ms: number
       }
       return sent
     },
-    end: () => {
-      socket.destroy()
-      sentinel.destroy()
-    }
+    end: () => { socket.destroy() }
   }
 }
 

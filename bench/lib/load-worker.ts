@@ -7,7 +7,7 @@
  *  - mode `join`: at most `concurrency` joins at once, each from its connect until its `expect`-th PUBLISH (its join
  *    time, µs, goes into the histogram); {cmd:'joined', lastMs} once every viewer has joined, lastMs after the
  *    worker's start. Viewers stay connected.
- * Messages from the parent: {cmd:'reset'} zeroes the counters; {cmd:'report'} answers {cmd:'report', received,
+ * Every 20 ms (fan-out) it posts {cmd:'progress', received}. Messages from the parent: {cmd:'reset'} zeroes the counters; {cmd:'report'} answers {cmd:'report', received,
  * connected, histogram (compressed base64)}. {cmd:'error', message} reports the first connection error.
  */
 import { parentPort, workerData } from 'node:worker_threads'
@@ -116,6 +116,9 @@ if (job.mode === 'fanout') {
   }
   for (let k = 0; k < (job.concurrency ?? 100) && next < job.count; k++) open(next++, more)
 }
+
+// Progress for the publisher's window (fan-out): the count received since the last reset, every 20 ms.
+if (job.mode === 'fanout') setInterval(() => parentPort?.postMessage({ cmd: 'progress', received }), 20).unref()
 
 parentPort?.on('message', (msg: { cmd: string }) => {
   if (msg.cmd === 'reset') {

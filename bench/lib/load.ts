@@ -20,6 +20,8 @@ export interface LoadReport {
 }
 
 export interface Load {
+  /** PUBLISH packets received by all viewers since the last reset, as last reported (every 20 ms, fan-out mode). */
+  received: () => number
   /** Resolves once every viewer is subscribed (fan-out) or joined (join: with the slowest worker's ms since start). */
   done: Promise<number>
   reset: () => void
@@ -35,13 +37,15 @@ export interface Load {
  */
 export function startLoad (job: Omit<LoadJob, 'count' | 'first'>, viewers: number, threads = 2, timeoutMs = 180_000): Load {
   const workers: Worker[] = []
+  const progress: number[] = []
   const finished: Array<Promise<number>> = []
   for (let w = 0; w < threads; w++) {
     const count = Math.floor(viewers / threads) + (w < viewers % threads ? 1 : 0)
     const worker = new Worker(WORKER, { workerData: { ...job, count, first: w * 1_000_000 } satisfies LoadJob })
     workers.push(worker)
     finished.push(new Promise((resolve, reject) => {
-      worker.on('message', (m: { cmd: string, message?: string, lastMs?: number }) => {
+      worker.on('message', (m: { cmd: string, message?: string, lastMs?: number, received?: number }) => {
+        if (m.cmd === 'progress') progress[w] = m.received ?? 0
         if (m.cmd === 'ready') resolve(0)
         if (m.cmd === 'joined') resolve(m.lastMs ?? 0)
         if (m.cmd === 'error') reject(new Error(`viewer: ${m.message ?? ''}`))
@@ -73,7 +77,11 @@ export function startLoad (job: Omit<LoadJob, 'count' | 'first'>, viewers: numbe
   }
   return {
     done,
-    reset: () => { for (const w of workers) w.postMessage({ cmd: 'reset' }) },
+    received: () => progress.reduce((a, b) => a + b, 0),
+    reset: () => {
+      progress.fill(0)
+      for (const w of workers) w.postMessage({ cmd: 'reset' })
+    },
     report,
     settle: async (ms = 10_000) => {
       let last = -1
