@@ -9,7 +9,8 @@
  * writes bench/RESULTS.md (followed by bench/analysis.md, the hand-written reading of the figures), bench/results.svg
  * and bench/results.json; `--quick` (about two minutes) writes them only with `--write`.
  *
- * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster]
+ * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster] | --render
+ *   --render writes RESULTS.md and results.svg again from results.json (after editing analysis.md), measuring nothing.
  */
 import { cpus, totalmem } from 'node:os'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -138,8 +139,22 @@ function machine (): BenchRun['machine'] {
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), os, node: process.version, openFileLimit: openFileLimit() }
 }
 
+/** Writes bench/RESULTS.md (the run's tables and targets, then bench/analysis.md), results.svg and results.json. */
+function writeResults (run: BenchRun): void {
+  writeFileSync(`${ROOT}bench/results.json`, JSON.stringify(run, null, 2) + '\n')
+  writeFileSync(`${ROOT}bench/results.svg`, renderChart(run))
+  // The hand-written reading of the figures (what is left, and why) follows the generated tables.
+  const analysis = existsSync(`${ROOT}bench/analysis.md`) ? `\n${readFileSync(`${ROOT}bench/analysis.md`, 'utf8')}` : ''
+  writeFileSync(`${ROOT}bench/RESULTS.md`, renderMarkdown(run, 'results.svg') + analysis)
+  log('wrote bench/RESULTS.md, bench/results.svg, bench/results.json')
+}
+
 /** Runs the scenarios chosen by `args` and prints (and writes) the results. */
 export async function main (args: string[]): Promise<void> {
+  if (args.includes('--render')) { // after editing analysis.md: the same run, written again
+    writeResults(JSON.parse(readFileSync(`${ROOT}bench/results.json`, 'utf8')) as BenchRun)
+    return
+  }
   const quick = args.includes('--quick')
   const i = args.indexOf('--only')
   const only = i >= 0 ? (args[i + 1] ?? '').split(',') : [...KINDS]
@@ -161,14 +176,7 @@ export async function main (args: string[]): Promise<void> {
   if (wanted('cluster')) scenarios.push(await fanoutScenario('cluster', ['tribune', 'tribune-cluster-2'], 1000, 0, seconds))
 
   const run: BenchRun = { date: new Date(started).toISOString(), quick, machine: machine(), versions: versions(), scenarios, seconds: Math.round((Date.now() - started) / 1000) }
-  if (!quick || args.includes('--write')) {
-    writeFileSync(`${ROOT}bench/results.json`, JSON.stringify(run, null, 2) + '\n')
-    writeFileSync(`${ROOT}bench/results.svg`, renderChart(run))
-    // The hand-written reading of the figures (what is left, and why) follows the generated tables.
-    const analysis = existsSync(`${ROOT}bench/analysis.md`) ? `\n${readFileSync(`${ROOT}bench/analysis.md`, 'utf8')}` : ''
-    writeFileSync(`${ROOT}bench/RESULTS.md`, renderMarkdown(run, 'results.svg') + analysis)
-    log('wrote bench/RESULTS.md, bench/results.svg, bench/results.json')
-  }
+  if (!quick || args.includes('--write')) writeResults(run)
   if (args.includes('--json')) {
     console.log(JSON.stringify(run, null, 2))
     return
