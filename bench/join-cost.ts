@@ -15,6 +15,7 @@ import mqtt from 'mqtt'
 import { startBroker, type BrokerNode } from '../broker/src/main.js'
 import { spawnRedisServer, freePort } from '../broker/src/cluster/redis-server.js'
 import { startViewer, type Viewer } from './lib/viewer.js'
+import { countFlag } from './lib/args.js'
 
 export interface JoinStormOptions {
   viewers: number
@@ -128,17 +129,9 @@ async function commandStats (redis: Redis): Promise<Record<string, number>> {
   return out
 }
 
-function flag (args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(`--${name}`)
-  if (i < 0) return fallback
-  const n = Number(args[i + 1])
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: must be a whole number of at least 1 (got ${args[i + 1] ?? 'nothing'})`)
-  return n
-}
-
 /** The command line: prints a table, or JSON with --json. */
 export async function main (args: string[]): Promise<void> {
-  const result = await joinStorm({ viewers: flag(args, 'viewers', 5000), nodes: flag(args, 'nodes', 2), history: flag(args, 'history', 20) })
+  const result = await joinStorm({ viewers: countFlag(args, 'viewers', 5000), nodes: countFlag(args, 'nodes', 2), history: countFlag(args, 'history', 20) })
   if (args.includes('--json')) {
     console.log(JSON.stringify(result, null, 2))
     return

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { fanout } from './fanout.js'
 import { joins } from './joins.js'
 import { flameGraph, summarize, type CpuProfile } from './lib/profile.js'
+import { countFlag } from './lib/args.js'
 
 const BENCH = fileURLToPath(new URL('../../bench/', import.meta.url))
 
@@ -26,19 +27,11 @@ async function profiled (work: (nodeArgs: string[]) => Promise<unknown>): Promis
   return { profile: JSON.parse(readFileSync(join(dir, name), 'utf8')) as CpuProfile, file: join(dir, name) }
 }
 
-function arg (args: string[], name: string, fallback: number): number {
-  const i = args.indexOf(`--${name}`)
-  if (i < 0) return fallback
-  const n = Number(args[i + 1])
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name}: must be a whole number of at least 1 (got ${args[i + 1] ?? 'nothing'})`)
-  return n
-}
-
 /** The command line. */
 export async function main (args: string[]): Promise<void> {
-  const seconds = arg(args, 'seconds', 6)
-  const viewers = arg(args, 'viewers', 1000)
-  const storm = arg(args, 'joins', 5000)
+  const seconds = countFlag(args, 'seconds', 6)
+  const viewers = countFlag(args, 'viewers', 1000)
+  const storm = countFlag(args, 'joins', 5000)
   mkdirSync(join(BENCH, 'profile'), { recursive: true })
   const sections: string[] = []
   const runs = [
