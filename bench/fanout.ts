@@ -8,13 +8,14 @@
  * Each is a run of its own, on a freshly started broker.
  * Viewers are raw MQTT clients in worker threads (bench/lib/load-worker.ts); each broker runs as its own process.
  *
- * Usage: npm run bench:fanout -- [--viewers 1000] [--qos 0] [--seconds 5] [--rate 0 (0: half of Mosquitto's)]
+ * Usage: npm run -s bench:fanout -- [--viewers 1000] [--qos 0] [--seconds 5] [--rate N (default: half of Mosquitto's)]
  *        [--transport ws|tcp] [--brokers tribune,mosquitto] [--json]
  */
 import { connect as tcpConnect, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { startBrokerProcess, type BrokerKind } from './lib/brokers.js'
 import { startLoad, type Load } from './lib/load.js'
+import { countFlag } from './lib/args.js'
 const TOPIC = 'bench/fanout'
 /**
  * Deliveries the publisher may be ahead of the viewers at saturation, all viewers together: it sends message n only
@@ -71,6 +72,9 @@ export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
     let delivered = 0
     let cpuUsPerDelivery: number | null = null
     if (opts.rate === 0) {
+      // A second of the same first, not measured (a fresh broker's JIT warming up), as before the latency run.
+      await pub.blast(opts.qos, 1000, () => load?.received() ?? 0, opts.viewers)
+      await load.settle(2000)
       load.reset()
       const cpu = broker.cpuMs()
       sent = await pub.blast(opts.qos, opts.seconds * 1000, () => load?.received() ?? 0, opts.viewers)
@@ -162,19 +166,30 @@ async function publisher (url: string): Promise<{ blast: (qos: 0 | 1, ms: number
   }
 }
 
-function arg (args: string[], name: string, fallback: string): string {
+function arg (args: string[], name: string, fallback: string, allowed?: string[]): string {
   const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback
+  const value = i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback
+  for (const v of value.split(',')) {
+    if (allowed !== undefined && !allowed.includes(v)) throw new Error(`--${name}: ${v} is not one of ${allowed.join(', ')}`)
+  }
+  return value
 }
 
 /** The command line: each broker in turn, then the ratio Tribune / Mosquitto. */
 export async function main (args: string[]): Promise<void> {
-  const viewers = Number(arg(args, 'viewers', '1000'))
-  const qos = Number(arg(args, 'qos', '0')) as 0 | 1
-  const seconds = Number(arg(args, 'seconds', '5'))
-  const transport = arg(args, 'transport', 'ws') as 'ws' | 'tcp'
-  const brokers = arg(args, 'brokers', 'mosquitto,tribune').split(',') as BrokerKind[]
-  let rate = Number(arg(args, 'rate', '0'))
+  if (args.includes('--help')) {
+    console.log('npm run -s bench:fanout -- [--viewers 1000] [--qos 0|1] [--seconds 5] [--rate N] [--transport ws|tcp] [--brokers mosquitto,tribune] [--json]')
+    return
+  }
+  const known = ['viewers', 'qos', 'seconds', 'rate', 'transport', 'brokers', 'json']
+  const unknown = args.filter((a) => a.startsWith('--') && !known.includes(a.slice(2)))
+  if (unknown.length > 0) throw new Error(`unknown option ${unknown.join(', ')} (known: ${known.map((k) => `--${k}`).join(', ')})`)
+  const viewers = countFlag(args, 'viewers', 1000)
+  const qos = Number(arg(args, 'qos', '0', ['0', '1'])) as 0 | 1
+  const seconds = countFlag(args, 'seconds', 5)
+  const transport = arg(args, 'transport', 'ws', ['ws', 'tcp']) as 'ws' | 'tcp'
+  const brokers = arg(args, 'brokers', 'mosquitto,tribune', ['mosquitto', 'tribune', 'tribune-cluster-2', 'tribune-cluster-3']).split(',') as BrokerKind[]
+  let rate = args.includes('--rate') ? countFlag(args, 'rate', 0) : 0
   const results: FanoutResult[] = []
   for (const broker of brokers) {
     const first = await fanout({ broker, viewers, qos, seconds, rate: 0, transport })

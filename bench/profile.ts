@@ -29,6 +29,10 @@ async function profiled (work: (nodeArgs: string[]) => Promise<unknown>): Promis
 
 /** The command line. */
 export async function main (args: string[]): Promise<void> {
+  if (args.includes('--help')) {
+    console.log('npm run bench:profile -- [--seconds 6] [--viewers 1000] [--joins 5000]: writes bench/PROFILE.md and bench/profile/')
+    return
+  }
   const seconds = countFlag(args, 'seconds', 6)
   const viewers = countFlag(args, 'viewers', 1000)
   const storm = countFlag(args, 'joins', 5000)

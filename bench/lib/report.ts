@@ -78,7 +78,7 @@ function scenarioSection (s: ScenarioResult): string[] {
     `## ${md(s.title)}`, '',
     ...(params === '' ? [] : [`Parameters: ${params}`, '']),
     ...(rows.length > 0 && columns.length > 0 ? table(['Broker', ...columns.map((c) => c.header)], rows, 1) : []),
-    ...(s.ratio === undefined ? [] : [`Tribune / Mosquitto ${md(s.ratio.metric)}: ${s.ratio.value.toFixed(2)} x`, '']),
+    ...(s.ratio === undefined ? [] : [`${md(s.ratio.of ?? 'Tribune / Mosquitto')} ${md(s.ratio.metric)}: ${s.ratio.value.toFixed(2)} x`, '']),
     ...(s.skipped === undefined ? [] : [`**Skipped:** ${md(s.skipped)}`, ''])
   ]
 }

@@ -56,8 +56,8 @@ export interface ScenarioResult {
   /** The scenario's parameters (viewers, qos, transport, seconds, payload bytes, history, ...). */
   params: Record<string, number | string>
   brokers: BrokerFigures[]
-  /** Tribune's figure divided by Mosquitto's for the scenario's main metric (higher is better), when both ran. */
-  ratio?: { metric: string, value: number }
+  /** Tribune's figure divided by Mosquitto's (or 2 nodes' by 1 node's: `of`) for the scenario's main metric, when both ran. */
+  ratio?: { metric: string, value: number, of?: string }
   targets: TargetCheck[]
   /** Why a scenario could not run here (e.g. more connections than the open-file limit allows), instead of figures. */
   skipped?: string
