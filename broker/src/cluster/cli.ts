@@ -10,7 +10,7 @@ import { availableParallelism, hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { join, resolve } from 'node:path'
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { ConfigError, helpText, loadConfig } from '../config.js'
 import { createLogger } from '../log.js'
 import { freePort, spawnRedisServer, type RedisServer } from './redis-server.js'
@@ -81,7 +81,7 @@ export async function clusterMain (argv: string[]): Promise<number> {
       lock = await takeLock(dir, log)
       const port = await freePort()
       redis = await spawnRedisServer({ port, dir })
-      writeFileSync(lock, JSON.stringify({ cluster: process.pid, redis: redis.pid }))
+      writeLock(lock, { cluster: process.pid, redis: redis.pid })
       // The cluster's own Redis is part of it: started again on the same port and data when it dies.
       const watch = (server: RedisServer): void => {
         void server.exited.then(async () => {
@@ -90,7 +90,7 @@ export async function clusterMain (argv: string[]): Promise<number> {
           await new Promise((resolve) => setTimeout(resolve, 500))
           if (stopping) return
           redis = await spawnRedisServer({ port, dir })
-          if (lock !== null) writeFileSync(lock, JSON.stringify({ cluster: process.pid, redis: redis.pid }))
+          if (lock !== null) writeLock(lock, { cluster: process.pid, redis: redis.pid })
           watch(redis)
         }).catch((err: Error) => log.error({ reason: err.message }, 'cannot start the cluster\'s redis-server again'))
       }
@@ -204,6 +204,12 @@ async function takeLock (dir: string, log: { warn: (obj: object, msg: string) =>
     process.kill(held.redis as number, 'SIGTERM')
     for (let i = 0; i < 100 && alive(held.redis); i++) await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  writeFileSync(file, JSON.stringify({ cluster: process.pid }))
+  writeLock(file, { cluster: process.pid })
   return file
+}
+
+/** Writes the lock file whole or not at all (a temporary file renamed over it), so a reader never sees it half written. */
+function writeLock (file: string, content: { cluster: number, redis?: number }): void {
+  writeFileSync(`${file}.tmp`, JSON.stringify(content))
+  renameSync(`${file}.tmp`, file)
 }
