@@ -6,7 +6,9 @@
  *    subscriber, so the same Buffer is written to every connection.
  *  - QoS 1 to a clean session: the bytes differ only in the 2-byte packet identifier (section 2.3.1), so each
  *    subscriber gets a copy of one encoding with its own identifier written in. aedes stores nothing for a clean
- *    session's outgoing QoS 1 messages, so nothing else changes. Persistent sessions and QoS 2 keep aedes' path.
+ *    session's outgoing QoS 1 messages, so nothing else changes. Persistent sessions, and QoS 2 to a subscription
+ *    granted QoS 2, keep aedes' path. The QoS is the highest granted by the client's subscriptions that match the
+ *    topic [MQTT-3.8.4-6] (aedes applied an exact subscription's only).
  * Encodings are kept for the last {@link CACHE_SIZE} payloads only (keyed by payload identity, topic, RETAIN and QoS), so
  * a replayed history is encoded once for all its viewers and nothing holds encoded copies of older messages.
  * Everything else aedes does is kept: the no-local check, the duplicate filter (`brokerId`/`brokerCounter`),
@@ -98,7 +100,9 @@ export function shareEncodings (client: DeliveringClient): void {
       client.deliver0(packet, cb)
       return
     }
-    if (packet.qos !== 1 || !client.clean) {
+    // QoS 2 to a clean session whose matching subscriptions grant at most 1 is sent at that QoS here too.
+    const granted = client.clean ? grantedQoS(client, packet.topic) : 2
+    if (!client.clean || (packet.qos ?? 0) > 1 && granted > 1) {
       aedesDeliverQoS(packet, cb)
       return
     }
@@ -107,8 +111,7 @@ export function shareEncodings (client: DeliveringClient): void {
       setImmediate(cb)
       return
     }
-    const sub = client.subscriptions[toForward.topic]
-    const qos = sub !== undefined && (sub.qos ?? 0) < 1 ? 0 : 1
+    const qos = Math.min(toForward.qos ?? 1, granted, 1) as 0 | 1
     const encoding = encodePublish(toForward, qos)
     const ownId = toForward.messageId
     setImmediate(() => {
@@ -127,6 +130,38 @@ export function shareEncodings (client: DeliveringClient): void {
       writeThen(client, bytes, cb)
     })
   }
+}
+
+/**
+ * The QoS a message on `topic` is sent to `client` at most: the highest granted by its subscriptions whose filter
+ * matches the topic (MQTT 3.1.1 section 3.8.4, [MQTT-3.8.4-6]). aedes looks up only a subscription to the exact
+ * topic name, so a wildcard subscription's QoS was not applied. Clients with many subscriptions keep aedes' lookup.
+ */
+function grantedQoS (client: DeliveringClient, topic: string): number {
+  const exact = client.subscriptions[topic]
+  let granted = exact !== undefined ? exact.qos ?? 0 : -1
+  const filters = Object.keys(client.subscriptions)
+  if (granted === 2 || filters.length > 64) return granted < 0 ? 2 : granted
+  for (const filter of filters) {
+    if (filter !== topic && matches(filter, topic)) granted = Math.max(granted, client.subscriptions[filter]?.qos ?? 0)
+  }
+  return granted < 0 ? 2 : granted
+}
+
+/** Whether topic filter `filter` matches topic name `topic` (MQTT 3.1.1 section 4.7: `+` one level, `#` the rest). */
+export function matches (filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return i > 0 || !topic.startsWith('$') // [MQTT-4.7.2-1]
+    if (i >= t.length) return false
+    if (f[i] === '+') {
+      if (i === 0 && topic.startsWith('$')) return false
+      continue
+    }
+    if (f[i] !== t[i]) return false
+  }
+  return f.length === t.length
 }
 
 /** The packet to send to `client` (aedes' no-local check, `dedupe` and `authorizeForward`), or null. */

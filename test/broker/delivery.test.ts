@@ -5,7 +5,7 @@ import { connect as tcpConnect } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { brokerForTest, onCleanup } from '../helpers/broker.js'
 import { connect, waitFor } from '../helpers/mqtt.js'
-import { encodePublish } from '../../broker/src/delivery.js'
+import { encodePublish, matches } from '../../broker/src/delivery.js'
 
 interface RawViewer { got: mqttPacket.IPublishPacket[], acks: number }
 
@@ -76,6 +76,34 @@ describe('deliveries with one encoding per message', () => {
     await waitFor(() => q0.got.length === 1 && q1.got.length === 1, 'the resent message')
     expect([q0.got[0].dup, q0.got[0].qos]).toEqual([false, 0])
     expect([q1.got[0].dup, q1.got[0].qos]).toEqual([false, 1])
+  })
+
+  it('sends at the highest QoS granted by the matching subscriptions, wildcards included [MQTT-3.8.4-6]', async () => {
+    const broker = await brokerForTest()
+    const pub = await connect(broker.tcpUrl)
+    await pub.publishAsync('r/kept', 'retained at 1', { qos: 1, retain: true })
+    const low = await rawViewer(broker.tcpUrl, 'low', [{ topic: 'r/#', qos: 0 }])
+    const mid = await rawViewer(broker.tcpUrl, 'mid', [{ topic: 'r/#', qos: 1 }])
+    const both = await rawViewer(broker.tcpUrl, 'both', [{ topic: 'r/+', qos: 0 }, { topic: 'r/#', qos: 1 }])
+    await waitFor(() => low.got.length === 1 && mid.got.length === 1 && both.got.length >= 1, 'the retained message')
+    expect([low.got[0].qos, low.got[0].retain]).toEqual([0, true]) // retained QoS 1 to a QoS 0 wildcard subscription
+    await pub.publishAsync('r/live', 'published at 2', { qos: 2 })
+    await waitFor(() => mid.got.length === 2 && low.got.length === 2, 'the QoS 2 message')
+    expect(mid.got[1].qos).toBe(1) // not 2: the subscription granted 1
+    expect(low.got[1].qos).toBe(0)
+    await waitFor(() => both.got.some((p) => p.topic === 'r/live' && p.qos === 1), 'the overlapping subscriptions at their highest QoS, 1')
+  })
+
+  it('matches topic filters as MQTT 3.1.1 section 4.7 does', () => {
+    expect(matches('sport/#', 'sport')).toBe(true)
+    expect(matches('sport/#', 'sport/tennis/player1')).toBe(true)
+    expect(matches('sport/+', 'sport/tennis/player1')).toBe(false)
+    expect(matches('sport/+/player1', 'sport/tennis/player1')).toBe(true)
+    expect(matches('+/+', '/finance')).toBe(true)
+    expect(matches('#', '$SYS/x')).toBe(false)
+    expect(matches('+/x', '$SYS/x')).toBe(false)
+    expect(matches('$SYS/#', '$SYS/x')).toBe(true)
+    expect(matches('a/b', 'a/b/c')).toBe(false)
   })
 
   it('keeps one encoding per payload, topic and flags', () => {
