@@ -138,12 +138,14 @@ export function shareEncodings (client: DeliveringClient): void {
  * topic name, so a wildcard subscription's QoS was not applied. Clients with many subscriptions keep aedes' lookup.
  */
 function grantedQoS (client: DeliveringClient, topic: string): number {
-  const exact = client.subscriptions[topic]
+  const subs = client.subscriptions
+  const exact = subs[topic]
   let granted = exact !== undefined ? exact.qos ?? 0 : -1
-  const filters = Object.keys(client.subscriptions)
-  if (granted === 2 || filters.length > 64) return granted < 0 ? 2 : granted
-  for (const filter of filters) {
-    if (filter !== topic && matches(filter, topic)) granted = Math.max(granted, client.subscriptions[filter]?.qos ?? 0)
+  let seen = 0
+  for (const filter in subs) {
+    if (granted === 2) return 2
+    if (++seen > 64) return exact !== undefined ? exact.qos ?? 0 : 2 // many subscriptions: aedes' exact lookup
+    if (filter !== topic && matches(filter, topic)) granted = Math.max(granted, subs[filter]?.qos ?? 0)
   }
   return granted < 0 ? 2 : granted
 }
