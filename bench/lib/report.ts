@@ -136,9 +136,9 @@ const paced = (s: ScenarioResult): boolean => s.kind === 'fanout' || s.kind === 
 const bar = (broker: string, value: number | undefined, label: (v: number) => string): Bar | undefined =>
   value === undefined ? undefined : { broker, value, label: label(value) }
 
-const throughput: Pick = (s, f) => paced(s)
-  ? bar(f.broker, f.deliveriesPerSecond, (v) => `${int(v)}/s`)
-  : s.kind === 'joins' ? bar(f.broker, f.joinsPerSecond, (v) => `${int(v)} joins/s`) : undefined
+const throughput: Pick = (s, f) => paced(s) ? bar(f.broker, f.deliveriesPerSecond, (v) => `${int(v)}/s`) : undefined
+const joinRate: Pick = (s, f) => s.kind === 'joins' ? bar(f.broker, f.joinsPerSecond, (v) => `${int(v)} joins/s`) : undefined
+const memory: Pick = (s, f) => s.kind === 'memory' ? bar(f.broker, f.bytesPerViewer === undefined ? undefined : f.bytesPerViewer / 1024, (v) => `${one(v)} KB`) : undefined
 const p99: Pick = (s, f) => paced(s) ? bar(f.broker, f.p99Ms, (v) => `${one(v)} ms`) : undefined
 
 function groups (scenarios: ScenarioResult[], pick: Pick): Group[] {
@@ -188,16 +188,18 @@ function drawChart (chart: Chart, top: number): { svg: string, height: number } 
 }
 
 /**
- * A self-contained SVG (900 px wide, no fonts, scripts or links) of `run`, two grouped horizontal bar charts one
- * above the other: (a) throughput per scenario and broker, deliveries/s for fan-out and cluster scenarios, joins/s
- * for join scenarios; (b) p99 latency in ms per fan-out or cluster scenario and broker, with a dashed line at the
- * 50 ms target. Each chart scales its bars to its largest value (the latency chart to at least 50 ms); skipped
+ * A self-contained SVG (900 px wide, no fonts, scripts or links) of `run`, four grouped horizontal bar charts one
+ * above the other: (a) deliveries/s per fan-out and cluster scenario and broker; (b) p99 latency in ms per fan-out or
+ * cluster scenario and broker, with a dashed line at the 50 ms target; (c) joins/s (target 2,000); (d) resident
+ * memory per idle viewer in KB (target 12). Each chart scales its bars to its largest value or target; skipped
  * scenarios and missing figures are left out, and a chart with nothing to show says "no data". Returns the markup.
  */
 export function renderChart (run: BenchRun): string {
   const charts: Chart[] = [
-    { title: 'Throughput: deliveries/s (fan-out, cluster), joins/s (joins)', groups: groups(run.scenarios, throughput) },
-    { title: 'p99 latency at the paced rate, ms', groups: groups(run.scenarios, p99), target: { value: 50, label: 'target 50 ms' } }
+    { title: 'Fan-out: deliveries/s at saturation (higher is better)', groups: groups(run.scenarios, throughput) },
+    { title: 'p99 latency at the paced rate, ms (lower is better)', groups: groups(run.scenarios, p99), target: { value: 50, label: 'target 50 ms' } },
+    { title: 'Joins/s (higher is better)', groups: groups(run.scenarios, joinRate), target: { value: 2000, label: 'target 2,000/s' } },
+    { title: 'Resident memory per idle viewer, KB (lower is better)', groups: groups(run.scenarios, memory), target: { value: 12, label: 'target 12 KB' } }
   ]
   const brokers = [...new Set(charts.flatMap((c) => c.groups.flatMap((g) => g.bars.map((b) => b.broker))))]
   const parts = [legend(brokers)]

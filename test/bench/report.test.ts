@@ -185,7 +185,9 @@ describe('renderChart', () => {
     expect(svg).toContain('>83.6 ms</text>')
     expect(svg).toContain('>target 50 ms</text>')
     expect(svg).not.toContain('cluster, 100,000 viewers')
-    expect(svg).not.toContain('memory, 10,000 idle viewers')
+    expect(svg).toContain('>memory, 10,000 idle viewers</text>') // its own chart, in KB
+    expect(svg).toContain('>11.5 KB</text>')
+    expect(svg).toContain('>target 2,000/s</text>')
   })
 
   it('colours brokers consistently, with a legend', () => {
@@ -199,13 +201,15 @@ describe('renderChart', () => {
 
   it('draws bars proportional to their values, each chart scaled to its own maximum', () => {
     const w = barWidths(svg)
-    expect(w.size).toBe(10) // 3 throughput groups + 2 latency groups, 2 brokers each
+    expect(w.size).toBe(12) // 2 fan-out groups in throughput and in latency, 1 joins, 1 memory; 2 brokers each
     const tribune = w.get('tribune: 41,000/s') as number
     const mosquitto = w.get('mosquitto: 22,400/s') as number
     expect(tribune).toBe(580) // the largest throughput gets the full bar
     expect(tribune).toBeGreaterThan(mosquitto)
     expect(mosquitto / tribune).toBeCloseTo(22400.4 / 41000, 2)
-    expect(w.get('tribune: 4,201 joins/s')).toBeCloseTo(580 * 4200.5 / 41000, 0)
+    expect(w.get('mosquitto: 5,000 joins/s')).toBe(580) // joins have their own scale
+    expect(w.get('tribune: 4,201 joins/s')).toBeCloseTo(580 * 4200.5 / 5000, 0)
+    expect(w.get('tribune: 11.5 KB')).toBeCloseTo(580 * 11.5 / 12, 0) // memory: scaled to the 12 KB target
     const p99 = w.get('tribune: 83.6 ms') as number
     expect(p99).toBe(580) // the latency chart has its own scale
     expect(w.get('mosquitto: 12.3 ms')).toBeCloseTo(580 * 12.34 / 83.56, 0)
@@ -220,8 +224,8 @@ describe('renderChart', () => {
 
   it('says "no data" for a chart with nothing to show', () => {
     const memoryOnly = renderChart({ ...run, scenarios: [run.scenarios[3], run.scenarios[4]] })
-    expect(memoryOnly.match(/>no data<\/text>/g)?.length).toBe(2)
-    expect(memoryOnly).not.toContain('stroke-dasharray')
+    expect(memoryOnly.match(/>no data<\/text>/g)?.length).toBe(3) // fan-out, latency, joins
+    expect(memoryOnly.match(/stroke-dasharray/g)?.length).toBe(1) // the memory chart's 12 KB target
     assertWellFormed(memoryOnly)
   })
 })
