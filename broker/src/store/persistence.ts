@@ -30,6 +30,9 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   readonly #db: KeyReader
   /** Client ids that have (or may have) state stored. */
   readonly #stateful = new Set<string>()
+  /** Clean-session client ids with a will or inbound QoS 2 state stored, until aedes deletes it. */
+  readonly #wills = new Set<string>()
+  readonly #incoming = new Set<string>()
   /** Messages queued and not yet acknowledged, per client id (counted since start). */
   readonly #queued = new Map<string, number>()
   /** Messages dropped because a session's queue was full. */
@@ -112,13 +115,15 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   }
 
   override async incomingStorePacket (client: SessionClient, packet: unknown): Promise<void> {
-    this.#stateful.add(client.id)
+    if (client.clean === true) this.#incoming.add(client.id)
+    else this.#stateful.add(client.id)
     await super.incomingStorePacket(client, packet)
   }
 
   override async cleanIncoming (client: SessionClient): Promise<void> {
     if (this.#stateless(client)) return
     await super.cleanIncoming(client)
+    this.#incoming.delete(client.id)
   }
 
   override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
@@ -127,18 +132,26 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   }
 
   override async putWill (client: SessionClient, packet: unknown): Promise<unknown> {
-    this.#stateful.add(client.id)
+    if (client.clean === true) this.#wills.add(client.id)
+    else this.#stateful.add(client.id)
     return await super.putWill(client, packet)
   }
 
   override async delWill (client: SessionClient): Promise<unknown> {
     if (this.#stateless(client)) return null
-    return await super.delWill(client)
+    const deleted = await super.delWill(client)
+    this.#wills.delete(client.id)
+    return deleted
+  }
+
+  /** Client ids this store counts as having state (memory kept per id; a clean viewer's leaves with its state). */
+  get trackedIds (): number {
+    return this.#stateful.size + this.#wills.size + this.#incoming.size
   }
 
   /** A clean-session client whose id never had state stored: nothing of it is in the database. */
   #stateless (client: SessionClient): boolean {
-    return client.clean === true && !this.#stateful.has(client.id)
+    return client.clean === true && !this.#stateful.has(client.id) && !this.#wills.has(client.id) && !this.#incoming.has(client.id)
   }
 
 }
