@@ -285,13 +285,18 @@ class SocketStream extends GuardedStream {
 class WebSocketStream extends GuardedStream {
   readonly #ws: WebSocket
   #errored = false
+  /** A WebSocket close code to end with (RFC 6455 section 7.4.1) instead of dropping the connection. */
+  #closeCode = 0
 
   constructor (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void) {
     super(limits, onRefused)
     this.#ws = ws
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary) this.received(data)
-      else this.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
+      else {
+        this.#closeCode = 1003 // unsupported data
+        this.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
+      }
     })
     // ws closes the connection itself after an error (e.g. a message over maxPayload: close code 1009).
     ws.on('error', (err) => {
@@ -313,7 +318,11 @@ class WebSocketStream extends GuardedStream {
   protected pauseInput (): void { this.#ws.pause() }
   protected resumeInput (): void { if (this.#ws.isPaused) this.#ws.resume() }
   protected endOutput (): void { this.#ws.close() }
-  protected destroyTransport (): void { if (!this.#errored) this.#ws.terminate() }
+  protected destroyTransport (): void {
+    if (this.#errored) return
+    if (this.#closeCode !== 0 && this.#ws.readyState === 1) this.#ws.close(this.#closeCode, 'binary frames only') // ws terminates it if the peer does not answer
+    else if (this.#closeCode === 0) this.#ws.terminate()
+  }
   protected get transportClosed (): boolean { return this.#ws.readyState >= 2 } // CLOSING or CLOSED
 }
 
