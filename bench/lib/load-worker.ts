@@ -90,8 +90,9 @@ function open (i: number, onJoined?: () => void): void {
  * Connections to a loopback broker come from 127.0.0.2 to 127.0.0.51 in turn: one source address has about 28,000
  * ephemeral ports, and the connections of the runs before stay in TIME_WAIT for a minute.
  */
+const loopback = new URL(job.url).hostname === '127.0.0.1'
 function sourceAddress (n: number): string | undefined {
-  return new URL(job.url).hostname === '127.0.0.1' ? `127.0.0.${2 + (n % 50)}` : undefined
+  return loopback ? `127.0.0.${2 + (n % 50)}` : undefined
 }
 
 function fail (message: string): void {

@@ -102,7 +102,7 @@ export function shareEncodings (client: DeliveringClient): void {
     }
     // QoS 2 to a clean session whose matching subscriptions grant at most 1 is sent at that QoS here too.
     const granted = client.clean ? grantedQoS(client, packet.topic) : 2
-    if (!client.clean || (packet.qos ?? 0) > 1 && granted > 1) {
+    if (!client.clean || ((packet.qos ?? 0) > 1 && granted > 1)) {
       aedesDeliverQoS(packet, cb)
       return
     }

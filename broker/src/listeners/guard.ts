@@ -117,10 +117,17 @@ let lastJoined: Buffer = EMPTY
  */
 function joined (chunks: Buffer[]): Buffer {
   if (chunks.length === 1) return chunks[0]
-  if (chunks.length === lastChunks.length && chunks.every((c, i) => c === lastChunks[i])) return lastJoined
+  if (sameBuffers(chunks, lastChunks)) return lastJoined
   lastChunks = chunks
   lastJoined = Buffer.concat(chunks)
   return lastJoined
+}
+
+/** Whether two lists hold the very same Buffers in the same order (identity, not content). */
+function sameBuffers (a: Buffer[], b: Buffer[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /**
