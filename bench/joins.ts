@@ -33,6 +33,8 @@ export interface JoinsResult {
   messagesPerJoin: number
   /** Broker CPU time per join during the storm, µs. */
   cpuUsPerJoin: number
+  /** The load generator's CPU time per join during the storm (this process, all threads), µs. */
+  generatorCpuUsPerJoin: number
   rssBytes: number
 }
 
@@ -51,9 +53,12 @@ export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
     const expect = tribune ? opts.history + 1 : 1
     const topics = tribune ? ['$replay/all/matches/1/events', 'matches/1/state'] : ['matches/1/events', 'matches/1/state']
     const cpu = broker.cpuMs()
+    const own = process.cpuUsage()
     load = startLoad({ url: opts.transport === 'tcp' ? broker.tcpUrl : broker.wsUrl, topics, qos: 0, mode: 'join', expect, concurrency: Math.ceil(opts.concurrency / 2) }, opts.viewers, 2)
     const lastJoinMs = await load.done
     const cpuUsPerJoin = (broker.cpuMs() - cpu) * 1000 / opts.viewers
+    const ownUsage = process.cpuUsage(own)
+    const generatorCpuUsPerJoin = (ownUsage.user + ownUsage.system) / opts.viewers
     const report = await load.report()
     return {
       broker: opts.broker,
@@ -64,6 +69,7 @@ export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
       p99JoinMs: report.histogram.getValueAtPercentile(99) / 1000,
       messagesPerJoin: expect,
       cpuUsPerJoin,
+      generatorCpuUsPerJoin,
       rssBytes: broker.rss()
     }
   } finally {

@@ -89,7 +89,7 @@ async function joinsScenario (viewers: number, transport: 'ws' | 'tcp'): Promise
     log(`  ${title}: ${broker}`)
     const r = await joins({ broker, viewers, history, concurrency: 500, transport })
     log(`  ${title}: ${broker}, ${fmt(r.joinsPerSecond)} joins/s`)
-    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, rssBytes: r.rssBytes })
+    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, generatorCpuUsPerJoin: r.generatorCpuUsPerJoin, rssBytes: r.rssBytes })
   }
   const [m, t] = figures
   const ratio = (t.joinsPerSecond ?? 0) / (m.joinsPerSecond ?? 1)
@@ -199,6 +199,7 @@ export async function main (args: string[]): Promise<void> {
         b.joinsPerSecond !== undefined ? `${fmt(b.joinsPerSecond)} joins/s, last at ${fmt(b.lastJoinMs ?? 0)} ms` : '',
         b.cpuUsPerDelivery !== undefined ? `broker CPU ${b.cpuUsPerDelivery.toFixed(2)} µs/delivery` : '',
         b.cpuUsPerJoin !== undefined ? `broker CPU ${Math.round(b.cpuUsPerJoin)} µs/join` : '',
+        b.generatorCpuUsPerJoin !== undefined ? `generator CPU ${Math.round(b.generatorCpuUsPerJoin)} µs/join` : '',
         b.bytesPerViewer !== undefined ? `${(b.bytesPerViewer / 1024).toFixed(1)} KB per viewer` : '',
         b.rssBytes !== undefined ? `RSS ${(b.rssBytes / 2 ** 20).toFixed(0)} MiB` : ''
       ].filter((p) => p !== '')

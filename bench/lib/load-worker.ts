@@ -1,6 +1,7 @@
 /**
- * A load-generator worker thread: opens `count` viewers (raw MQTT 3.1.1 over `ws` or TCP, mqtt-packet, no client
- * library), each subscribing to `topics` in one SUBSCRIBE, acknowledging QoS 1 (PUBACK, MQTT 3.1.1 section 3.4).
+ * A load-generator worker thread: opens `count` viewers (raw MQTT 3.1.1 over WebSocket or TCP, no client library:
+ * CONNECT and SUBSCRIBE made by mqtt-packet, what arrives read by ./wire.ts), each subscribing to `topics` in one
+ * SUBSCRIBE, acknowledging QoS 1 (PUBACK, MQTT 3.1.1 section 3.4).
  *  - mode `fanout`: viewers open in batches of 100 every 5 ms; {cmd:'ready'} once every SUBACK is in. Each PUBLISH
  *    records publish-to-viewer latency (µs) from the first 8 bytes of its payload (a float64 send time in ms,
  *    performance.timeOrigin + performance.now()) into an hdr histogram.
@@ -12,9 +13,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { connect as tcpConnect } from 'node:net'
-import { WebSocket } from 'ws'
 import mqttPacket from 'mqtt-packet'
 import * as hdr from 'hdr-histogram-js'
+import { PacketReader, PacketType, WebSocketClient, puback, readPublish } from './wire.js'
 
 export interface LoadJob {
   url: string
@@ -41,56 +42,65 @@ let joined = 0
 let errored = false
 const started = now()
 
+const url = new URL(job.url)
+const overWebSocket = url.protocol.startsWith('ws')
+const port = Number(url.port !== '' ? url.port : overWebSocket ? 80 : 1883)
+// Every viewer subscribes to the same filters: one SUBSCRIBE serves them all (MQTT 3.1.1 section 3.8).
+const subscribe = mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: job.topics.map((topic) => ({ topic, qos: job.qos })) })
+
 function open (i: number, onJoined?: () => void): void {
-  const parser = mqttPacket.parser({ protocolVersion: 4 })
   const opened = now()
   let mine = 0
   let send: (b: Buffer) => void
-  const onPacket = (packet: mqttPacket.Packet): void => {
-    if (packet.cmd === 'publish') {
+  const onPacket = (type: number, flags: number, body: Buffer): void => {
+    if (type === PacketType.PUBLISH) {
       received++
       mine++
-      const p = packet.payload as Buffer
-      if (job.mode === 'fanout' && p.length >= 8) histogram.recordValue(Math.max(1, Math.round((now() - p.readDoubleLE(0)) * 1000)))
-      if (packet.qos === 1 && packet.messageId !== undefined) send(mqttPacket.generate({ cmd: 'puback', messageId: packet.messageId }))
+      if (job.mode === 'fanout' || (flags & 6) !== 0) {
+        const p = readPublish(flags, body)
+        if (job.mode === 'fanout' && p.payload.length >= 8) histogram.recordValue(Math.max(1, Math.round((now() - p.payload.readDoubleLE(0)) * 1000)))
+        if (p.qos === 1) send(puback(p.messageId))
+      }
       if (job.mode === 'join' && mine === job.expect) {
         histogram.recordValue(Math.max(1, Math.round((now() - opened) * 1000)))
         onJoined?.()
       }
-    } else if (packet.cmd === 'connack') {
-      if (packet.returnCode !== 0) fail(`CONNACK return code ${String(packet.returnCode)}`)
+    } else if (type === PacketType.CONNACK) {
+      if (body[1] !== 0) fail(`CONNACK return code ${body[1]}`)
       connected++
-      send(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: job.topics.map((topic) => ({ topic, qos: job.qos })) }))
-    } else if (packet.cmd === 'suback') {
+      send(subscribe)
+    } else if (type === PacketType.SUBACK) {
       subscribed++
       if (job.mode === 'fanout' && subscribed === job.count) parentPort?.postMessage({ cmd: 'ready' })
     }
   }
-  parser.on('packet', onPacket)
-  parser.on('error', (err) => fail(`malformed packet from the broker: ${err.message}`))
+  const reader = new PacketReader(onPacket)
   const hello = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `bench-${job.first + i}`, keepalive: 600 })
-  const localAddress = sourceAddress(job.first + i)
-  if (job.url.startsWith('ws')) {
-    const ws = new WebSocket(job.url, 'mqtt', { perMessageDeflate: false, localAddress })
-    send = (b) => ws.send(b)
-    ws.on('open', () => send(hello))
-    ws.on('message', (d: Buffer) => parser.parse(d))
-    ws.on('error', (err) => fail(err.message))
+  const s = tcpConnect({ host: url.hostname, port, noDelay: true, localAddress: sourceAddress(job.first + i) })
+  const guarded = (f: (d: Buffer) => void) => (d: Buffer): void => {
+    try { f(d) } catch (err) {
+      fail((err as Error).message)
+      s.destroy()
+    }
+  }
+  if (overWebSocket) {
+    const ws = new WebSocketClient((b) => s.write(b), () => send(hello), (d) => reader.push(d))
+    send = (b) => ws.write(b)
+    s.on('connect', () => s.write(ws.request(url)))
+    s.on('data', guarded((d) => ws.push(d)))
   } else {
-    const u = new URL(job.url)
-    const s = tcpConnect({ host: u.hostname, port: Number(u.port), noDelay: true, localAddress })
     send = (b) => s.write(b)
     s.on('connect', () => send(hello))
-    s.on('data', (d) => parser.parse(d))
-    s.on('error', (err) => fail(err.message))
+    s.on('data', guarded((d) => reader.push(d)))
   }
+  s.on('error', (err) => fail(err.message))
 }
 
 /**
  * Connections to a loopback broker come from 127.0.0.2 to 127.0.0.51 in turn: one source address has about 28,000
  * ephemeral ports, and the connections of the runs before stay in TIME_WAIT for a minute.
  */
-const loopback = new URL(job.url).hostname === '127.0.0.1'
+const loopback = url.hostname === '127.0.0.1'
 function sourceAddress (n: number): string | undefined {
   return loopback ? `127.0.0.${2 + (n % 50)}` : undefined
 }

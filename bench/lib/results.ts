@@ -30,6 +30,8 @@ export interface BrokerFigures {
   cpuUsPerDelivery?: number
   /** CPU time of the broker's processes per join during the storm, µs. */
   cpuUsPerJoin?: number
+  /** CPU time of the load generator (the benchmark's process, all its threads) per join during the storm, µs. */
+  generatorCpuUsPerJoin?: number
   /** Resident memory per connected idle viewer, bytes: (RSS with the viewers - RSS before) / viewers (memory). */
   bytesPerViewer?: number
   /** Resident memory of the broker's processes at the end of the connect phase, bytes. */
