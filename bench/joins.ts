@@ -4,8 +4,13 @@
  *  - Tribune: `$replay/all/matches/1/events` (the match's history, `history` messages, then live) and the retained
  *    `matches/1/state`, in one SUBSCRIBE; a join is complete at its history + 1-th PUBLISH;
  *  - Mosquitto: `matches/1/events` and `matches/1/state`; it has no history, so a join is complete at the state.
- * Results: joins per second (viewers / time until the last viewer had everything) and join time p50/p99. Viewers
- * stay connected, as at kick-off.
+ * Two storms of `viewers` each hit the same broker process: the first on a fresh process (the cold figures: a node
+ * just restarted, meeting a reconnect herd), whose viewers then disconnect; the second, measured, on a broker whose
+ * code the first has warmed (V8 compiles hot functions with its optimizing compiler only after they have run a while;
+ * a broker has been up for hours when the viewers come before kick-off). The second storm's viewers use the same
+ * client ids, as reconnecting viewers do.
+ * Results: joins per second (viewers / time until the last viewer had everything) and join time p50/p99, broker and
+ * generator CPU per join. Viewers stay connected, as at kick-off.
  */
 import mqtt from 'mqtt'
 import { startBrokerProcess, type BrokerKind } from './lib/brokers.js'
@@ -35,10 +40,14 @@ export interface JoinsResult {
   cpuUsPerJoin: number
   /** The load generator's CPU time per join during the storm (this process, all threads), µs. */
   generatorCpuUsPerJoin: number
+  /** Joins per second of the first storm, on the fresh broker process. */
+  coldJoinsPerSecond: number
+  /** Broker CPU time per join in the first storm, µs. */
+  coldCpuUsPerJoin: number
   rssBytes: number
 }
 
-/** Runs one join storm against a freshly started broker of `opts.broker`. */
+/** Runs a cold and a measured join storm against a freshly started broker of `opts.broker` (see above). */
 export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
   const broker = await startBrokerProcess(opts.broker, opts.nodeArgs)
   let load: Load | undefined
@@ -52,9 +61,21 @@ export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
     const tribune = opts.broker !== 'mosquitto'
     const expect = tribune ? opts.history + 1 : 1
     const topics = tribune ? ['$replay/all/matches/1/events', 'matches/1/state'] : ['matches/1/events', 'matches/1/state']
-    const cpu = broker.cpuMs()
+    const job = { url: opts.transport === 'tcp' ? broker.tcpUrl : broker.wsUrl, topics, qos: 0 as const, mode: 'join' as const, expect, concurrency: Math.ceil(opts.concurrency / 2) }
+    let cpu = broker.cpuMs()
+    const cold = startLoad(job, opts.viewers, 2)
+    let coldMs: number
+    let coldCpuUsPerJoin: number
+    try {
+      coldMs = await cold.done
+      coldCpuUsPerJoin = (broker.cpuMs() - cpu) * 1000 / opts.viewers
+    } finally {
+      await cold.stop()
+    }
+    await settle(broker.cpuMs)
+    cpu = broker.cpuMs()
     const own = process.cpuUsage()
-    load = startLoad({ url: opts.transport === 'tcp' ? broker.tcpUrl : broker.wsUrl, topics, qos: 0, mode: 'join', expect, concurrency: Math.ceil(opts.concurrency / 2) }, opts.viewers, 2)
+    load = startLoad(job, opts.viewers, 2)
     const lastJoinMs = await load.done
     const cpuUsPerJoin = (broker.cpuMs() - cpu) * 1000 / opts.viewers
     const ownUsage = process.cpuUsage(own)
@@ -70,10 +91,24 @@ export async function joins (opts: JoinsOptions): Promise<JoinsResult> {
       messagesPerJoin: expect,
       cpuUsPerJoin,
       generatorCpuUsPerJoin,
+      coldJoinsPerSecond: opts.viewers / (coldMs / 1000),
+      coldCpuUsPerJoin,
       rssBytes: broker.rss()
     }
   } finally {
     await load?.stop()
     await broker.stop()
+  }
+}
+
+/** Waits until a process uses less than 5% of a core over 200 ms (its disconnects handled), at most 10 s. */
+async function settle (cpuMs: () => number): Promise<void> {
+  const deadline = Date.now() + 10_000
+  let last = cpuMs()
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const now = cpuMs()
+    if (now - last < 10) return
+    last = now
   }
 }

@@ -89,7 +89,7 @@ async function joinsScenario (viewers: number, transport: 'ws' | 'tcp'): Promise
     log(`  ${title}: ${broker}`)
     const r = await joins({ broker, viewers, history, concurrency: 500, transport })
     log(`  ${title}: ${broker}, ${fmt(r.joinsPerSecond)} joins/s`)
-    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, generatorCpuUsPerJoin: r.generatorCpuUsPerJoin, rssBytes: r.rssBytes })
+    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, generatorCpuUsPerJoin: r.generatorCpuUsPerJoin, coldJoinsPerSecond: r.coldJoinsPerSecond, coldCpuUsPerJoin: r.coldCpuUsPerJoin, rssBytes: r.rssBytes })
   }
   const [m, t] = figures
   const ratio = (t.joinsPerSecond ?? 0) / (m.joinsPerSecond ?? 1)
@@ -197,6 +197,7 @@ export async function main (args: string[]): Promise<void> {
         b.deliveriesPerSecond !== undefined ? `${fmt(b.deliveriesPerSecond)} deliveries/s` : '',
         b.p99Ms !== undefined ? `p50/p99/max ${b.p50Ms?.toFixed(1) ?? '-'}/${b.p99Ms.toFixed(1)}/${b.maxMs?.toFixed(1) ?? '-'} ms${b.rate !== undefined ? ` at ${b.rate} msg/s` : ''}` : '',
         b.joinsPerSecond !== undefined ? `${fmt(b.joinsPerSecond)} joins/s, last at ${fmt(b.lastJoinMs ?? 0)} ms` : '',
+        b.coldJoinsPerSecond !== undefined ? `cold ${fmt(b.coldJoinsPerSecond)} joins/s at ${Math.round(b.coldCpuUsPerJoin ?? 0)} µs/join` : '',
         b.cpuUsPerDelivery !== undefined ? `broker CPU ${b.cpuUsPerDelivery.toFixed(2)} µs/delivery` : '',
         b.cpuUsPerJoin !== undefined ? `broker CPU ${Math.round(b.cpuUsPerJoin)} µs/join` : '',
         b.generatorCpuUsPerJoin !== undefined ? `generator CPU ${Math.round(b.generatorCpuUsPerJoin)} µs/join` : '',

@@ -30,6 +30,8 @@ const COLUMNS: Column[] = [
   { header: 'Broker CPU µs/delivery', value: (f) => f.cpuUsPerDelivery, format: (n) => TWO.format(n) },
   { header: 'Broker CPU µs/join', value: (f) => f.cpuUsPerJoin, format: int },
   { header: 'Generator CPU µs/join', value: (f) => f.generatorCpuUsPerJoin, format: int },
+  { header: 'Cold joins/s', value: (f) => f.coldJoinsPerSecond, format: int },
+  { header: 'Cold broker CPU µs/join', value: (f) => f.coldCpuUsPerJoin, format: int },
   { header: 'Memory/viewer', value: (f) => f.bytesPerViewer, format: (n) => `${one(n / 1024)} KB` },
   { header: 'RSS MiB', value: (f) => f.rssBytes, format: (n) => int(n / 1048576) }
 ]

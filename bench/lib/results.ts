@@ -32,6 +32,10 @@ export interface BrokerFigures {
   cpuUsPerJoin?: number
   /** CPU time of the load generator (the benchmark's process, all its threads) per join during the storm, µs. */
   generatorCpuUsPerJoin?: number
+  /** Joins per second of the first storm, on the fresh broker process (joins; the measured storm comes second). */
+  coldJoinsPerSecond?: number
+  /** Broker CPU per join in that first storm, µs. */
+  coldCpuUsPerJoin?: number
   /** Resident memory per connected idle viewer, bytes: (RSS with the viewers - RSS before) / viewers (memory). */
   bytesPerViewer?: number
   /** Resident memory of the broker's processes at the end of the connect phase, bytes. */
