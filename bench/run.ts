@@ -81,20 +81,19 @@ function target (what: string, goal: string, reached: string, met: boolean): Tar
   return { what, target: goal, reached, met }
 }
 
-async function joinsScenario (viewers: number, transport: 'ws' | 'tcp'): Promise<ScenarioResult> {
+async function joinsScenario (viewers: number, transport: 'ws' | 'tcp', rounds: number): Promise<ScenarioResult> {
   const history = 20
   const title = `joins, ${fmt(viewers)} ${transport === 'ws' ? 'WS' : 'TCP'} viewers, 500 at once`
-  const figures: BrokerFigures[] = []
-  for (const broker of ['mosquitto', 'tribune'] as const) {
-    log(`  ${title}: ${broker}`)
-    const r = await joins({ broker, viewers, history, concurrency: 500, transport })
-    log(`  ${title}: ${broker}, ${fmt(r.joinsPerSecond)} joins/s`)
-    figures.push({ broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, generatorCpuUsPerJoin: r.generatorCpuUsPerJoin, coldJoinsPerSecond: r.coldJoinsPerSecond, coldCpuUsPerJoin: r.coldCpuUsPerJoin, rssBytes: r.rssBytes })
-  }
+  log(`  ${title}: mosquitto and tribune, a cold storm each, then ${rounds} rounds in turn`)
+  const results = await joins(['mosquitto', 'tribune'], { viewers, history, concurrency: 500, transport, rounds })
+  const figures: BrokerFigures[] = results.map((r) => {
+    log(`  ${title}: ${r.broker}, ${r.rounds.map(fmt).join(', ')} joins/s (cold ${fmt(r.coldJoinsPerSecond)})`)
+    return { broker: r.broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, generatorCpuUsPerJoin: r.generatorCpuUsPerJoin, coldJoinsPerSecond: r.coldJoinsPerSecond, coldCpuUsPerJoin: r.coldCpuUsPerJoin, rssBytes: r.rssBytes }
+  })
   const [m, t] = figures
   const ratio = (t.joinsPerSecond ?? 0) / (m.joinsPerSecond ?? 1)
   return {
-    kind: 'joins', title, params: { viewers, history, concurrency: 500, transport }, brokers: figures,
+    kind: 'joins', title, params: { viewers, history, concurrency: 500, transport, rounds }, brokers: figures,
     ratio: { metric: 'joins/s', value: ratio, of: 'Tribune / Mosquitto' },
     targets: [
       target(`joins/s on one node (${title})`, '>= 2,000', fmt(t.joinsPerSecond ?? 0), (t.joinsPerSecond ?? 0) >= 2000),
@@ -178,7 +177,7 @@ export async function main (args: string[]): Promise<void> {
     }
   }
   if (wanted('joins')) {
-    for (const transport of ['ws', 'tcp'] as const) scenarios.push(await joinsScenario(quick ? 2000 : 5000, transport))
+    for (const transport of ['ws', 'tcp'] as const) scenarios.push(await joinsScenario(quick ? 2000 : 5000, transport, quick ? 1 : 3))
   }
   if (wanted('memory')) scenarios.push(await memoryScenario(quick ? 2000 : 5000))
   if (wanted('cluster')) scenarios.push(await fanoutScenario('cluster', ['tribune', 'tribune-cluster-2'], 1000, 0, seconds))
