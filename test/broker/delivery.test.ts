@@ -132,4 +132,34 @@ describe('deliveries with one encoding per message', () => {
     expect(parse(wideCopy)).toMatchObject({ topic: 'spiele/münchen/ß', qos: 1, messageId: 65535 })
     expect(parse(wideCopy).payload.length).toBe(200)
   })
+
+  it('sends a joining viewer its SUBACK, the feed history and the retained state in one write', async () => {
+    const broker = await brokerForTest()
+    const pub = await connect(broker.tcpUrl)
+    for (let i = 1; i <= 3; i++) await pub.publishAsync('matches/9/events', `e${i}`, { qos: 1 })
+    await pub.publishAsync('matches/9/state', '1-0', { qos: 1, retain: true })
+    const u = new URL(broker.tcpUrl)
+    const socket = tcpConnect({ host: u.hostname, port: Number(u.port) })
+    onCleanup(() => { socket.destroy() })
+    const chunks: Buffer[] = []
+    socket.on('data', (d) => {
+      chunks.push(d)
+      if (chunks.length === 1) {
+        socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: '$replay/all/matches/9/events', qos: 0 }, { topic: 'matches/9/state', qos: 0 }] }))
+      }
+    })
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'joiner', keepalive: 60 }))
+    const packets: mqttPacket.Packet[] = []
+    const parser = mqttPacket.parser({ protocolVersion: 4 })
+    parser.on('packet', (p) => packets.push(p))
+    await waitFor(() => chunks.length >= 2, 'the answer to SUBSCRIBE')
+    await new Promise((resolve) => setTimeout(resolve, 200)) // a second write, if any, has arrived by now
+    expect(chunks).toHaveLength(2) // CONNACK, then everything else
+    parser.parse(chunks[1])
+    const data = (p: mqttPacket.IPublishPacket): string => p.topic.startsWith('$replay/') ? (JSON.parse(p.payload.toString()) as { data: string }).data : p.payload.toString()
+    expect(packets[0].cmd).toBe('suback')
+    expect(packets.slice(1).map((p) => `${(p as mqttPacket.IPublishPacket).topic} ${data(p as mqttPacket.IPublishPacket)}`).sort()).toEqual([
+      '$replay/all/matches/9/events e1', '$replay/all/matches/9/events e2', '$replay/all/matches/9/events e3', 'matches/9/state 1-0'
+    ])
+  })
 })

@@ -96,6 +96,15 @@ const MAX_WRITE = 256 * 1024
 let dirty: GuardedStream[] = []
 let flushScheduled = false
 
+/** Puts a connection on the list the next flush sends. */
+function markDirty (stream: GuardedStream): void {
+  dirty.push(stream)
+  if (!flushScheduled) {
+    flushScheduled = true
+    setImmediate(flushAll)
+  }
+}
+
 function flushAll (): void {
   flushScheduled = false
   const list = dirty
@@ -139,6 +148,8 @@ abstract class GuardedStream extends Duplex {
   readonly #maxQueued: number
   readonly #onRefused: (reason: string) => void
   #pending: Buffer[] | null = null
+  /** A SUBACK is waiting: flush one turn later, with the retained messages and history that follow it. */
+  #holdTurn = false
   #refused = false
   /** When the unsent bytes were first seen above the limit (ms since epoch), 0 while below. */
   #overSince = 0
@@ -176,10 +187,21 @@ abstract class GuardedStream extends Duplex {
     else if (!this.push(chunk)) this.pauseInput()
   }
 
-  /** Sends what aedes wrote since the last flush, as one write. */
-  flush (): void {
+  /**
+   * Sends what aedes wrote since the last flush, as one write. Output that holds a SUBACK waits one more turn of the
+   * event loop unless `now`: aedes sends the retained messages of a SUBSCRIBE from `setImmediate` callbacks queued
+   * behind this flush, so they would take a write (a TCP segment, a WebSocket frame) of their own; waiting puts a
+   * joining viewer's SUBACK, history and state in one write.
+   */
+  flush (now = false): void {
     const pending = this.#pending
     if (pending === null) return
+    if (this.#holdTurn && !now) {
+      this.#holdTurn = false
+      markDirty(this)
+      return
+    }
+    this.#holdTurn = false
     this.#pending = null
     if (this.#refused || this.transportClosed) return
     let queued = 0
@@ -221,13 +243,12 @@ abstract class GuardedStream extends Duplex {
 
   #queue (chunk: Buffer): void {
     if (this.#refused || this.transportClosed) return
+    // mqtt-packet writes a packet's fixed header byte as a chunk of its own; 0x90 is SUBACK's (MQTT 3.1.1 section
+    // 3.9.1). A payload chunk that starts with 0x90 only delays its flush by one turn.
+    if (chunk[0] === 0x90) this.#holdTurn = true
     if (this.#pending === null) {
       this.#pending = [chunk]
-      dirty.push(this)
-      if (!flushScheduled) {
-        flushScheduled = true
-        setImmediate(flushAll)
-      }
+      markDirty(this)
     } else {
       this.#pending.push(chunk)
     }
@@ -248,13 +269,13 @@ abstract class GuardedStream extends Duplex {
   }
 
   override _final (cb: (err?: Error | null) => void): void {
-    this.flush()
+    this.flush(true)
     this.endOutput()
     cb()
   }
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
-    this.flush() // what aedes wrote just before closing (a refusing CONNACK) still goes out
+    this.flush(true) // what aedes wrote just before closing (a refusing CONNACK) still goes out
     this.destroyTransport()
     cb(err)
   }
