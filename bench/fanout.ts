@@ -8,7 +8,7 @@
  * Each is a run of its own, on a freshly started broker.
  * Viewers are raw MQTT clients in worker threads (bench/lib/load-worker.ts); each broker runs as its own process.
  *
- * Usage: npm run -s bench:fanout -- [--viewers 1000] [--qos 0] [--seconds 5] [--rate N (default: half of Mosquitto's)]
+ * Usage: npm run -s bench:fanout -- [--viewers 1000] [--qos 0] [--seconds 5] [--rate N (default: half of the first broker's saturation rate, Mosquitto's by default)]
  *        [--transport ws|tcp] [--brokers tribune,mosquitto] [--json]
  */
 import { connect as tcpConnect, type Socket } from 'node:net'
@@ -178,7 +178,7 @@ function arg (args: string[], name: string, fallback: string, allowed?: string[]
 /** The command line: each broker in turn, then the ratio Tribune / Mosquitto. */
 export async function main (args: string[]): Promise<void> {
   if (args.includes('--help')) {
-    console.log('npm run -s bench:fanout -- [--viewers 1000] [--qos 0|1] [--seconds 5] [--rate N] [--transport ws|tcp] [--brokers mosquitto,tribune] [--json]')
+    console.log('npm run -s bench:fanout -- [--viewers 1000] [--qos 0|1] [--seconds 5] [--rate N (default: half of the first broker\'s saturation rate)] [--transport ws|tcp] [--brokers mosquitto,tribune] [--json]')
     return
   }
   const known = ['viewers', 'qos', 'seconds', 'rate', 'transport', 'brokers', 'json']

@@ -84,7 +84,7 @@ function target (what: string, goal: string, reached: string, met: boolean): Tar
 async function joinsScenario (viewers: number, transport: 'ws' | 'tcp', rounds: number): Promise<ScenarioResult> {
   const history = 20
   const title = `joins, ${fmt(viewers)} ${transport === 'ws' ? 'WS' : 'TCP'} viewers, 500 at once`
-  log(`  ${title}: mosquitto and tribune, a cold storm each, then ${rounds} rounds in turn`)
+  log(`  ${title}: mosquitto and tribune, a cold storm each, then ${rounds} measured ${rounds === 1 ? 'round' : 'rounds'} in turn`)
   const results = await joins(['mosquitto', 'tribune'], { viewers, history, concurrency: 500, transport, rounds })
   const figures: BrokerFigures[] = results.map((r) => {
     log(`  ${title}: ${r.broker}, ${r.rounds.map(fmt).join(', ')} joins/s (cold ${fmt(r.coldJoinsPerSecond)})`)
@@ -151,19 +151,29 @@ function writeResults (run: BenchRun): void {
 
 /** Runs the scenarios chosen by `args` and prints (and writes) the results. */
 export async function main (args: string[]): Promise<void> {
-  if (args.includes('--render')) { // after editing analysis.md: the same run, written again
-    writeResults(JSON.parse(readFileSync(`${ROOT}bench/results.json`, 'utf8')) as BenchRun)
-    return
-  }
   if (args.includes('--help')) {
-    console.log('npm run -s bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster] | --render')
+    console.log([
+      'npm run -s bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster] | --render',
+      '  (none)     every scenario, about 6 minutes; writes bench/RESULTS.md, results.svg and results.json',
+      '  --quick    about 2 minutes: 1,000 viewers, 2 s runs, 2,000 viewers per join storm and 1 measured round',
+      '  --only     these scenarios only, comma-separated',
+      '  --write    write the results files after --quick or --only too',
+      '  --json     print the run as JSON (the shape of bench/lib/results.ts) instead of text',
+      '  --render   write RESULTS.md and the chart again from results.json (after editing analysis.md); no run'
+    ].join('\n'))
     return
   }
   const flags = ['--quick', '--json', '--write', '--only', '--render']
   const unknownFlags = args.filter((a, k) => !flags.includes(a) && args[k - 1] !== '--only')
   if (unknownFlags.length > 0) throw new Error(`unknown option ${unknownFlags.join(', ')} (known: ${flags.join(', ')}, --help)`)
+  if (args.includes('--render')) { // after editing analysis.md: the same run, written again
+    if (args.length > 1) throw new Error('--render takes no other option: it runs nothing, and writes the files again from bench/results.json')
+    writeResults(JSON.parse(readFileSync(`${ROOT}bench/results.json`, 'utf8')) as BenchRun)
+    return
+  }
   const quick = args.includes('--quick')
   const i = args.indexOf('--only')
+  if (i >= 0 && (args[i + 1] === undefined || args[i + 1].startsWith('--'))) throw new Error(`--only needs a value: scenarios among ${KINDS.join(', ')}, comma-separated`)
   const only = i >= 0 ? (args[i + 1] ?? '').split(',') : [...KINDS]
   const unknown = only.filter((k) => !(KINDS as readonly string[]).includes(k))
   if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')} (choose from ${KINDS.join(', ')})`)
@@ -194,12 +204,13 @@ export async function main (args: string[]): Promise<void> {
     for (const b of s.brokers) {
       const parts = [
         b.deliveriesPerSecond !== undefined ? `${fmt(b.deliveriesPerSecond)} deliveries/s` : '',
-        b.p99Ms !== undefined ? `p50/p99/max ${b.p50Ms?.toFixed(1) ?? '-'}/${b.p99Ms.toFixed(1)}/${b.maxMs?.toFixed(1) ?? '-'} ms${b.rate !== undefined ? ` at ${b.rate} msg/s` : ''}` : '',
+        b.p99Ms !== undefined && b.maxMs !== undefined ? `p50/p99/max ${b.p50Ms?.toFixed(1) ?? '-'}/${b.p99Ms.toFixed(1)}/${b.maxMs.toFixed(1)} ms${b.rate !== undefined ? ` at ${b.rate} msg/s` : ''}` : '',
+        b.p99Ms !== undefined && b.maxMs === undefined ? `join time p50/p99 ${b.p50Ms?.toFixed(1) ?? '-'}/${b.p99Ms.toFixed(1)} ms` : '',
         b.joinsPerSecond !== undefined ? `${fmt(b.joinsPerSecond)} joins/s, last at ${fmt(b.lastJoinMs ?? 0)} ms` : '',
-        b.coldJoinsPerSecond !== undefined ? `cold ${fmt(b.coldJoinsPerSecond)} joins/s at ${Math.round(b.coldCpuUsPerJoin ?? 0)} µs/join` : '',
+        b.coldJoinsPerSecond !== undefined ? `cold ${fmt(b.coldJoinsPerSecond)} joins/s at ${fmt(b.coldCpuUsPerJoin ?? 0)} µs/join` : '',
         b.cpuUsPerDelivery !== undefined ? `broker CPU ${b.cpuUsPerDelivery.toFixed(2)} µs/delivery` : '',
-        b.cpuUsPerJoin !== undefined ? `broker CPU ${Math.round(b.cpuUsPerJoin)} µs/join` : '',
-        b.generatorCpuUsPerJoin !== undefined ? `generator CPU ${Math.round(b.generatorCpuUsPerJoin)} µs/join` : '',
+        b.cpuUsPerJoin !== undefined ? `broker CPU ${fmt(b.cpuUsPerJoin)} µs/join` : '',
+        b.generatorCpuUsPerJoin !== undefined ? `generator CPU ${fmt(b.generatorCpuUsPerJoin)} µs/join` : '',
         b.bytesPerViewer !== undefined ? `${(b.bytesPerViewer / 1024).toFixed(1)} KB per viewer` : '',
         b.rssBytes !== undefined ? `RSS ${(b.rssBytes / 2 ** 20).toFixed(0)} MiB` : ''
       ].filter((p) => p !== '')
