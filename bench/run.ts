@@ -88,7 +88,7 @@ async function joinsScenario (viewers: number, transport: 'ws' | 'tcp', rounds: 
   const results = await joins(['mosquitto', 'tribune'], { viewers, history, concurrency: 500, transport, rounds })
   const figures: BrokerFigures[] = results.map((r) => {
     log(`  ${title}: ${r.broker}, ${r.rounds.map(fmt).join(', ')} joins/s (cold ${fmt(r.coldJoinsPerSecond)})`)
-    return { broker: r.broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, generatorCpuUsPerJoin: r.generatorCpuUsPerJoin, coldJoinsPerSecond: r.coldJoinsPerSecond, coldCpuUsPerJoin: r.coldCpuUsPerJoin, rssBytes: r.rssBytes }
+    return { broker: r.broker, joinsPerSecond: r.joinsPerSecond, lastJoinMs: r.lastJoinMs, p50Ms: r.p50JoinMs, p99Ms: r.p99JoinMs, messagesPerJoin: r.messagesPerJoin, cpuUsPerJoin: r.cpuUsPerJoin, generatorCpuUsPerJoin: r.generatorCpuUsPerJoin, coldJoinsPerSecond: r.coldJoinsPerSecond, coldCpuUsPerJoin: r.coldCpuUsPerJoin, joinsRounds: r.rounds, rssBytes: r.rssBytes }
   })
   const [m, t] = figures
   const ratio = (t.joinsPerSecond ?? 0) / (m.joinsPerSecond ?? 1)

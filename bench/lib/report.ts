@@ -82,8 +82,16 @@ function scenarioSection (s: ScenarioResult): string[] {
     ...(params === '' ? [] : [`Parameters: ${params}`, '']),
     ...(rows.length > 0 && columns.length > 0 ? table(['Broker', ...columns.map((c) => c.header)], rows, 1) : []),
     ...(s.ratio === undefined ? [] : [`${md(s.ratio.of ?? 'Tribune / Mosquitto')} ${md(s.ratio.metric)}: ${s.ratio.value.toFixed(2)} x`, '']),
+    ...roundsLine(s),
     ...(s.skipped === undefined ? [] : [`**Skipped:** ${md(s.skipped)}`, ''])
   ]
+}
+
+/** The joins/s of every measured round, per broker (the table shows each broker's median round). */
+function roundsLine (s: ScenarioResult): string[] {
+  const withRounds = s.brokers.filter((f) => (f.joinsRounds?.length ?? 0) > 1)
+  if (withRounds.length === 0) return []
+  return [`Joins/s of each measured round (the table shows the median one): ${withRounds.map((f) => `${md(f.broker)} ${(f.joinsRounds ?? []).map(int).join(' / ')}`).join('; ')}`, '']
 }
 
 function targetsSection (scenarios: ScenarioResult[]): string[] {

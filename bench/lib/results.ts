@@ -36,6 +36,8 @@ export interface BrokerFigures {
   coldJoinsPerSecond?: number
   /** Broker CPU per join in that first storm, µs. */
   coldCpuUsPerJoin?: number
+  /** Joins per second of every measured round, in order (joins). */
+  joinsRounds?: number[]
   /** Resident memory per connected idle viewer, bytes: (RSS with the viewers - RSS before) / viewers (memory). */
   bytesPerViewer?: number
   /** Resident memory of the broker's processes at the end of the connect phase, bytes. */
