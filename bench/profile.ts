@@ -40,7 +40,7 @@ export async function main (args: string[]): Promise<void> {
   const sections: string[] = []
   const runs = [
     { name: 'fanout', title: `fan-out at saturation: ${viewers.toLocaleString('en-US')} WS viewers, QoS 0, 64-byte payloads, ${seconds} s`, work: async (nodeArgs: string[]) => await fanout({ broker: 'tribune', viewers, qos: 0, seconds, rate: 0, transport: 'ws', nodeArgs }) },
-    { name: 'joins', title: `join storm: ${storm.toLocaleString('en-US')} WS viewers, $replay/all (20 messages) + retained state, 500 at once`, work: async (nodeArgs: string[]) => await joins(['tribune'], { viewers: storm, history: 20, concurrency: 500, nodeArgs, rounds: 1 }) }
+    { name: 'joins', title: `join storms: a cold one, then a warm one, of ${storm.toLocaleString('en-US')} WS viewers each, $replay/all (20 messages) + retained state, 500 at once`, work: async (nodeArgs: string[]) => await joins(['tribune'], { viewers: storm, history: 20, concurrency: 500, nodeArgs, rounds: 1 }) }
   ]
   for (const run of runs) {
     process.stderr.write(`profiling ${run.title}\n`)
