@@ -45,6 +45,7 @@ const started = now()
 const url = new URL(job.url)
 const overWebSocket = url.protocol.startsWith('ws')
 const port = Number(url.port !== '' ? url.port : overWebSocket ? 80 : 1883)
+const upgrade = overWebSocket ? WebSocketClient.request(url) : Buffer.alloc(0)
 // Every viewer subscribes to the same filters: one SUBSCRIBE serves them all (MQTT 3.1.1 section 3.8).
 const subscribe = mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: job.topics.map((topic) => ({ topic, qos: job.qos })) })
 
@@ -86,7 +87,7 @@ function open (i: number, onJoined?: () => void): void {
   if (overWebSocket) {
     const ws = new WebSocketClient((b) => s.write(b), () => send(hello), (d) => reader.push(d))
     send = (b) => ws.write(b)
-    s.on('connect', () => s.write(ws.request(url)))
+    s.on('connect', () => s.write(upgrade))
     s.on('data', guarded((d) => ws.push(d)))
   } else {
     send = (b) => s.write(b)

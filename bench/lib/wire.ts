@@ -89,8 +89,8 @@ export class WebSocketClient {
     this.#onData = onData
   }
 
-  /** The opening handshake's request for `ws://host:port/path`. */
-  request (url: URL): Buffer {
+  /** The opening handshake's request for `ws://host:port/path`, the same for every connection of this generator. */
+  static request (url: URL): Buffer {
     return Buffer.from(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: ${WebSocketClient.#key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n`, 'latin1')
   }

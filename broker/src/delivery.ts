@@ -152,6 +152,7 @@ function grantedQoS (client: DeliveringClient, topic: string): number {
 
 /** Whether topic filter `filter` matches topic name `topic` (MQTT 3.1.1 section 4.7: `+` one level, `#` the rest). */
 export function matches (filter: string, topic: string): boolean {
+  if (!filter.includes('+') && !filter.includes('#')) return filter === topic // no split on a delivery's path
   const f = filter.split('/')
   const t = topic.split('/')
   for (let i = 0; i < f.length; i++) {

@@ -106,9 +106,8 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
-  // Messages are encoded once for all their subscribers (delivery.ts).
-  // Every connection's `$replay` subscriptions end when its stream closes, even when aedes loses its disconnect
-  // event (a takeover racing a close).
+  // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
+  // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
     const client = (broker.handle as unknown as ConnectionHandler)(stream, req)
     shareEncodings(client as unknown as DeliveringClient)

@@ -71,7 +71,7 @@ describe('WebSocketClient', () => {
     const frames: Buffer[] = []
     let opened = 0
     const client = new WebSocketClient((b) => socket.write(b), () => { opened++ }, (d) => frames.push(Buffer.from(d)))
-    socket.on('connect', () => socket.write(client.request(new URL(`ws://127.0.0.1:${port}/mqtt?x=1`))))
+    socket.on('connect', () => socket.write(WebSocketClient.request(new URL(`ws://127.0.0.1:${port}/mqtt?x=1`))))
     socket.on('data', (d) => client.push(d))
     await expect.poll(() => frames.length, { timeout: 5000 }).toBe(3)
     expect(opened).toBe(1)
@@ -94,7 +94,7 @@ describe('WebSocketClient', () => {
   it('answers a PING with a masked PONG, and reports a close frame with its code', () => {
     const sent: Buffer[] = []
     const client = new WebSocketClient((b) => sent.push(b), () => {}, () => {})
-    const key = /Sec-WebSocket-Key: (\S+)/.exec(client.request(new URL('ws://h/mqtt')).toString())?.[1] ?? ''
+    const key = /Sec-WebSocket-Key: (\S+)/.exec(WebSocketClient.request(new URL('ws://h/mqtt')).toString())?.[1] ?? ''
     const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
     client.push(Buffer.concat([Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`), Buffer.from([0x89, 2, 0x68, 0x69])]))
     expect(sent).toHaveLength(1)

@@ -1,7 +1,7 @@
 // Tests the shared-encoding deliveries of broker/src/delivery.ts with raw MQTT packets over TCP: flags, packet
 // identifiers, QoS downgrade and order, as MQTT 3.1.1 sections 3.3 and 4.3 require.
 import { describe, it, expect } from 'vitest'
-import { connect as tcpConnect } from 'node:net'
+import { connect as tcpConnect, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { brokerForTest, onCleanup } from '../helpers/broker.js'
 import { connect, waitFor } from '../helpers/mqtt.js'
@@ -9,11 +9,18 @@ import { encodePublish, matches } from '../../broker/src/delivery.js'
 
 interface RawViewer { got: mqttPacket.IPublishPacket[], acks: number }
 
-/** A raw clean-session viewer that subscribes to `subscriptions` and acknowledges QoS 1 (PUBACK). */
-async function rawViewer (url: string, id: string, subscriptions: Array<{ topic: string, qos: 0 | 1 }>): Promise<RawViewer> {
+/** A raw TCP connection that has sent a clean-session CONNECT as `id`; closed when the test ends. */
+function rawConnection (url: string, id: string): Socket {
   const u = new URL(url)
   const socket = tcpConnect({ host: u.hostname, port: Number(u.port) })
   onCleanup(() => { socket.destroy() })
+  socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 60 }))
+  return socket
+}
+
+/** A raw clean-session viewer that subscribes to `subscriptions` and acknowledges QoS 1 (PUBACK). */
+async function rawViewer (url: string, id: string, subscriptions: Array<{ topic: string, qos: 0 | 1 }>): Promise<RawViewer> {
+  const socket = rawConnection(url, id)
   const parser = mqttPacket.parser({ protocolVersion: 4 })
   const viewer: RawViewer = { got: [], acks: 0 }
   let subscribed = false
@@ -29,7 +36,6 @@ async function rawViewer (url: string, id: string, subscriptions: Array<{ topic:
     }
   })
   socket.on('data', (d) => parser.parse(d))
-  socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 60 }))
   await waitFor(() => subscribed, `${id} subscribed`)
   return viewer
 }
@@ -68,10 +74,7 @@ describe('deliveries with one encoding per message', () => {
     const broker = await brokerForTest()
     const q0 = await rawViewer(broker.tcpUrl, 'q0', [{ topic: 'dup/#', qos: 0 }])
     const q1 = await rawViewer(broker.tcpUrl, 'q1', [{ topic: 'dup/#', qos: 1 }])
-    const u = new URL(broker.tcpUrl)
-    const socket = tcpConnect({ host: u.hostname, port: Number(u.port) })
-    onCleanup(() => { socket.destroy() })
-    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'resender', keepalive: 60 }))
+    const socket = rawConnection(broker.tcpUrl, 'resender')
     socket.write(mqttPacket.generate({ cmd: 'publish', topic: 'dup/1', payload: Buffer.from('again'), qos: 1, messageId: 5, dup: true, retain: false }))
     await waitFor(() => q0.got.length === 1 && q1.got.length === 1, 'the resent message')
     expect([q0.got[0].dup, q0.got[0].qos]).toEqual([false, 0])
@@ -138,9 +141,7 @@ describe('deliveries with one encoding per message', () => {
     const pub = await connect(broker.tcpUrl)
     for (let i = 1; i <= 3; i++) await pub.publishAsync('matches/9/events', `e${i}`, { qos: 1 })
     await pub.publishAsync('matches/9/state', '1-0', { qos: 1, retain: true })
-    const u = new URL(broker.tcpUrl)
-    const socket = tcpConnect({ host: u.hostname, port: Number(u.port) })
-    onCleanup(() => { socket.destroy() })
+    const socket = rawConnection(broker.tcpUrl, 'joiner')
     const chunks: Buffer[] = []
     socket.on('data', (d) => {
       chunks.push(d)
@@ -148,7 +149,6 @@ describe('deliveries with one encoding per message', () => {
         socket.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: '$replay/all/matches/9/events', qos: 0 }, { topic: 'matches/9/state', qos: 0 }] }))
       }
     })
-    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'joiner', keepalive: 60 }))
     const packets: mqttPacket.Packet[] = []
     const parser = mqttPacket.parser({ protocolVersion: 4 })
     parser.on('packet', (p) => packets.push(p))
