@@ -213,6 +213,15 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     return super.outgoingStream(client)
   }
 
+  /**
+   * Whether `client` may have QoS 1/2 messages queued (false only for a clean session whose id never had state): asked
+   * by aedes' connect (patches/aedes+1.2.0.patch), which otherwise pipes {@link outgoingStream} through a stream
+   * pipeline at every connect, an empty one for a viewer, to send or (clean session) clear what is queued.
+   */
+  hasOutgoing (client: SessionClient): boolean {
+    return !this.#stateless(client)
+  }
+
   /** aedes deletes the will of every connecting client; one without a will, of a clean session, has none stored. */
   override async delWill (client: SessionClient): Promise<unknown> {
     if (client.brokerId === undefined && client.will == null && this.#stateless(client)) return null

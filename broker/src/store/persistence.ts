@@ -131,6 +131,15 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     return super.outgoingStream(client)
   }
 
+  /**
+   * Whether `client` may have QoS 1/2 messages queued (false only for a clean session whose id never had state): asked
+   * by aedes' connect (patches/aedes+1.2.0.patch), which otherwise pipes {@link outgoingStream} through a stream
+   * pipeline at every connect, an empty one for a viewer, to send or (clean session) clear what is queued.
+   */
+  hasOutgoing (client: SessionClient): boolean {
+    return !this.#stateless(client)
+  }
+
   override async putWill (client: SessionClient, packet: unknown): Promise<unknown> {
     if (client.clean === true) this.#wills.add(client.id)
     else this.#stateful.add(client.id)
