@@ -37,8 +37,8 @@ export class RetainedCache {
     return this.#retained.size
   }
 
-  /** Retained messages matching any of `patterns` (topic filters), each once, as the stream aedes reads at SUBSCRIBE. */
-  stream (patterns: string[]): Readable {
+  /** Retained messages matching any of `patterns` (topic filters), each once: what a SUBSCRIBE gets (section 3.3.1.3). */
+  list (patterns: string[]): RetainedPacket[] {
     const out: RetainedPacket[] = []
     const seen = new Set<string>()
     for (const pattern of patterns) {
@@ -57,6 +57,14 @@ export class RetainedCache {
         }
       }
     }
-    return Readable.from(out)
+    return out
+  }
+
+  /** The same, as the object stream aedes reads where it is not patched (createRetainedStream). */
+  stream (patterns: string[]): Readable {
+    const out = new Readable({ objectMode: true, read () {} })
+    for (const packet of this.list(patterns)) out.push(packet)
+    out.push(null)
+    return out
   }
 }

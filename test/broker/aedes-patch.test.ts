@@ -1,0 +1,53 @@
+// Tests the aedes patch (patches/aedes+1.2.0.patch, applied by `npm ci` through patch-package): it is applied; a
+// connect skips the outgoing-queue pipeline only for a clean session whose id never had state; a SUBSCRIBE takes its
+// retained messages as an array from the persistence, each matching message once, in the same order as the stream.
+import { describe, it, expect } from 'vitest'
+import { readFileSync } from 'node:fs'
+import type { Readable } from 'node:stream'
+import { brokerForTest } from '../helpers/broker.js'
+import { connect, collect, waitFor } from '../helpers/mqtt.js'
+import { RetainedCache } from '../../broker/src/store/retained.js'
+
+const aedesFile = (name: string): string => readFileSync(new URL(`../../node_modules/aedes/lib/handlers/${name}`, import.meta.url), 'utf8')
+
+describe('aedes patch', () => {
+  it('spares a clean viewer whose id never had state aedes\' outgoing-queue pipeline at connect, not an id with a session', async () => {
+    expect(aedesFile('connect.js')).toContain('!persistence.hasOutgoing(client)')
+    const node = await brokerForTest()
+    const store = (node.aedes as unknown as { persistence: { hasOutgoing: (c: { id: string, clean: boolean }) => boolean } }).persistence
+    expect(store.hasOutgoing({ id: 'viewer', clean: true })).toBe(false)
+    const keeper = await connect(node.tcpUrl, { clientId: 'keeper', clean: false })
+    await keeper.subscribeAsync('news/#', { qos: 1 })
+    await keeper.endAsync()
+    expect(store.hasOutgoing({ id: 'keeper', clean: false })).toBe(true)
+    expect(store.hasOutgoing({ id: 'keeper', clean: true })).toBe(true) // its queue must be cleared at a clean connect
+    const viewer = await connect(node.tcpUrl, { clientId: 'viewer' })
+    const got = collect(viewer)
+    await viewer.subscribeAsync('news/#')
+    const pub = await connect(node.tcpUrl)
+    await pub.publishAsync('news/1', 'hello', { qos: 1 })
+    await waitFor(() => got.length === 1, 'the message, on a connection that skipped the pipeline')
+  })
+
+  it('gives a SUBSCRIBE its retained messages from the persistence\'s array, each matching one once', async () => {
+    expect(aedesFile('subscribe.js')).toContain('persistence.retainedFor(topics)')
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    for (const t of ['s/a', 's/b', 's/c/d']) await pub.publishAsync(t, JSON.stringify(t), { qos: 1, retain: true })
+    const viewer = await connect(node.tcpUrl)
+    const got = collect(viewer)
+    await viewer.subscribeAsync({ 's/+': { qos: 0 }, 's/#': { qos: 0 }, 's/a': { qos: 0 } })
+    await waitFor(() => got.length >= 3, 'the retained messages')
+    await new Promise((resolve) => setTimeout(resolve, 100)) // a duplicate, if any, has arrived by now
+    expect(got.map((m) => `${m.topic} ${String(m.json)} ${String(m.retain)}`).sort()).toEqual(['s/a s/a true', 's/b s/b true', 's/c/d s/c/d true'])
+  })
+
+  it('keeps the stream aedes reads without the patch equal to the array', async () => {
+    const cache = new RetainedCache()
+    for (const t of ['x/1', 'x/2', 'y']) cache.apply({ topic: t, payload: Buffer.from(t), qos: 1 })
+    cache.apply({ topic: 'x/2', payload: Buffer.alloc(0), qos: 0 }) // deleted
+    const read = async (s: Readable): Promise<string[]> => { const out: string[] = []; for await (const p of s) out.push((p as { topic: string }).topic); return out }
+    expect(cache.list(['x/#', 'y', 'x/1']).map((p) => p.topic)).toEqual(['x/1', 'y'])
+    expect(await read(cache.stream(['x/#', 'y', 'x/1']))).toEqual(['x/1', 'y'])
+  })
+})
