@@ -1,6 +1,6 @@
 // Tests the aedes patch (patches/aedes+1.2.0.patch, applied by `npm ci` through patch-package): it is applied; a
 // connect skips the outgoing-queue pipeline only for a clean session whose id never had state; a SUBSCRIBE takes its
-// retained messages as an array from the persistence, each matching message once, in the same order as the stream.
+// retained messages as an array from the persistence, each matching message once, queued ahead of later messages.
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import type { Readable } from 'node:stream'
@@ -40,6 +40,23 @@ describe('aedes patch', () => {
     await waitFor(() => got.length >= 3, 'the retained messages')
     await new Promise((resolve) => setTimeout(resolve, 100)) // a duplicate, if any, has arrived by now
     expect(got.map((m) => `${m.topic} ${String(m.json)} ${String(m.retain)}`).sort()).toEqual(['s/a s/a true', 's/b s/b true', 's/c/d s/c/d true'])
+  })
+
+  it('queues a SUBSCRIBE\'s retained messages before a message published right after it, so the last copy is the newest', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    for (let i = 0; i < 300; i++) await pub.publishAsync(`y/${i}`, JSON.stringify(`old ${i}`), { qos: 0, retain: true })
+    await pub.publishAsync('y/299', JSON.stringify('old 299'), { qos: 1, retain: true })
+    for (let round = 0; round < 3; round++) {
+      const viewer = await connect(node.tcpUrl, { clientId: `late-${round}` })
+      const got = collect(viewer)
+      await viewer.subscribeAsync('y/#') // resolves at SUBACK
+      await pub.publishAsync('y/299', JSON.stringify(`new ${round}`), { qos: 0, retain: true })
+      await waitFor(() => got.filter((m) => m.topic === 'y/299').length === 2 && got.length === 301, 'the retained messages and the new one')
+      // Before the fix (stock aedes too): the new message, then the older retained copy, 10 rounds in 10.
+      expect(got.filter((m) => m.topic === 'y/299').map((m) => m.json)).toEqual([round === 0 ? 'old 299' : `new ${round - 1}`, `new ${round}`])
+      await viewer.endAsync()
+    }
   })
 
   it('keeps the stream aedes reads without the patch equal to the array', async () => {
