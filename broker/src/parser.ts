@@ -3,6 +3,11 @@
  * stream with its own buffers and event listeners, though the parser only appends, reads and consumes bytes. Here
  * it gets bl's plain BufferList (the same methods, no stream), which saves each connection about 1 KB of heap.
  * Applied once, to the Parser class that aedes and this process share; `leanParserApplied` tells whether it took.
+ *
+ * Also: mqtt-packet's writer caches a 2-byte Buffer for every number from 0 to 65535 (packet identifiers and
+ * lengths, MQTT 3.1.1 section 1.5.2) the first time it encodes a packet. That is 65,536 objects, about 6 MB of heap
+ * that every full garbage collection marks, to save one 2-byte allocation per encoded packet identifier; Tribune
+ * encodes a PUBLISH once per message, not per subscriber (delivery.ts), so the cache is turned off.
  */
 import { createRequire } from 'node:module'
 import mqttPacket from 'mqtt-packet'
@@ -17,6 +22,8 @@ const original = proto._resetState
 
 /** True when mqtt-packet's parser has the shape this patch expects (mqtt-packet 9) and uses a plain BufferList. */
 export let leanParserApplied = false
+
+mqttPacket.writeToStream.cacheNumbers = false
 
 if (typeof original === 'function' && typeof BufferList === 'function') {
   proto._resetState = function resetState (this: ParserState): void {

@@ -1,5 +1,6 @@
 // Tests that mqtt-packet's parser, given a plain BufferList by broker/src/parser.ts, still parses packets split
-// across chunks and recovers after a malformed one.
+// across chunks and recovers after a malformed one; and that its writer, without the number cache, still encodes
+// packet identifiers right.
 import { describe, it, expect } from 'vitest'
 import mqttPacket from 'mqtt-packet'
 import { leanParserApplied } from '../../broker/src/parser.js'
@@ -26,5 +27,15 @@ describe('mqtt-packet parser without a stream', () => {
     expect(errors.length).toBe(1)
     parser.parse(mqttPacket.generate({ cmd: 'pingreq' }))
     expect(got.map((p) => p.cmd)).toEqual(['publish', 'pingreq', 'pingreq'])
+  })
+
+  it('encodes packet identifiers without the 65,536-entry number cache', () => {
+    expect(mqttPacket.writeToStream.cacheNumbers).toBe(false)
+    for (const messageId of [1, 255, 256, 0x1234, 65535]) {
+      const bytes = mqttPacket.generate({ cmd: 'puback', messageId })
+      expect([...bytes]).toEqual([0x40, 0x02, messageId >> 8, messageId & 0xff]) // MQTT 3.1.1 section 3.4
+      const sub = mqttPacket.generate({ cmd: 'suback', messageId, granted: [0, 1] })
+      expect([...sub]).toEqual([0x90, 0x04, messageId >> 8, messageId & 0xff, 0, 1]) // section 3.9
+    }
   })
 })
