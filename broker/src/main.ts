@@ -5,7 +5,7 @@
 import { shareEncodings, type DeliveringClient } from './delivery.js'
 import type { AddressInfo, Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
-import type { WebSocketServer } from 'ws'
+import type { WebSocketServer, WebSocket } from 'ws'
 import { ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import { openStores } from './stores.js'
@@ -136,7 +136,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await stores.close()
   }
   const servers: Server[] = []
-  const wsServers: WebSocketServer[] = []
+  const wsServers: Array<{ wss: WebSocketServer, open: Set<WebSocket> }> = []
   const ports: Record<string, number> = {}
   try {
     for (const l of planned) {
@@ -148,7 +148,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       } else {
         const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused)
         servers.push(web.server)
-        wsServers.push(web.wss)
+        wsServers.push(web)
         ports[l.name] = (web.server.address() as AddressInfo).port
       }
     }
@@ -183,8 +183,8 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       for (const s of servers) s.close()
-      for (const wss of wsServers) {
-        for (const ws of wss.clients) ws.terminate()
+      for (const { wss, open } of wsServers) {
+        for (const ws of open) ws.terminate()
         wss.close()
       }
       await shutdown()

@@ -1,14 +1,19 @@
 // Tests the aedes patch (patches/aedes+1.2.0.patch, applied by `npm ci` through patch-package): it is applied; a
 // connect skips the outgoing-queue pipeline only for a clean session whose id never had state; a SUBSCRIBE takes its
-// retained messages as an array from the persistence, each matching message once, queued ahead of later messages.
+// retained messages as an array from the persistence, each matching message once, queued ahead of later messages;
+// a client ends when its connection closes, however it closes ('end' and 'close' listeners instead of
+// stream.finished()).
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
+import net from 'node:net'
+import mqttPacket from 'mqtt-packet'
+import WebSocket from 'ws'
 import type { Readable } from 'node:stream'
 import { brokerForTest } from '../helpers/broker.js'
 import { connect, collect, waitFor } from '../helpers/mqtt.js'
 import { RetainedCache } from '../../broker/src/store/retained.js'
 
-const aedesFile = (name: string): string => readFileSync(new URL(`../../node_modules/aedes/lib/handlers/${name}`, import.meta.url), 'utf8')
+const aedesFile = (name: string): string => readFileSync(new URL(`../../node_modules/aedes/lib/${name.endsWith('client.js') ? '' : 'handlers/'}${name}`, import.meta.url), 'utf8')
 
 describe('aedes patch', () => {
   it('spares a clean viewer whose id never had state aedes\' outgoing-queue pipeline at connect, not an id with a session', async () => {
@@ -66,5 +71,37 @@ describe('aedes patch', () => {
     const read = async (s: Readable): Promise<string[]> => { const out: string[] = []; for await (const p of s) out.push((p as { topic: string }).topic); return out }
     expect(cache.list(['x/#', 'y', 'x/1']).map((p) => p.topic)).toEqual(['x/1', 'y'])
     expect(await read(cache.stream(['x/#', 'y', 'x/1']))).toEqual(['x/1', 'y'])
+  })
+
+  it('ends a client, with its will, when its connection is reset, half-closed or its WebSocket dropped', async () => {
+    expect(aedesFile('client.js')).toContain("conn.on('close', close)")
+    expect(aedesFile('client.js')).not.toContain('finished(this.conn')
+    const node = await brokerForTest()
+    const watcher = await connect(node.tcpUrl)
+    const wills = collect(watcher)
+    await watcher.subscribeAsync('gone/+')
+    const hello = (id: string): Buffer => mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: id, keepalive: 60, will: { topic: `gone/${id}`, payload: Buffer.from(id), qos: 0, retain: false } })
+    const clients = (): string[] => Object.keys((node.aedes as unknown as { clients: Record<string, unknown> }).clients)
+    const tcp = async (id: string): Promise<net.Socket> => {
+      const s = net.connect(node.tcpPort, '127.0.0.1')
+      s.on('error', () => {})
+      s.write(hello(id))
+      await new Promise((resolve) => s.once('data', resolve)) // CONNACK
+      return s
+    }
+    const reset = await tcp('reset')
+    const halfClosed = await tcp('half-closed')
+    const ws = new WebSocket(node.wsUrl, 'mqtt')
+    ws.on('error', () => {})
+    await new Promise((resolve) => ws.once('open', resolve))
+    ws.send(hello('dropped'))
+    await new Promise((resolve) => ws.once('message', resolve)) // CONNACK
+    expect(clients()).toEqual(expect.arrayContaining(['reset', 'half-closed', 'dropped']))
+    reset.resetAndDestroy() // RST: an error, then 'close'
+    halfClosed.end() // FIN: 'end'
+    ws.terminate() // the TCP connection under the WebSocket, without a close frame
+    await waitFor(() => wills.length === 3, 'three wills')
+    expect(wills.map((m) => m.topic).sort()).toEqual(['gone/dropped', 'gone/half-closed', 'gone/reset'])
+    await waitFor(() => !clients().some((id) => ['reset', 'half-closed', 'dropped'].includes(id)), 'the three clients gone')
   })
 })

@@ -108,4 +108,19 @@ describe('bad input', () => {
     const other = await fetch(`http://127.0.0.1:${node.wsPort}/nope`)
     expect(other.status).toBe(404)
   })
+
+  it('drops at shutdown a WebSocket that never sent CONNECT, and one that did', async () => {
+    const node = await brokerForTest()
+    const silent = new WebSocket(node.wsUrl, 'mqtt')
+    await new Promise((resolve) => silent.once('open', resolve))
+    const viewer = await connect(node.wsUrl)
+    const closed = new Promise((resolve) => silent.once('close', resolve))
+    const t0 = Date.now()
+    await node.close()
+    await closed
+    expect(Date.now() - t0).toBeLessThan(5000) // not left to the CONNECT timeout
+    expect(silent.readyState).toBe(WebSocket.CLOSED)
+    await waitFor(() => !viewer.connected, 'the viewer disconnected')
+    viewer.end(true)
+  })
 })

@@ -316,7 +316,7 @@ class WebSocketStream extends GuardedStream {
   /** A WebSocket close code to end with (RFC 6455 section 7.4.1) instead of dropping the connection. */
   #closeCode = 0
 
-  constructor (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void) {
+  constructor (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void, onClosed?: (ws: WebSocket) => void) {
     super(limits, onRefused)
     this.#ws = ws
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -332,6 +332,7 @@ class WebSocketStream extends GuardedStream {
       this.destroy(err)
     })
     ws.on('close', () => {
+      onClosed?.(ws)
       if (this.destroyed) return
       this.push(null)
       this.destroy()
@@ -364,9 +365,9 @@ export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimit
 
 /**
  * Guards an open WebSocket: the stream aedes reads MQTT packets from (binary frames only) and writes to.
- * `onRefused(reason)` is called once when the guard closes it.
+ * `onRefused(reason)` is called once when the guard closes it; `onClosed(ws)` once the WebSocket is closed.
  */
-export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void): GuardedConnection {
-  const stream = new WebSocketStream(ws, limits, onRefused)
+export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void, onClosed?: (ws: WebSocket) => void): GuardedConnection {
+  const stream = new WebSocketStream(ws, limits, onRefused, onClosed)
   return { stream, refuse: (reason) => stream.refuse(reason) }
 }

@@ -24,10 +24,11 @@ export interface HttpRoutes {
 /**
  * Starts the HTTP server with the WebSocket endpoint.
  * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection
+ * @returns the servers, and the WebSockets open (each from its upgrade until it closes), for shutdown
  * @throws when the port cannot be bound, naming the address
  */
 export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits, handle: ConnectionHandler,
-  routes: HttpRoutes, onRefused: (peer: string, reason: string) => void): Promise<{ server: http.Server, wss: WebSocketServer }> {
+  routes: HttpRoutes, onRefused: (peer: string, reason: string) => void): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
   const path = spec.path
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
@@ -47,6 +48,8 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   if (spec.tls !== undefined) server.on('tlsClientError', () => {})
   const wss = new WebSocketServer({
     noServer: true,
+    // The open WebSockets are tracked below, not by ws (its tracking costs each one a closure and its scope).
+    clientTracking: false,
     // A frame may hold several packets (MQTT 3.1.1 section 6.0; MQTT.js joins queued writes), each checked by the guard.
     maxPayload: 4 * limits.maxPacketSize + 8,
     perMessageDeflate: false,
@@ -71,9 +74,12 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     }
     return connDetails
   }
+  const open = new Set<WebSocket>()
+  const forget = (ws: WebSocket): boolean => open.delete(ws)
   const accept = (ws: WebSocket, connDetails: ConnDetails): void => {
     const peer = `${connDetails.ipAddress}:${connDetails.port}`
-    const { stream } = guardWebSocket(ws, limits, (reason) => onRefused(peer, reason))
+    open.add(ws)
+    const { stream } = guardWebSocket(ws, limits, (reason) => onRefused(peer, reason), forget)
     handle(stream, { connDetails })
   }
   server.on('upgrade', (req, socket, head) => {
@@ -89,5 +95,5 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     server.once('error', (err) => reject(new Error(`listener ${spec.name} on ${spec.host}:${spec.port}: ${err.message}`)))
     server.listen(spec.port, spec.host, () => resolve())
   })
-  return { server, wss }
+  return { server, wss, open }
 }
