@@ -78,6 +78,15 @@ export interface ConnectionLimits {
   maxQueuedBytes: number
 }
 
+/** Where a connection comes from, as the listener saw it; read only when the guard refuses the connection. */
+export interface Peer {
+  ipAddress: string
+  port: number
+}
+
+/** Told when the guard closes a connection: `peer` as `address:port`, and why. Shared by all connections. */
+export type RefusedHandler = (peer: string, reason: string) => void
+
 /** A guarded connection: the stream aedes reads and writes, and a way to close it for a reason found elsewhere. */
 export interface GuardedConnection {
   stream: Duplex
@@ -146,7 +155,8 @@ function sameBuffers (a: Buffer[], b: Buffer[]): boolean {
 abstract class GuardedStream extends Duplex {
   readonly #guard: PacketSizeGuard
   readonly #maxQueued: number
-  readonly #onRefused: (reason: string) => void
+  readonly #peer: Peer
+  readonly #onRefused: RefusedHandler
   #pending: Buffer[] | null = null
   /** A SUBACK is waiting: flush one turn later, with the retained messages and history that follow it. */
   #holdTurn = false
@@ -154,10 +164,12 @@ abstract class GuardedStream extends Duplex {
   /** When the unsent bytes were first seen above the limit (ms since epoch), 0 while below. */
   #overSince = 0
 
-  constructor (limits: ConnectionLimits, onRefused: (reason: string) => void) {
+  // No closure per connection for the report: the peer and a shared handler, joined only when it is refused.
+  constructor (limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler) {
     super()
     this.#guard = new PacketSizeGuard(limits.maxPacketSize)
     this.#maxQueued = limits.maxQueuedBytes
+    this.#peer = peer
     this.#onRefused = onRefused
   }
 
@@ -174,7 +186,7 @@ abstract class GuardedStream extends Duplex {
   refuse (reason: string): void {
     if (this.#refused) return
     this.#refused = true
-    this.#onRefused(reason)
+    this.#onRefused(`${this.#peer.ipAddress}:${this.#peer.port}`, reason)
     this.destroyTransport()
     this.destroy()
   }
@@ -281,17 +293,33 @@ abstract class GuardedStream extends Duplex {
   }
 }
 
+/**
+ * The guard a transport's events go to. The listeners below are shared by all connections and find their guard
+ * through this property of the transport (the emitter is `this` in a listener): no closures per connection.
+ */
+const GUARD = Symbol('tribune.guard')
+
 /** A TCP or TLS socket behind the guard. */
 class SocketStream extends GuardedStream {
-  readonly #socket: Duplex
+  readonly #socket: Duplex & { [GUARD]?: SocketStream }
 
-  constructor (socket: Duplex, limits: ConnectionLimits, onRefused: (reason: string) => void) {
-    super(limits, onRefused)
+  constructor (socket: Duplex, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler) {
+    super(limits, peer, onRefused)
     this.#socket = socket
-    socket.on('data', (chunk: Buffer) => this.received(chunk))
-    socket.on('end', () => this.push(null))
-    socket.on('error', (err) => this.destroy(err))
-    socket.on('close', () => { if (!this.destroyed) this.destroy() })
+    this.#socket[GUARD] = this
+    socket.on('data', SocketStream.#onData)
+    socket.on('end', SocketStream.#onEnd)
+    socket.on('error', SocketStream.#onError)
+    socket.on('close', SocketStream.#onClose)
+  }
+
+  static #of (socket: Duplex): SocketStream { return (socket as Duplex & { [GUARD]: SocketStream })[GUARD] }
+  static #onData (this: Duplex, chunk: Buffer): void { SocketStream.#of(this).received(chunk) }
+  static #onEnd (this: Duplex): void { SocketStream.#of(this).push(null) }
+  static #onError (this: Duplex, err: Error): void { SocketStream.#of(this).destroy(err) }
+  static #onClose (this: Duplex): void {
+    const self = SocketStream.#of(this)
+    if (!self.destroyed) self.destroy()
   }
 
   protected sendBytes (bytes: Buffer): number {
@@ -315,28 +343,41 @@ class WebSocketStream extends GuardedStream {
   #errored = false
   /** A WebSocket close code to end with (RFC 6455 section 7.4.1) instead of dropping the connection. */
   #closeCode = 0
+  readonly #onClosed: ((ws: WebSocket) => void) | undefined
 
-  constructor (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void, onClosed?: (ws: WebSocket) => void) {
-    super(limits, onRefused)
+  constructor (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void) {
+    super(limits, peer, onRefused)
     this.#ws = ws
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) this.received(data)
-      else {
-        this.#closeCode = 1003 // unsupported data
-        this.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
-      }
-    })
+    this.#onClosed = onClosed
+    ;(ws as WebSocket & { [GUARD]: WebSocketStream })[GUARD] = this
+    ws.on('message', WebSocketStream.#onMessage)
     // ws closes the connection itself after an error (e.g. a message over maxPayload: close code 1009).
-    ws.on('error', (err) => {
-      this.#errored = true
-      this.destroy(err)
-    })
-    ws.on('close', () => {
-      onClosed?.(ws)
-      if (this.destroyed) return
-      this.push(null)
-      this.destroy()
-    })
+    ws.on('error', WebSocketStream.#onError)
+    ws.on('close', WebSocketStream.#onClose)
+  }
+
+  static #of (ws: WebSocket): WebSocketStream { return (ws as WebSocket & { [GUARD]: WebSocketStream })[GUARD] }
+  static #onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
+    const self = WebSocketStream.#of(this)
+    if (isBinary) self.received(data)
+    else {
+      self.#closeCode = 1003 // unsupported data
+      self.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
+    }
+  }
+
+  static #onError (this: WebSocket, err: Error): void {
+    const self = WebSocketStream.#of(this)
+    self.#errored = true
+    self.destroy(err)
+  }
+
+  static #onClose (this: WebSocket): void {
+    const self = WebSocketStream.#of(this)
+    self.#onClosed?.(this)
+    if (self.destroyed) return
+    self.push(null)
+    self.destroy()
   }
 
   protected sendBytes (bytes: Buffer): number {
@@ -356,18 +397,19 @@ class WebSocketStream extends GuardedStream {
 }
 
 /**
- * Guards a TCP or TLS socket (or any byte duplex). `onRefused(reason)` is called once when the guard closes it.
+ * Guards a TCP or TLS socket (or any byte duplex) from `peer`. `onRefused(peer, reason)` is called once when the
+ * guard closes it.
  */
-export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimits, onRefused: (reason: string) => void): GuardedConnection {
-  const stream = new SocketStream(inner, limits, onRefused)
+export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler): GuardedConnection {
+  const stream = new SocketStream(inner, limits, peer, onRefused)
   return { stream, refuse: (reason) => stream.refuse(reason) }
 }
 
 /**
  * Guards an open WebSocket: the stream aedes reads MQTT packets from (binary frames only) and writes to.
- * `onRefused(reason)` is called once when the guard closes it; `onClosed(ws)` once the WebSocket is closed.
+ * `onRefused(peer, reason)` is called once when the guard closes it; `onClosed(ws)` once the WebSocket is closed.
  */
-export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, onRefused: (reason: string) => void, onClosed?: (ws: WebSocket) => void): GuardedConnection {
-  const stream = new WebSocketStream(ws, limits, onRefused, onClosed)
+export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void): GuardedConnection {
+  const stream = new WebSocketStream(ws, limits, peer, onRefused, onClosed)
   return { stream, refuse: (reason) => stream.refuse(reason) }
 }

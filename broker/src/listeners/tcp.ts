@@ -101,7 +101,7 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
       connDetails.certError = certError(socket)
     }
     socket.on('error', () => {}) // aedes reports errors of the wrapped stream; a reset socket must not crash the node
-    const { stream } = guardConnection(socket, limits, (reason) => onRefused(`${connDetails.ipAddress}:${connDetails.port}`, reason))
+    const { stream } = guardConnection(socket, limits, connDetails, onRefused)
     handle(stream, { connDetails })
   }
   const server = spec.tls !== undefined

@@ -77,9 +77,8 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   const open = new Set<WebSocket>()
   const forget = (ws: WebSocket): boolean => open.delete(ws)
   const accept = (ws: WebSocket, connDetails: ConnDetails): void => {
-    const peer = `${connDetails.ipAddress}:${connDetails.port}`
     open.add(ws)
-    const { stream } = guardWebSocket(ws, limits, (reason) => onRefused(peer, reason), forget)
+    const { stream } = guardWebSocket(ws, limits, connDetails, onRefused, forget)
     handle(stream, { connDetails })
   }
   server.on('upgrade', (req, socket, head) => {
