@@ -1,9 +1,9 @@
 // Tests that mqtt-packet's parser, given a plain BufferList by broker/src/parser.ts, still parses packets split
 // across chunks and recovers after a malformed one; and that its writer, without the number cache, still encodes
-// packet identifiers right.
+// packet identifiers right; and that it keeps only the protocol version and bridge mode of a CONNECT.
 import { describe, it, expect } from 'vitest'
 import mqttPacket from 'mqtt-packet'
-import { leanParserApplied } from '../../broker/src/parser.js'
+import { leanParserApplied, connectNotKeptApplied } from '../../broker/src/parser.js'
 
 describe('mqtt-packet parser without a stream', () => {
   it('uses a plain BufferList and parses packets split across chunks, and after an error', () => {
@@ -37,5 +37,21 @@ describe('mqtt-packet parser without a stream', () => {
       const sub = mqttPacket.generate({ cmd: 'suback', messageId, granted: [0, 1] })
       expect([...sub]).toEqual([0x90, 0x04, messageId >> 8, messageId & 0xff, 0, 1]) // section 3.9
     }
+  })
+
+  it('keeps the protocol version of a CONNECT, not the packet with its password, and parses what follows', () => {
+    expect(connectNotKeptApplied).toBe(true)
+    const parser = mqttPacket.parser()
+    const got: mqttPacket.Packet[] = []
+    parser.on('packet', (p) => got.push(p))
+    parser.parse(Buffer.concat([
+      mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'svc', keepalive: 30, username: 'svc', password: Buffer.from('s3cret') }),
+      mqttPacket.generate({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'matches/+/events', qos: 1 }] })
+    ]))
+    expect(got.map((p) => p.cmd)).toEqual(['connect', 'subscribe'])
+    expect((got[0] as mqttPacket.IConnectPacket).password?.toString()).toBe('s3cret') // the packet itself is whole
+    const settings = (parser as unknown as { settings: Record<string, unknown> }).settings
+    expect(settings).toEqual({ protocolVersion: 4, bridgeMode: undefined })
+    expect((got[1] as mqttPacket.ISubscribePacket).subscriptions).toEqual([{ topic: 'matches/+/events', qos: 1 }])
   })
 })
