@@ -2,7 +2,7 @@
 // connect skips the outgoing-queue pipeline only for a clean session whose id never had state; a SUBSCRIBE takes its
 // retained messages as an array from the persistence, each matching message once, queued ahead of later messages;
 // a client ends when its connection closes, however it closes ('end' and 'close' listeners instead of
-// stream.finished()).
+// stream.finished()); the set of inbound QoS 2 messages awaiting PUBREL exists only once a client sends one.
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
@@ -103,5 +103,20 @@ describe('aedes patch', () => {
     await waitFor(() => wills.length === 3, 'three wills')
     expect(wills.map((m) => m.topic).sort()).toEqual(['gone/dropped', 'gone/half-closed', 'gone/reset'])
     await waitFor(() => !clients().some((id) => ['reset', 'half-closed', 'dropped'].includes(id)), 'the three clients gone')
+  })
+
+  it('creates the inbound QoS 2 set at a client\'s first QoS 2 PUBLISH, and empties it at each PUBREL', async () => {
+    const node = await brokerForTest()
+    const inflight = (id: string): Set<number> | null => (node.aedes as unknown as { clients: Record<string, { _inboundInflight: Set<number> | null }> }).clients[id]._inboundInflight
+    const viewer = await connect(node.tcpUrl, { clientId: 'v' })
+    const got = collect(viewer)
+    await viewer.subscribeAsync('q2/#', { qos: 2 })
+    const pub = await connect(node.tcpUrl, { clientId: 'p' })
+    expect(inflight('p')).toBeNull()
+    await Promise.all([1, 2, 3].map(async (i) => await pub.publishAsync(`q2/${i}`, String(i), { qos: 2 }))) // each resolves at PUBCOMP
+    expect(inflight('p')?.size).toBe(0)
+    await waitFor(() => got.length === 3, 'three QoS 2 messages')
+    expect(got.map((m) => m.topic).sort()).toEqual(['q2/1', 'q2/2', 'q2/3'])
+    expect(inflight('v')).toBeNull() // a viewer that never sent QoS 2 has none
   })
 })
