@@ -2,7 +2,8 @@
 // connect skips the outgoing-queue pipeline only for a clean session whose id never had state; a SUBSCRIBE takes its
 // retained messages as an array from the persistence, each matching message once, queued ahead of later messages;
 // a client ends when its connection closes, however it closes ('end' and 'close' listeners instead of
-// stream.finished()); the set of inbound QoS 2 messages awaiting PUBREL exists only once a client sends one.
+// stream.finished()); the set of inbound QoS 2 messages awaiting PUBREL exists only once a client sends one; a
+// SUBACK has a return code for every filter, a repeated one too.
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
@@ -118,5 +119,29 @@ describe('aedes patch', () => {
     await waitFor(() => got.length === 3, 'three QoS 2 messages')
     expect(got.map((m) => m.topic).sort()).toEqual(['q2/1', 'q2/2', 'q2/3'])
     expect(inflight('v')).toBeNull() // a viewer that never sent QoS 2 has none
+  })
+
+  it('answers a SUBSCRIBE that repeats a filter with a return code for each filter, in order [MQTT-3.8.4-5]', async () => {
+    const node = await brokerForTest()
+    const s = net.connect(node.tcpPort, '127.0.0.1')
+    s.on('error', () => {})
+    const parser = mqttPacket.parser()
+    const packets: mqttPacket.Packet[] = []
+    parser.on('packet', (p) => packets.push(p))
+    s.on('data', (d) => parser.parse(d))
+    s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'repeats', keepalive: 60 }))
+    s.write(mqttPacket.generate({
+      cmd: 'subscribe',
+      messageId: 9,
+      subscriptions: [{ topic: 'r/a', qos: 1 }, { topic: 'r/b', qos: 0 }, { topic: 'r/a', qos: 0 }, { topic: 'r/c', qos: 1 }, { topic: 'r/b', qos: 1 }]
+    }))
+    await waitFor(() => packets.some((p) => p.cmd === 'suback' || p.cmd === 'disconnect') || s.destroyed, 'the SUBACK')
+    const suback = packets.find((p) => p.cmd === 'suback') as mqttPacket.ISubackPacket | undefined
+    // r/a and r/b are each subscribed once, at the QoS of their last occurrence (MQTT-3.8.4-3). Stock aedes: [0, 1, 1].
+    expect(suback?.messageId).toBe(9)
+    expect(suback?.granted).toEqual([0, 1, 0, 1, 1])
+    const client = (node.aedes as unknown as { clients: Record<string, { subscriptions: Record<string, { qos: number }> }> }).clients.repeats
+    expect(Object.entries(client.subscriptions).map(([t, sub]) => `${t} ${sub.qos}`).sort()).toEqual(['r/a 0', 'r/b 1', 'r/c 1'])
+    s.destroy()
   })
 })
