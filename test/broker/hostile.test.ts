@@ -115,6 +115,34 @@ describe('hostile clients', () => {
     expect(got[got.length - 1].json).toMatchObject({ seq: 2, data: 'two' })
   })
 
+  it('ends a SUBSCRIBE sent with the CONNECT and unsubscribed in the same write: SUBACK, then UNSUBACK, then nothing', async () => {
+    const node = await brokerForTest()
+    const pub = await connect(node.tcpUrl)
+    await pub.publishAsync(FEED, '"one"', { qos: 1 })
+    for (const filter of ['news/x', `$replay/all/${FEED}`]) {
+      const socket = net.connect(node.tcpPort, '127.0.0.1')
+      socket.on('error', () => {})
+      const parser = mqttPacket.parser()
+      const packets: mqttPacket.Packet[] = []
+      parser.on('packet', (p) => packets.push(p))
+      socket.on('data', (d) => parser.parse(d))
+      await new Promise((resolve) => socket.once('connect', resolve))
+      socket.write(Buffer.concat([
+        CONNECT(`sub-unsub-${packets.length}-${filter.length}`),
+        gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] }),
+        gen({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [filter] })
+      ]))
+      await waitFor(() => packets.some((p) => p.cmd === 'unsuback'), `UNSUBACK (${filter})`)
+      const acks = packets.filter((p) => p.cmd !== 'publish').map((p) => p.cmd)
+      expect(acks).toEqual(['connack', 'suback', 'unsuback']) // in order [MQTT-4.6.0-6]
+      const received = packets.length
+      await pub.publishAsync(filter.startsWith('$replay') ? FEED : filter, '"after"', { qos: 1 })
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      expect(packets.slice(received).map((p) => p.cmd)).toEqual([]) // unsubscribed: nothing more, live or replayed
+      socket.destroy()
+    }
+  })
+
   it('resumes a persistent session taken over by a new connection without replaying the history again', async () => {
     const node = await brokerForTest()
     const pub = await connect(node.tcpUrl)

@@ -26,7 +26,8 @@ export function connectHooks (ctx: HookContext): {
    */
   const watchUnsubscribes = (client: Client): void => {
     const parser = (client as unknown as { _parser?: NodeJS.EventEmitter })._parser
-    parser?.on('packet', (packet: { cmd: string, unsubscriptions?: string[] }) => {
+    parser?.on('packet', (packet: { cmd: string, unsubscriptions?: string[], subscriptions?: object[] }) => {
+      if (packet.cmd === 'subscribe' && packet.subscriptions !== undefined) ctx.order.subscribeArrived(client, packet.subscriptions)
       if (packet.cmd !== 'unsubscribe' || packet.unsubscriptions === undefined) return
       ctx.order.arrived(client, packet.unsubscriptions)
       for (const topic of packet.unsubscriptions) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
