@@ -11,7 +11,7 @@ import mqttPacket from 'mqtt-packet'
 import WebSocket from 'ws'
 import type { Readable } from 'node:stream'
 import { brokerForTest } from '../helpers/broker.js'
-import { connect, collect, waitFor } from '../helpers/mqtt.js'
+import { connect, collect, waitFor, rawMqtt } from '../helpers/mqtt.js'
 import { RetainedCache } from '../../broker/src/store/retained.js'
 
 const aedesFile = (name: string): string => readFileSync(new URL(`../../node_modules/aedes/lib/${name.endsWith('client.js') ? '' : 'handlers/'}${name}`, import.meta.url), 'utf8')
@@ -123,12 +123,7 @@ describe('aedes patch', () => {
 
   it('answers a SUBSCRIBE that repeats a filter with a return code for each filter, in order [MQTT-3.8.4-5]', async () => {
     const node = await brokerForTest()
-    const s = net.connect(node.tcpPort, '127.0.0.1')
-    s.on('error', () => {})
-    const parser = mqttPacket.parser()
-    const packets: mqttPacket.Packet[] = []
-    parser.on('packet', (p) => packets.push(p))
-    s.on('data', (d) => parser.parse(d))
+    const { socket: s, packets } = await rawMqtt(node.tcpPort)
     s.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'repeats', keepalive: 60 }))
     s.write(mqttPacket.generate({
       cmd: 'subscribe',
@@ -142,6 +137,5 @@ describe('aedes patch', () => {
     expect(suback?.granted).toEqual([0, 1, 0, 1, 1])
     const client = (node.aedes as unknown as { clients: Record<string, { subscriptions: Record<string, { qos: number }> }> }).clients.repeats
     expect(Object.entries(client.subscriptions).map(([t, sub]) => `${t} ${sub.qos}`).sort()).toEqual(['r/a 0', 'r/b 1', 'r/c 1'])
-    s.destroy()
   })
 })

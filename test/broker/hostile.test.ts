@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest'
 import WebSocket from 'ws'
 import mqttPacket from 'mqtt-packet'
 import { brokerForTest } from '../helpers/broker.js'
-import { connect, collect, waitFor } from '../helpers/mqtt.js'
+import { connect, collect, waitFor, rawMqtt } from '../helpers/mqtt.js'
 
 const FEED = 'matches/h/events'
 const gen = (p: object): Buffer => mqttPacket.generate(p as never)
@@ -120,13 +120,7 @@ describe('hostile clients', () => {
     const pub = await connect(node.tcpUrl)
     await pub.publishAsync(FEED, '"one"', { qos: 1 })
     for (const filter of ['news/x', `$replay/all/${FEED}`]) {
-      const socket = net.connect(node.tcpPort, '127.0.0.1')
-      socket.on('error', () => {})
-      const parser = mqttPacket.parser()
-      const packets: mqttPacket.Packet[] = []
-      parser.on('packet', (p) => packets.push(p))
-      socket.on('data', (d) => parser.parse(d))
-      await new Promise((resolve) => socket.once('connect', resolve))
+      const { socket, packets } = await rawMqtt(node.tcpPort)
       socket.write(Buffer.concat([
         CONNECT(`sub-unsub-${packets.length}-${filter.length}`),
         gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] }),
@@ -139,7 +133,6 @@ describe('hostile clients', () => {
       await pub.publishAsync(filter.startsWith('$replay') ? FEED : filter, '"after"', { qos: 1 })
       await new Promise((resolve) => setTimeout(resolve, 300))
       expect(packets.slice(received).map((p) => p.cmd)).toEqual([]) // unsubscribed: nothing more, live or replayed
-      socket.destroy()
     }
   })
 

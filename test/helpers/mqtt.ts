@@ -1,5 +1,7 @@
-/** Test plumbing: real MQTT.js clients, closed after the test, and waiting helpers. */
+/** Test plumbing: real MQTT.js clients and raw MQTT connections, closed after the test, and waiting helpers. */
+import net from 'node:net'
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt'
+import mqttPacket from 'mqtt-packet'
 import { onCleanup } from './broker.js'
 
 /** Connects an MQTT.js client (no automatic reconnect unless asked); ended after the test. */
@@ -27,4 +29,20 @@ export function collect (client: MqttClient): Array<{ topic: string, json: any, 
     out.push({ topic, json, retain: packet.retain })
   })
   return out
+}
+
+/**
+ * A raw TCP connection to a broker on `port` (127.0.0.1), for byte-exact packets: `packets` collects what the broker
+ * sends, parsed by mqtt-packet (MQTT 3.1.1). Destroyed after the test.
+ */
+export async function rawMqtt (port: number): Promise<{ socket: net.Socket, packets: mqttPacket.Packet[] }> {
+  const socket = net.connect(port, '127.0.0.1')
+  onCleanup(() => { socket.destroy() })
+  socket.on('error', () => {})
+  const parser = mqttPacket.parser()
+  const packets: mqttPacket.Packet[] = []
+  parser.on('packet', (p) => packets.push(p))
+  socket.on('data', (d) => parser.parse(d))
+  await new Promise((resolve) => socket.once('connect', resolve))
+  return { socket, packets }
 }
