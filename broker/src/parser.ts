@@ -4,7 +4,8 @@
  * it gets bl's plain BufferList (the same methods, no stream), which saves each connection about 1 KB of heap.
  * Applied once, to the Parser class that aedes and this process share; `leanParserApplied` tells whether it took.
  *
- * The parser also keeps only two fields of a CONNECT, not the packet (below).
+ * The parser also keeps only two fields of a CONNECT, not the packet, and refuses strings that are not well-formed
+ * UTF-8 (below).
  *
  * And: mqtt-packet's writer caches a 2-byte Buffer for every number from 0 to 65535 (packet identifiers and
  * lengths, MQTT 3.1.1 section 1.5.2) the first time it encodes a packet. That is 65,536 objects, about 6 MB of heap
@@ -12,6 +13,7 @@
  * encodes a PUBLISH once per message, not per subscriber (delivery.ts), so the cache is turned off.
  */
 import { createRequire } from 'node:module'
+import { isUtf8 } from 'node:buffer'
 import mqttPacket from 'mqtt-packet'
 
 const require = createRequire(import.meta.url)
@@ -19,6 +21,9 @@ const { BufferList } = require('bl') as { BufferList: new () => unknown }
 
 interface ParserState {
   _list: unknown
+  _pos: number
+  _parseString: () => string | null
+  _emitError: (err: Error) => void
   _resetState: () => void
   _parseConnect: () => unknown
   settings: { protocolVersion?: number, bridgeMode?: boolean }
@@ -55,3 +60,26 @@ if (typeof parseConnect === 'function') {
   }
   connectNotKeptApplied = true
 }
+
+/** True when the parser refuses ill-formed UTF-8 in its strings. */
+export let utf8CheckApplied = false
+
+// MQTT 3.1.1 section 1.5.3: the strings of a packet (topic names and filters, client id, will topic, user name) must
+// be well-formed UTF-8, and a server that receives ill-formed UTF-8 must close the connection [MQTT-1.5.3-1].
+// mqtt-packet decodes them with Buffer.toString, which turns ill-formed bytes into U+FFFD silently: a topic name sent
+// as bytes C3 28 would be published as "\uFFFD(". Here such a string is a parse error, which closes the connection.
+// Only a string that decoded to U+FFFD is looked at again (the character itself, EF BF BD, is well-formed).
+const parseString = proto._parseString
+if (typeof parseString === 'function') {
+  proto._parseString = function parseWellFormedString (this: ParserState & { _list: { slice: (start: number, end: number) => Buffer } }): string | null {
+    const start = this._pos + 2 // after the string's 2-byte length (section 1.5.3)
+    const result = parseString.call(this)
+    if (result !== null && result.includes('\uFFFD') && !isUtf8(this._list.slice(start, this._pos))) {
+      this._emitError(new Error('a string in the packet is not well-formed UTF-8 [MQTT-1.5.3-1]'))
+      return null
+    }
+    return result
+  }
+  utf8CheckApplied = true
+}
+

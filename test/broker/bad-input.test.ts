@@ -5,7 +5,7 @@ import { describe, it, expect } from 'vitest'
 import WebSocket from 'ws'
 import mqttPacket from 'mqtt-packet'
 import { brokerForTest } from '../helpers/broker.js'
-import { connect, collect, waitFor } from '../helpers/mqtt.js'
+import { connect, collect, waitFor, rawMqtt } from '../helpers/mqtt.js'
 
 const FEED = 'matches/x/events'
 
@@ -98,6 +98,23 @@ describe('bad input', () => {
     expect(answer.closed).toBe(true)
     const fine = await connect(node.tcpUrl, { will: { topic: 'matches/x/state', payload: Buffer.from('{}'), qos: 0, retain: false } })
     expect(fine.connected).toBe(true)
+  })
+
+  it('closes a client that publishes to a topic name that is not well-formed UTF-8, without delivering it [MQTT-1.5.3-1]', async () => {
+    const node = await brokerForTest()
+    const viewer = await connect(node.tcpUrl)
+    const got = collect(viewer)
+    await viewer.subscribeAsync('#')
+    const { socket, packets } = await rawMqtt(node.tcpPort)
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'bad-utf8', keepalive: 60 }))
+    await waitFor(() => packets.some((p) => p.cmd === 'connack'), 'CONNACK')
+    const topic = Buffer.from([0x6d, 0x2f, 0xc3, 0x28]) // "m/" then C3 28: a lead byte without its continuation
+    const body = Buffer.concat([Buffer.from([0, topic.length]), topic, Buffer.from('x')])
+    socket.write(Buffer.concat([Buffer.from([0x30, body.length]), body]))
+    await waitFor(() => socket.destroyed || socket.readableEnded, 'the connection closed')
+    await viewer.publishAsync('m/ok', 'fine')
+    await waitFor(() => got.length === 1, 'the next message')
+    expect(got.map((m) => m.topic)).toEqual(['m/ok']) // nothing on "m/\uFFFD("
   })
 
   it('answers /healthz and 404 elsewhere', async () => {

@@ -1,9 +1,10 @@
 // Tests that mqtt-packet's parser, given a plain BufferList by broker/src/parser.ts, still parses packets split
 // across chunks and recovers after a malformed one; and that its writer, without the number cache, still encodes
-// packet identifiers right; and that it keeps only the protocol version and bridge mode of a CONNECT.
+// packet identifiers right; that it keeps only the protocol version and bridge mode of a CONNECT; and that it refuses
+// strings that are not well-formed UTF-8 [MQTT-1.5.3-1].
 import { describe, it, expect } from 'vitest'
 import mqttPacket from 'mqtt-packet'
-import { leanParserApplied, connectNotKeptApplied } from '../../broker/src/parser.js'
+import { leanParserApplied, connectNotKeptApplied, utf8CheckApplied } from '../../broker/src/parser.js'
 
 describe('mqtt-packet parser without a stream', () => {
   it('uses a plain BufferList and parses packets split across chunks, and after an error', () => {
@@ -53,5 +54,28 @@ describe('mqtt-packet parser without a stream', () => {
     const settings = (parser as unknown as { settings: Record<string, unknown> }).settings
     expect(settings).toEqual({ protocolVersion: 4, bridgeMode: undefined })
     expect((got[1] as mqttPacket.ISubscribePacket).subscriptions).toEqual([{ topic: 'matches/+/events', qos: 1 }])
+  })
+
+  it('refuses a topic name that is not well-formed UTF-8, and takes U+FFFD and other characters written right', () => {
+    expect(utf8CheckApplied).toBe(true)
+    const publish = (topic: Buffer): Buffer => {
+      const body = Buffer.concat([Buffer.from([topic.length >> 8, topic.length & 0xff]), topic, Buffer.from('p')])
+      return Buffer.concat([Buffer.from([0x30, body.length]), body]) // QoS 0 PUBLISH (section 3.3)
+    }
+    for (const bad of [[0x6d, 0xc3, 0x28], [0x6d, 0xed, 0xa0, 0x80], [0xc0, 0xaf], [0xff]]) {
+      const parser = mqttPacket.parser()
+      const errors: string[] = []
+      const got: mqttPacket.Packet[] = []
+      parser.on('error', (e) => errors.push(e.message))
+      parser.on('packet', (p) => got.push(p))
+      parser.parse(publish(Buffer.from(bad)))
+      expect(errors[0]).toBe('a string in the packet is not well-formed UTF-8 [MQTT-1.5.3-1]')
+      expect(got).toEqual([])
+    }
+    const parser = mqttPacket.parser()
+    const got: mqttPacket.IPublishPacket[] = []
+    parser.on('packet', (p) => got.push(p as mqttPacket.IPublishPacket))
+    parser.parse(publish(Buffer.from('matches/\uFFFD/é/⚽', 'utf8')))
+    expect(got.map((p) => p.topic)).toEqual(['matches/\uFFFD/é/⚽'])
   })
 })
