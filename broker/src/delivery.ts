@@ -101,8 +101,17 @@ export function shareEncodings (client: DeliveringClient): void {
       return
     }
     // QoS 2 to a clean session whose matching subscriptions grant at most 1 is sent at that QoS here too.
-    const granted = client.clean ? grantedQoS(client, packet.topic) : 2
-    if (!client.clean || ((packet.qos ?? 0) > 1 && granted > 1)) {
+    const granted = client.clean || packet.retain === true ? grantedQoS(client, packet.topic) : 2
+    if (!client.clean) {
+      // A persistent session keeps aedes' path (its outgoing store). A retained message sent at SUBSCRIBE is not
+      // stored; aedes downgrades it only by a subscription to the exact topic name, so a wildcard's is applied here
+      // [MQTT-3.8.4-6]. Live messages come through the subscription's own QoS already (aedes subscribes QoS 0
+      // filters with deliver0).
+      if (granted === 0) client.deliver0(packet, cb)
+      else aedesDeliverQoS(granted < (packet.qos ?? 0) ? { ...packet, qos: granted } : packet, cb)
+      return
+    }
+    if ((packet.qos ?? 0) > 1 && granted > 1) {
       aedesDeliverQoS(packet, cb)
       return
     }

@@ -97,6 +97,30 @@ describe('deliveries with one encoding per message', () => {
     await waitFor(() => both.got.some((p) => p.topic === 'r/live' && p.qos === 1), 'the overlapping subscriptions at their highest QoS, 1')
   })
 
+  it('sends a persistent session its retained messages at the QoS its wildcard subscription granted [MQTT-3.8.4-6]', async () => {
+    const broker = await brokerForTest()
+    const pub = await connect(broker.tcpUrl)
+    await pub.publishAsync('k/one', 'retained at 1', { qos: 1, retain: true })
+    await pub.publishAsync('k/two', 'retained at 2', { qos: 2, retain: true })
+    for (const [filter, qos, expected] of [['k/#', 0, [0, 0]], ['k/+', 1, [1, 1]], ['+/+', 2, [1, 2]]] as const) {
+      const viewer = await connect(broker.tcpUrl, { clientId: `keeper-${qos}`, clean: false })
+      const got: Array<{ topic: string, qos: number, retain: boolean }> = []
+      viewer.on('message', (topic, _payload, packet) => got.push({ topic, qos: packet.qos, retain: packet.retain }))
+      await viewer.subscribeAsync(filter, { qos })
+      await waitFor(() => got.length === 2, `the two retained messages (${filter} at QoS ${qos}): ${JSON.stringify(got)}`)
+      expect(got.sort((a, b) => a.topic.localeCompare(b.topic)).map((m) => [m.topic, m.qos, m.retain])).toEqual([['k/one', expected[0], true], ['k/two', expected[1], true]])
+    }
+    await pub.publishAsync('k/one', 'live at 1', { qos: 1 })
+    const live = await connect(broker.tcpUrl, { clientId: 'keeper-live', clean: false })
+    const got: number[] = []
+    live.on('message', (_t, _p, packet) => got.push(packet.qos))
+    await live.subscribeAsync('k/#', { qos: 0 })
+    await waitFor(() => got.length === 2, 'the retained messages')
+    await pub.publishAsync('k/one', 'live at 1 again', { qos: 1 })
+    await waitFor(() => got.length === 3, 'the live message')
+    expect(got).toEqual([0, 0, 0])
+  })
+
   it('matches topic filters as MQTT 3.1.1 section 4.7 does', () => {
     expect(matches('sport/#', 'sport')).toBe(true)
     expect(matches('sport/#', 'sport/tennis/player1')).toBe(true)
