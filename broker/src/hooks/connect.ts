@@ -22,16 +22,19 @@ export function connectHooks (ctx: HookContext): {
    * Ends `$replay` subscriptions in the order the client's packets arrive. aedes handles the packets of one read
    * concurrently and has no hook at UNSUBSCRIBE, so its `unsubscribe` event can come after a SUBSCRIBE sent later
    * (MQTT 3.1.1 section 4.6 wants them in order). Its parser's `packet` event comes in order; SUBSCRIBE is
-   * authorized synchronously from the same event.
+   * authorized synchronously from the same event. One listener for all parsers (`this`; aedes sets `parser.client`):
+   * no closure per connection.
    */
+  function onPacket (this: { client: Client }, packet: { cmd: string, unsubscriptions?: string[], subscriptions?: object[] }): void {
+    const client = this.client
+    if (packet.cmd === 'subscribe' && packet.subscriptions !== undefined) ctx.order.subscribeArrived(client, packet.subscriptions)
+    if (packet.cmd !== 'unsubscribe' || packet.unsubscriptions === undefined) return
+    ctx.order.arrived(client, packet.unsubscriptions)
+    for (const topic of packet.unsubscriptions) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
+  }
   const watchUnsubscribes = (client: Client): void => {
-    const parser = (client as unknown as { _parser?: NodeJS.EventEmitter })._parser
-    parser?.on('packet', (packet: { cmd: string, unsubscriptions?: string[], subscriptions?: object[] }) => {
-      if (packet.cmd === 'subscribe' && packet.subscriptions !== undefined) ctx.order.subscribeArrived(client, packet.subscriptions)
-      if (packet.cmd !== 'unsubscribe' || packet.unsubscriptions === undefined) return
-      ctx.order.arrived(client, packet.unsubscriptions)
-      for (const topic of packet.unsubscriptions) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
-    })
+    const parser = (client as unknown as { _parser?: NodeJS.EventEmitter & { client?: Client } })._parser
+    if (parser?.client === client) parser.on('packet', onPacket)
   }
 
   return {
