@@ -25,8 +25,7 @@ export interface DeliveringClient {
   connecting: boolean
   connected: boolean
   errored: boolean
-  /** Per other broker id, the last brokerCounter delivered; null until the first such message (aedes patch). */
-  duplicates: Record<string, number> | null
+  duplicates: Record<string, number>
   subscriptions: Record<string, { qos?: number } | undefined>
   _nextId: number
   conn: { write: (chunk: Buffer) => boolean }
@@ -199,8 +198,7 @@ function firstDelivery (client: DeliveringClient, packet: DeliveredPacket): bool
   const id = packet.brokerId
   if (id === undefined || id === null || id === '') return true
   const counter = packet.brokerCounter ?? 0
-  const duplicates = client.duplicates ??= Object.create(null) as Record<string, number>
-  if ((duplicates[id] ?? 0) >= counter) return false
-  duplicates[id] = counter
+  if ((client.duplicates[id] ?? 0) >= counter) return false
+  client.duplicates[id] = counter
   return true
 }
