@@ -11,7 +11,6 @@ import type { IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
-import { UnsubscribeOrder } from './hooks/ordering.js'
 import { UnpublishedFeedMessages } from './hooks/unpublished.js'
 
 export type { IncomingStore } from './hooks/context.js'
@@ -44,7 +43,6 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     log,
     persistence: parts.persistence,
     limits: parts.limits,
-    order: new UnsubscribeOrder(),
     unpublished: new UnpublishedFeedMessages(),
     publish: (topic: string, payload: Buffer) => {
       broker?.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as never, (err?: Error) => {
@@ -73,7 +71,11 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
       if (sub.qos !== 128 && feeds.isReplay(sub.topic)) startReplay(client as unknown as FeedClient, sub.topic, sub.qos)
     }
   })
-  broker.on('unsubscribe', (topics: string[], client: Client) => ctx.order.finished(client, topics))
+  // aedes (patched) handles a client's SUBSCRIBE and UNSUBSCRIBE packets one after the other, in arrival order, so a
+  // `$replay` ends here in order too. Not at a persistent session's close (aedes emits no event then): its position stays.
+  broker.on('unsubscribe', (topics: string[], client: Client) => {
+    for (const topic of topics) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
+  })
   broker.on('client', (client: Client) => {
     // aedes registers a connection that closed while it was taking over a client id (its close ran before the
     // registration): take it out again, or it stays counted and held forever.

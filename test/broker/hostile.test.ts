@@ -115,26 +115,42 @@ describe('hostile clients', () => {
     expect(got[got.length - 1].json).toMatchObject({ seq: 2, data: 'two' })
   })
 
-  it('ends a SUBSCRIBE sent with the CONNECT and unsubscribed in the same write: SUBACK, then UNSUBACK, then nothing', async () => {
+  it('handles SUBSCRIBE and UNSUBSCRIBE of a filter in the order sent, in one write, with or after the CONNECT [MQTT-4.6.0-6]', async () => {
     const node = await brokerForTest()
     const pub = await connect(node.tcpUrl)
     await pub.publishAsync(FEED, '"one"', { qos: 1 })
-    for (const filter of ['news/x', `$replay/all/${FEED}`]) {
-      const { socket, packets } = await rawMqtt(node.tcpPort)
-      socket.write(Buffer.concat([
-        CONNECT(`sub-unsub-${packets.length}-${filter.length}`),
-        gen({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] }),
-        gen({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: [filter] })
-      ]))
-      await waitFor(() => packets.some((p) => p.cmd === 'unsuback'), `UNSUBACK (${filter})`)
-      const acks = packets.filter((p) => p.cmd !== 'publish').map((p) => p.cmd)
-      expect(acks).toEqual(['connack', 'suback', 'unsuback']) // in order [MQTT-4.6.0-6]
-      const received = packets.length
-      await pub.publishAsync(filter.startsWith('$replay') ? FEED : filter, '"after"', { qos: 1 })
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      expect(packets.slice(received).map((p) => p.cmd)).toEqual([]) // unsubscribed: nothing more, live or replayed
+    let n = 0
+    for (const clean of [true, false]) {
+      for (const withConnect of [true, false]) {
+        for (const filter of ['news/x', `$replay/all/${FEED}`]) {
+          for (const steps of ['SU', 'SUS', 'SUSU', 'SUSUS']) {
+            const what = `${steps} of ${filter}, clean ${String(clean)}, ${withConnect ? 'with' : 'after'} the CONNECT`
+            const { socket, packets } = await rawMqtt(node.tcpPort)
+            const hello = gen({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId: `order-${n++}`, keepalive: 60 })
+            const ops = [...steps].map((op, k) => op === 'S'
+              ? gen({ cmd: 'subscribe', messageId: k + 1, subscriptions: [{ topic: filter, qos: 1 }] })
+              : gen({ cmd: 'unsubscribe', messageId: k + 1, unsubscriptions: [filter] }))
+            if (withConnect) socket.write(Buffer.concat([hello, ...ops]))
+            else {
+              socket.write(hello)
+              await waitFor(() => packets.some((p) => p.cmd === 'connack'), `CONNACK (${what})`)
+              socket.write(Buffer.concat(ops))
+            }
+            await waitFor(() => packets.filter((p) => p.cmd === 'suback' || p.cmd === 'unsuback').length === steps.length, `the acks (${what})`)
+            const acks = packets.filter((p) => p.cmd === 'suback' || p.cmd === 'unsuback').map((p) => `${p.cmd}#${String((p as { messageId?: number }).messageId)}`)
+            expect(acks, what).toEqual([...steps].map((op, k) => `${op === 'S' ? 'suback' : 'unsuback'}#${k + 1}`))
+            await new Promise((resolve) => setTimeout(resolve, 50)) // the history of a $replay left subscribed, if any
+            const before = packets.length
+            await pub.publishAsync(filter.startsWith('$replay') ? FEED : filter, '"after"', { qos: 1 })
+            if (steps.endsWith('S')) await waitFor(() => packets.length > before, `the live message (${what})`)
+            else await new Promise((resolve) => setTimeout(resolve, 150))
+            expect(packets.slice(before).map((p) => p.cmd), what).toEqual(steps.endsWith('S') ? ['publish'] : [])
+            socket.destroy()
+          }
+        }
+      }
     }
-  })
+  }, 60_000)
 
   it('resumes a persistent session taken over by a new connection without replaying the history again', async () => {
     const node = await brokerForTest()

@@ -5,7 +5,6 @@
  */
 import type { Client, ConnectPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
-import type { FeedClient } from '../feeds/feeds.js'
 import { isDollar, refusal, topicTooBig, type HookContext } from './context.js'
 
 type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
@@ -14,35 +13,15 @@ export function connectHooks (ctx: HookContext): {
   preConnect: (client: Client, packet: ConnectPacket, cb: (err: Error | null, ok: boolean) => void) => void
   authenticate: (client: Client, username: Readonly<string | undefined>, password: Readonly<Buffer | undefined>, cb: Callback) => void
 } {
-  const { access, feeds, log } = ctx
+  const { access, log } = ctx
   const emptyIdPersistent = new WeakSet<Client>()
   const badKeepalive = new WeakMap<Client, number>()
-
-  /**
-   * Ends `$replay` subscriptions in the order the client's packets arrive. aedes handles the packets of one read
-   * concurrently and has no hook at UNSUBSCRIBE, so its `unsubscribe` event can come after a SUBSCRIBE sent later
-   * (MQTT 3.1.1 section 4.6 wants them in order). Its parser's `packet` event comes in order; SUBSCRIBE is
-   * authorized synchronously from the same event. One listener for all parsers (`this`; aedes sets `parser.client`):
-   * no closure per connection.
-   */
-  function onPacket (this: { client: Client }, packet: { cmd: string, unsubscriptions?: string[], subscriptions?: object[] }): void {
-    const client = this.client
-    if (packet.cmd === 'subscribe' && packet.subscriptions !== undefined) ctx.order.subscribeArrived(client, packet.subscriptions)
-    if (packet.cmd !== 'unsubscribe' || packet.unsubscriptions === undefined) return
-    ctx.order.arrived(client, packet.unsubscriptions)
-    for (const topic of packet.unsubscriptions) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
-  }
-  const watchUnsubscribes = (client: Client): void => {
-    const parser = (client as unknown as { _parser?: NodeJS.EventEmitter & { client?: Client } })._parser
-    if (parser?.client === client) parser.on('packet', onPacket)
-  }
 
   return {
     preConnect (client, packet, cb) {
       if (packet.clientId === '' && !packet.clean) emptyIdPersistent.add(client)
       const keepalive = packet.keepalive ?? 0
       if (keepalive === 0 || keepalive > ctx.limits.maxKeepalive) badKeepalive.set(client, keepalive)
-      watchUnsubscribes(client)
       cb(null, true)
     },
     authenticate (client, username, password, cb) {

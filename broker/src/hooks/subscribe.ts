@@ -18,7 +18,7 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
   const { access, feeds, log } = ctx
   return {
     authorizeSubscribe (client, sub, callback) {
-      ctx.order.after(client, sub, (unsubscribedAfter) => authorize(client, sub, callback, unsubscribedAfter))
+      authorize(client, sub, callback)
     },
     authorizeForward (client, packet) {
       if (access.mayForward(client as unknown as AccessClient, packet.topic)) return packet
@@ -27,8 +27,7 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
     }
   }
 
-  /** `unsubscribedAfter`: an UNSUBSCRIBE of the filter, sent after this SUBSCRIBE, is in progress (ordering.ts). */
-  function authorize (client: Client, sub: Subscription, callback: (err: Error | null, sub?: Subscription | null) => void, unsubscribedAfter: boolean): void {
+  function authorize (client: Client, sub: Subscription, callback: (err: Error | null, sub?: Subscription | null) => void): void {
     {
       const topic = sub.topic
       if (topic.includes('\u0000')) {
@@ -65,13 +64,6 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       } catch (err) {
         log.info({ clientId: client.id, topic, reason: (err as Error).message }, 'SUBSCRIBE refused (0x80)')
         callback(null, null)
-        return
-      }
-      if (unsubscribedAfter) {
-        // Sent with the CONNECT, and unsubscribed in the same breath: the UNSUBSCRIBE, seen as it arrived, found no
-        // replay to end; none is started (aedes removes the subscription when it handles the UNSUBSCRIBE).
-        feeds.unsubscribed(feedClient, topic)
-        callback(null, sub)
         return
       }
       callback(null, sub)
