@@ -6,6 +6,7 @@ import { shareEncodings, type DeliveringClient } from './delivery.js'
 import type { AddressInfo, Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
 import type { WebSocketServer, WebSocket } from 'ws'
+import type { Duplex } from 'node:stream'
 import { ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import { openStores } from './stores.js'
@@ -137,13 +138,15 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   }
   const servers: Server[] = []
   const wsServers: Array<{ wss: WebSocketServer, open: Set<WebSocket> }> = []
+  const tcpOpen: Array<Set<Duplex>> = []
   const ports: Record<string, number> = {}
   try {
     for (const l of planned) {
       const spec = { name: l.name, host: l.host, port: l.port, tls: l.tls, requestCert: l.methods?.includes('cert') ?? access.local === false }
       if (l.protocol === 'mqtt' || l.protocol === 'mqtts') {
-        const server = await listenTcp(spec, limits, handle, onRefused)
+        const { server, open } = await listenTcp(spec, limits, handle, onRefused)
         servers.push(server)
+        tcpOpen.push(open)
         ports[l.name] = (server.address() as AddressInfo).port
       } else {
         const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused)
@@ -188,6 +191,8 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
         wss.close()
       }
       await shutdown()
+      // Connections aedes did not close: those that never sent a CONNECT (else they would wait for its timeout).
+      for (const open of tcpOpen) for (const socket of open) socket.destroy()
       for (const s of servers) (s as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
       log.info({ id: broker.id }, 'broker closed')
     })()

@@ -126,16 +126,19 @@ describe('bad input', () => {
     expect(other.status).toBe(404)
   })
 
-  it('drops at shutdown a WebSocket that never sent CONNECT, and one that did', async () => {
+  it('drops at shutdown a WebSocket and a TCP connection that never sent CONNECT, and one that did', async () => {
     const node = await brokerForTest()
     const silent = new WebSocket(node.wsUrl, 'mqtt')
     await new Promise((resolve) => silent.once('open', resolve))
+    const { socket: silentTcp } = await rawMqtt(node.tcpPort)
     const viewer = await connect(node.wsUrl)
     const closed = new Promise((resolve) => silent.once('close', resolve))
+    const tcpClosed = new Promise((resolve) => silentTcp.once('close', resolve))
     const t0 = Date.now()
     await node.close()
     await closed
-    expect(Date.now() - t0).toBeLessThan(5000) // not left to the CONNECT timeout
+    await tcpClosed
+    expect(Date.now() - t0).toBeLessThan(5000) // not left to the CONNECT timeout (10 s)
     expect(silent.readyState).toBe(WebSocket.CLOSED)
     await waitFor(() => !viewer.connected, 'the viewer disconnected')
     viewer.end(true)

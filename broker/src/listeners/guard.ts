@@ -302,10 +302,12 @@ const GUARD = Symbol('tribune.guard')
 /** A TCP or TLS socket behind the guard. */
 class SocketStream extends GuardedStream {
   readonly #socket: Duplex & { [GUARD]?: SocketStream }
+  readonly #onClosed: ((socket: Duplex) => void) | undefined
 
-  constructor (socket: Duplex, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler) {
+  constructor (socket: Duplex, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (socket: Duplex) => void) {
     super(limits, peer, onRefused)
     this.#socket = socket
+    this.#onClosed = onClosed
     this.#socket[GUARD] = this
     socket.on('data', SocketStream.#onData)
     socket.on('end', SocketStream.#onEnd)
@@ -319,6 +321,7 @@ class SocketStream extends GuardedStream {
   static #onError (this: Duplex, err: Error): void { SocketStream.#of(this).destroy(err) }
   static #onClose (this: Duplex): void {
     const self = SocketStream.#of(this)
+    self.#onClosed?.(this)
     if (!self.destroyed) self.destroy()
   }
 
@@ -398,10 +401,10 @@ class WebSocketStream extends GuardedStream {
 
 /**
  * Guards a TCP or TLS socket (or any byte duplex) from `peer`. `onRefused(peer, reason)` is called once when the
- * guard closes it.
+ * guard closes it; `onClosed(inner)` once the socket is closed.
  */
-export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler): GuardedConnection {
-  const stream = new SocketStream(inner, limits, peer, onRefused)
+export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (inner: Duplex) => void): GuardedConnection {
+  const stream = new SocketStream(inner, limits, peer, onRefused, onClosed)
   return { stream, refuse: (reason) => stream.refuse(reason) }
 }
 

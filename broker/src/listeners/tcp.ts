@@ -83,11 +83,14 @@ export function verifiedCN (socket: tls.TLSSocket): string | undefined {
  * Starts an MQTT over TCP (or TLS) listener.
  * @param limits packet size and queued bytes per connection; a connection over a limit is closed, nobody else
  * @param onRefused called with the peer address and the reason when the guard closes a connection
- * @returns the listening server (its address() gives the port when `port` was 0)
+ * @returns the listening server (its address() gives the port when `port` was 0), and the sockets open (each from
+ *   its accept until it closes), for shutdown
  * @throws when the port cannot be bound (e.g. EADDRINUSE) or a TLS file cannot be read, naming it
  */
 export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, handle: ConnectionHandler,
-  onRefused: (peer: string, reason: string) => void): Promise<net.Server> {
+  onRefused: (peer: string, reason: string) => void): Promise<{ server: net.Server, open: Set<Duplex> }> {
+  const open = new Set<Duplex>()
+  const forget = (socket: Duplex): boolean => open.delete(socket)
   const onSocket = (socket: net.Socket): void => {
     const connDetails: ConnDetails = {
       ipAddress: socket.remoteAddress ?? '',
@@ -101,7 +104,8 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
       connDetails.certError = certError(socket)
     }
     socket.on('error', () => {}) // aedes reports errors of the wrapped stream; a reset socket must not crash the node
-    const { stream } = guardConnection(socket, limits, connDetails, onRefused)
+    open.add(socket)
+    const { stream } = guardConnection(socket, limits, connDetails, onRefused, forget)
     handle(stream, { connDetails })
   }
   const server = spec.tls !== undefined
@@ -115,5 +119,5 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
     server.once('error', (err) => reject(new Error(`listener ${spec.name} on ${spec.host}:${spec.port}: ${err.message}`)))
     server.listen(spec.port, spec.host, () => resolve())
   })
-  return server
+  return { server, open }
 }
