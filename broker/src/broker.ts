@@ -11,7 +11,6 @@ import type { IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
-import { UnpublishedFeedMessages } from './hooks/unpublished.js'
 
 export type { IncomingStore } from './hooks/context.js'
 
@@ -43,7 +42,6 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     log,
     persistence: parts.persistence,
     limits: parts.limits,
-    unpublished: new UnpublishedFeedMessages(),
     publish: (topic: string, payload: Buffer) => {
       broker?.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as never, (err?: Error) => {
         if (err != null) log.error({ topic, err }, 'publishing a stored feed message failed')
@@ -82,10 +80,8 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     if ((client as unknown as { closed: boolean }).closed) (broker as unknown as { unregisterClient: (c: Client) => void }).unregisterClient(client)
   })
   broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(client as unknown as FeedClient))
-  broker.on('publish', (packet: { payload: unknown }, client: Client | null) => ctx.unpublished.published(client, packet.payload))
   broker.on('clientDisconnect', (client: Client) => {
     feeds.disconnected(client as unknown as FeedClient)
-    for (const m of ctx.unpublished.take(client)) ctx.publish(m.topic, m.payload)
   })
   broker.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
   broker.on('connectionError', (_client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))

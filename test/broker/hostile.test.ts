@@ -152,6 +152,33 @@ describe('hostile clients', () => {
     }
   }, 60_000)
 
+  it('sends each QoS 1 feed message of a publisher that leaves right after it once, live, to plain and $replay subscribers', async () => {
+    const node = await brokerForTest()
+    const viewer = await connect(node.tcpUrl)
+    const got = collect(viewer)
+    await viewer.subscribeAsync({ [FEED]: { qos: 1 }, [`$replay/all/${FEED}`]: { qos: 1 } })
+    const rounds = 40
+    for (let i = 0; i < rounds; i++) {
+      const publish = Buffer.concat([CONNECT(`leaver-${i}`), gen({ cmd: 'publish', topic: FEED, payload: `{"i":${i}}`, qos: 1, messageId: 1, dup: false, retain: false })])
+      if (i % 2 === 0) { // a WebSocket closed with a close frame at once
+        const ws = new WebSocket(node.wsUrl, 'mqtt')
+        ws.on('error', () => {})
+        await new Promise((resolve) => ws.once('open', resolve))
+        ws.send(publish)
+        ws.close()
+      } else { // TCP, ended (FIN) in the same write
+        const { socket } = await rawMqtt(node.tcpPort)
+        socket.end(publish)
+      }
+    }
+    await waitFor(() => got.filter((m) => m.topic === FEED).length >= rounds && got.filter((m) => m.topic !== FEED).length >= rounds, `${rounds} messages on each subscription`)
+    await new Promise((resolve) => setTimeout(resolve, 300)) // a second copy, if any, has arrived by now
+    for (const plain of [true, false]) {
+      const seqs = got.filter((m) => (m.topic === FEED) === plain).map((m) => m.json.seq as number)
+      expect([...seqs].sort((x, y) => x - y), plain ? 'plain' : '$replay').toEqual(Array.from({ length: rounds }, (_, k) => k + 1))
+    }
+  })
+
   it('resumes a persistent session taken over by a new connection without replaying the history again', async () => {
     const node = await brokerForTest()
     const pub = await connect(node.tcpUrl)

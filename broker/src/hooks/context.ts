@@ -3,7 +3,6 @@ import type { Client } from 'aedes'
 import type { Logger } from '../log.js'
 import type { Feeds } from '../feeds/feeds.js'
 import type { Access } from '../auth/access.js'
-import type { UnpublishedFeedMessages } from './unpublished.js'
 
 /** The part of aedes persistence the hooks use: QoS 2 retransmissions (MQTT 3.1.1 section 4.3.3). */
 export interface IncomingStore {
@@ -18,8 +17,6 @@ export interface HookContext {
   /** The connected clients by client id (aedes `broker.clients`), for takeover checks. */
   clients: () => Record<string, Client>
   limits: HookLimits
-  /** Stamped QoS 1 feed messages aedes has not published yet. */
-  unpublished: UnpublishedFeedMessages
   /** Publishes a stored feed message as the broker (no hook runs again). */
   publish: (topic: string, payload: Buffer) => void
 }

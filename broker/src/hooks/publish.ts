@@ -7,6 +7,16 @@ import type { Client, PublishPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import { isDollar, topicTooBig, type HookContext } from './context.js'
 
+/**
+ * Whether aedes, given the go-ahead now, writes the PUBACK and then publishes the message itself: its next step
+ * (lib/handlers/publish.js, called synchronously from the callback) writes the PUBACK only to a client connecting or
+ * connected (lib/write.js), and a write to a stream already closed or ended never completes, so nothing is published.
+ */
+function aedesWillAcknowledge (client: Client): boolean {
+  const c = client as unknown as { closed: boolean, connecting: boolean, connected: boolean, conn: { destroyed: boolean, writableEnded: boolean } }
+  return !c.closed && (c.connecting || c.connected) && !c.conn.destroyed && !c.conn.writableEnded
+}
+
 export function publishHook (ctx: HookContext): (client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void) => void {
   const { access, feeds, log, persistence } = ctx
   /** The last QoS 2 feed publishes per client, by packet id: a retransmission gets the same envelope. */
@@ -39,11 +49,9 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
     const stamp = (): Promise<void> => feeds.stamp(topic, packet.payload as Buffer).then((bytes) => {
       packet.payload = bytes
       packet.retain = false
-      if (client !== null && packet.qos === 1) {
-        // Stored now: it must go out even if the connection closes before aedes writes the PUBACK.
-        if ((client as unknown as { closed: boolean }).closed) ctx.publish(topic, bytes)
-        else ctx.unpublished.add(client, topic, bytes)
-      }
+      // Stored now: it must go out even if the connection closed before aedes writes the PUBACK (it publishes a QoS 1
+      // message only after that write), and only once.
+      if (client !== null && packet.qos === 1 && !aedesWillAcknowledge(client)) ctx.publish(topic, bytes)
       callback(null)
     }, (err: Error) => {
       log.error({ clientId: client?.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
