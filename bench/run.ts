@@ -13,7 +13,7 @@
  * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster] | --render
  *   --render writes RESULTS.md and results.svg again from results.json (after editing analysis.md), measuring nothing.
  */
-import { cpus, totalmem } from 'node:os'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -178,6 +178,9 @@ export async function main (args: string[]): Promise<void> {
   const unknown = only.filter((k) => !(KINDS as readonly string[]).includes(k))
   if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')} (choose from ${KINDS.join(', ')})`)
   const wanted = (k: Kind): boolean => only.includes(k)
+  // Broker and load generator share this machine's cores: other work running at the same time lowers every figure.
+  const load = loadavg()[0]
+  if (load > 0.5 * cpus().length) log(`warning: the machine is busy (load average ${load.toFixed(2)} on ${cpus().length} CPUs): expect low figures; run the benchmarks on a quiet machine`)
   const started = Date.now()
   const scenarios: ScenarioResult[] = []
   const seconds = quick ? 2 : 4

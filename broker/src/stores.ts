@@ -15,8 +15,8 @@ import type { Emitter } from './cluster/emitter.js'
 import type { SessionOwners } from './auth/access.js'
 
 export interface NodeStores {
-  /** This node's id (aedes `id`): `--node-id`, or for a cluster member the host name and a random suffix. */
-  nodeId: string | undefined
+  /** This node's id (aedes `id`): `--node-id`, or the host name and a random suffix. */
+  nodeId: string
   /** The aedes persistence. */
   persistence: unknown
   feeds: FeedStore
@@ -43,8 +43,8 @@ export interface NodeStores {
  * @throws Error naming the data dir or the Redis URL when it cannot be opened
  */
 export async function openStores (config: BrokerConfig, log: Logger, clientInfo: ClientInfo): Promise<NodeStores> {
+  const nodeId = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(3).toString('hex')}`
   if (config.redis !== undefined) {
-    const nodeId = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(3).toString('hex')}`
     const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, history: config.feedHistory, clientInfo, log })
     return {
       nodeId,
@@ -66,7 +66,7 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
   const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }))
   const feeds = new LevelFeedStore(db as never, config.feedHistory)
   return {
-    nodeId: config.nodeId,
+    nodeId,
     persistence,
     feeds,
     mq: undefined,

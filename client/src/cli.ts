@@ -5,7 +5,7 @@ import process from 'node:process'
 import { parseArgs } from 'node:util'
 import type { FeedEnvelope, ResetNotice } from './envelope.js'
 import { assertFeedTopic, isFeedLikeTopic, isValidTopicFilter, parseFeedStart, type FeedStart } from './replay.js'
-import { Viewer, type StateMessage, type ViewerOptions } from './viewer.js'
+import { Viewer, SubscriptionRefusedError, type StateMessage, type ViewerOptions } from './viewer.js'
 
 /** Default broker URL: the broker's WebSocket listener on this machine. */
 export const DEFAULT_WATCH_URL = 'ws://127.0.0.1:8080/mqtt'
@@ -21,13 +21,15 @@ subscriptions, each message printed once and in seq order as {"seq","epoch","ts"
 are subscribed plainly and printed as {"topic","payload","retain"} (payload: parsed JSON, else the text).
 
 Options:
-  --url <url>      broker URL (default ${DEFAULT_WATCH_URL}; mqtt://host:1883 works too)
+  --url <url>      broker URL (default ${DEFAULT_WATCH_URL}; mqtt://host:1883 works too);
+                   credentials go in it: mqtt://<user>:<password>@host:1883 (never printed)
   --from <start>   feeds only: all (default), last-<n>, or after-<seq>@<epoch>
   --feed           watch <topic> as a feed even if it does not end in /events
   --count <n>      exit after n messages (reset lines are not counted)
   -h, --help       show this help
 
-Runs until SIGINT or SIGTERM (exit 0). Exit 2 on bad arguments, 1 if the broker refuses the subscription.`
+Runs until SIGINT or SIGTERM (exit 0). Exit 2 on bad arguments, 1 if the broker refuses the login
+(CONNACK 4 or 5) or the subscription (SUBACK 0x80).`
 
 /** Output and stop hooks of {@link watchMain}; defaults write to process.stdout / stderr and stop on signals. */
 export interface WatchIO {
@@ -133,6 +135,18 @@ function defaultIO (): WatchIO {
   }
 }
 
+/** `url` with its password, if any, replaced by `***` (for status lines). */
+export function withoutPassword (url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password === '') return url
+    u.password = '***'
+    return u.toString()
+  } catch {
+    return url
+  }
+}
+
 /**
  * `tribune watch <topic> [--url URL] [--from all|last-<n>|after-<seq>@<epoch>] [--feed] [--count N] [--help]`.
  *
@@ -205,13 +219,25 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
     }
     io.signal?.addEventListener('abort', onAbort)
 
-    viewer.on('connect', () => { io.err(`tribune watch: connected to ${url}`) })
+    viewer.on('connect', () => { io.err(`tribune watch: connected to ${withoutPassword(url)}`) })
     viewer.on('disconnect', () => { io.err('tribune watch: disconnected') })
     viewer.on('reconnecting', ({ attempt, delayMs }) => {
       io.err(`tribune watch: reconnecting in ${delayMs} ms (attempt ${attempt})`)
     })
     // Errors after the watch has finished (e.g. MQTT.js acknowledging a message on a closing socket) are not the user's concern.
-    viewer.on('error', (err) => { if (!finished) io.err(`tribune watch: ${err.message}`) })
+    viewer.on('error', (err) => {
+      if (finished) return
+      const code = (err as { code?: unknown }).code
+      if (code === 4 || code === 5) {
+        // CONNACK 4 (bad user name or password) or 5 (not authorized), MQTT 3.1.1 section 3.2.2.3: retrying cannot help.
+        io.err(`tribune watch: the broker refused the login (CONNACK ${code}: ${code === 4 ? 'bad user name or password' : 'not authorized'}); ` +
+          'give credentials in the URL (mqtt://<user>:<password>@host:port) or use a listener that takes viewers without them')
+        void finish(1)
+        return
+      }
+      io.err(`tribune watch: ${err.message}`)
+      if (err instanceof SubscriptionRefusedError) void finish(1)
+    })
 
     if (feed) {
       const subscription = viewer.watchFeed(topic, { from }, (envelope) => { counted(envelopeLine(envelope)) })

@@ -1,6 +1,6 @@
 // Public API of the Tribune viewer client (Node and browser). See client/README.md.
 
-export { Viewer } from './viewer.js'
+export { Viewer, SubscriptionRefusedError } from './viewer.js'
 export type { ViewerOptions, ViewerEvents, ReconnectInfo, StateMessage, StateWatch, WatchFeedOptions } from './viewer.js'
 export { FeedSubscription, FEED_TRANSITIONS, canTransition } from './feed-subscription.js'
 export type {

@@ -67,6 +67,21 @@ export interface StateMessage {
   readonly retain: boolean
 }
 
+/**
+ * The broker answered a state SUBSCRIBE with return code 0x80 (MQTT 3.1.1 section 3.9.3): the topic rules of the
+ * viewer's identity do not allow the filter, or the filter is invalid. Emitted as the viewer's `error`; not retried.
+ */
+export class SubscriptionRefusedError extends Error {
+  /** The topic filter refused. */
+  readonly topic: string
+
+  constructor (topic: string) {
+    super(`subscribe ${topic} refused by the broker (SUBACK 0x80): its topic rules do not allow this filter for these credentials, or the filter is invalid`)
+    this.name = 'SubscriptionRefusedError'
+    this.topic = topic
+  }
+}
+
 /** Handle of {@link Viewer.watchState}. */
 export interface StateWatch {
   /** The topic filter watched. */
@@ -326,10 +341,12 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
 
   #subscribeState (topic: string): void {
     this.#client.subscribeAsync(topic, { qos: 1 }).then((granted) => {
-      if (granted.some((g) => (g.qos & 0x80) !== 0)) throw new Error('SUBACK return code 0x80 (failure)')
+      if (granted.some((g) => (g.qos & 0x80) !== 0)) throw new SubscriptionRefusedError(topic)
     }).catch((err: unknown) => {
       if (this.#connected && !this.#closed) {
-        this.#emitSafely('error', new Error(`subscribe ${topic} refused: ${toError(err).message}`))
+        // MQTT.js rejects a SUBACK failure code itself ("Subscribe error: ..."): the broker refused it all the same.
+        const refused = err instanceof SubscriptionRefusedError || /subscribe error/i.test(toError(err).message)
+        this.#emitSafely('error', refused ? new SubscriptionRefusedError(topic) : new Error(`subscribe ${topic} failed: ${toError(err).message}`))
       }
     })
   }

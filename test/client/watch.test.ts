@@ -5,10 +5,11 @@ import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
 import { brokerForTest } from '../helpers/broker.js'
 import { connect } from '../helpers/mqtt.js'
+import { secureConfig, SAMPLE } from '../helpers/auth.js'
 
 const BIN = join(import.meta.dirname, '../../bin/tribune.js')
 
-async function watch (args: string[], whileRunning?: () => Promise<void>): Promise<{ code: number | null, lines: any[] }> {
+async function watch (args: string[], whileRunning?: () => Promise<void>): Promise<{ code: number | null, lines: any[], err: string }> {
   return await new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [BIN, 'watch', ...args])
     let out = ''
@@ -18,7 +19,7 @@ async function watch (args: string[], whileRunning?: () => Promise<void>): Promi
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`watch timed out\n${out}\n${err}`)) }, 15_000)
     p.on('close', (code) => {
       clearTimeout(timer)
-      resolve({ code, lines: out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)) })
+      resolve({ code, lines: out.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)), err })
     })
     if (whileRunning !== undefined) p.stderr.once('data', () => { void whileRunning() })
   })
@@ -43,5 +44,26 @@ describe('tribune watch', () => {
 
     const state = await watch(['matches/w/state', '--url', node.tcpUrl, '--count', '1'])
     expect(state.lines).toEqual([{ topic: 'matches/w/state', payload: { status: 'live', score: [1, 0] }, retain: true }])
+  })
+
+  it('exits 1 with the reason when the broker refuses the login or a subscription, and never prints a password', async () => {
+    const node = await brokerForTest(secureConfig())
+    const port = (prefix: string): number => node.ports[Object.keys(node.ports).find((n) => n.startsWith(prefix)) ?? '']
+    const mqttUrl = `mqtt://127.0.0.1:${port('mqtt:')}`
+    const noLogin = await watch(['matches/x/state', '--url', mqttUrl]) // this listener takes passwords only
+    expect(noLogin.code).toBe(1)
+    expect(noLogin.err).toMatch(/refused the login \(CONNACK [45]: .*\); give credentials in the URL/)
+    const viewerWs = `ws://127.0.0.1:${port('ws:')}/mqtt` // anonymous viewers may read matches/..., nothing else
+    const refused = await watch(['secret/#', '--url', viewerWs])
+    expect(refused.code).toBe(1)
+    expect(refused.err).toContain('subscribe secret/# refused by the broker (SUBACK 0x80)')
+    const { username, password } = SAMPLE.operator
+    const loggedIn = await watch(['matches/x/state', '--url', `mqtt://${username}:${password}@127.0.0.1:${port('mqtt:')}`, '--count', '1'], async () => {
+      const pub = await connect(mqttUrl, { username: SAMPLE.publisher.username, password: SAMPLE.publisher.password })
+      await pub.publishAsync('matches/x/state', '{"score":[0,0]}', { qos: 1, retain: true })
+    })
+    expect(loggedIn.code).toBe(0)
+    expect(loggedIn.err).toContain(`connected to mqtt://${username}:***@127.0.0.1`)
+    expect(loggedIn.err).not.toContain(password)
   })
 })
