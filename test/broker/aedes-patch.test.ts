@@ -3,7 +3,8 @@
 // retained messages as an array from the persistence, each matching message once, queued ahead of later messages;
 // a client ends when its connection closes, however it closes ('end' and 'close' listeners instead of
 // stream.finished()); the set of inbound QoS 2 messages awaiting PUBREL exists only once a client sends one; a
-// SUBACK has a return code for every filter, a repeated one too.
+// SUBACK has a return code for every filter, a repeated one too; a QoS 2 retransmission in the same read as the
+// original is not published again.
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
@@ -137,5 +138,23 @@ describe('aedes patch', () => {
     expect(suback?.granted).toEqual([0, 1, 0, 1, 1])
     const client = (node.aedes as unknown as { clients: Record<string, { subscriptions: Record<string, { qos: number }> }> }).clients.repeats
     expect(Object.entries(client.subscriptions).map(([t, sub]) => `${t} ${sub.qos}`).sort()).toEqual(['r/a 0', 'r/b 1', 'r/c 1'])
+  })
+
+  it('publishes a QoS 2 message once when its retransmission (DUP) comes in the same write [MQTT-4.3.3-2]', async () => {
+    const node = await brokerForTest()
+    const viewer = await connect(node.tcpUrl)
+    const got = collect(viewer)
+    await viewer.subscribeAsync('twice/#', { qos: 2 })
+    const { socket, packets } = await rawMqtt(node.tcpPort)
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'dup-sender', keepalive: 60 }))
+    await waitFor(() => packets.some((p) => p.cmd === 'connack'), 'CONNACK')
+    const publish = (dup: boolean): Buffer => mqttPacket.generate({ cmd: 'publish', topic: 'twice/a', payload: Buffer.from('once'), qos: 2, messageId: 42, dup, retain: false })
+    socket.write(Buffer.concat([publish(false), publish(true), publish(true)]))
+    await waitFor(() => packets.filter((p) => p.cmd === 'pubrec').length === 3, 'a PUBREC for each copy')
+    socket.write(mqttPacket.generate({ cmd: 'pubrel', messageId: 42 }))
+    await waitFor(() => packets.some((p) => p.cmd === 'pubcomp'), 'PUBCOMP')
+    await waitFor(() => got.length >= 1, 'the message')
+    await new Promise((resolve) => setTimeout(resolve, 200)) // a second copy, if any, has arrived by now
+    expect(got.map((m) => m.topic)).toEqual(['twice/a']) // stock aedes: three
   })
 })
