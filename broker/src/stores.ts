@@ -39,7 +39,8 @@ export interface NodeStores {
 
 /**
  * Opens the node's stores for `config`.
- * @param clientInfo the client with this id on this node, if any: clean session flag and identity (cluster only)
+ * @param clientInfo the client with this id on this node, if any: clean session flag and identity (cluster: takeover
+ *   checks; embedded store: whether a session is connected, for its queue limit)
  * @throws Error naming the data dir or the Redis URL when it cannot be opened
  */
 export async function openStores (config: BrokerConfig, log: Logger, clientInfo: ClientInfo): Promise<NodeStores> {
@@ -63,7 +64,8 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
     }
   }
   const db = await openDatabase(config.dataDir)
-  const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }))
+  const persistence = new CachedRetainedPersistence((db as unknown as { sublevel: (name: string, opts: object) => unknown }).sublevel('aedes', { valueEncoding: 'buffer' }),
+    (id) => clientInfo(id) !== undefined)
   const feeds = new LevelFeedStore(db as never, config.feedHistory)
   return {
     nodeId,

@@ -45,12 +45,19 @@ export interface OutgoingQueue {
 
 const noop = (): void => {}
 
+/** A persistent session's messages on their way to aedes persistence, then to the client, in order. */
+interface SessionQueue {
+  pending: number
+  over: boolean
+  chain: Promise<void>
+}
+
 export class ClientSinks {
   readonly #outgoing: OutgoingQueue | null
   readonly #brokerId = `feeds-${randomUUID()}`
   #counter = 0
   readonly #connackWaiters = new WeakMap<FeedClient, Array<() => void>>()
-  readonly #queues = new WeakMap<FeedClient, { pending: number, over: boolean }>()
+  readonly #queues = new WeakMap<FeedClient, SessionQueue>()
 
   /** @param outgoing aedes persistence, to queue persistent sessions' QoS 1 messages; null to send directly */
   constructor (outgoing: OutgoingQueue | null) {
@@ -69,14 +76,15 @@ export class ClientSinks {
         get closed () { return client.closed }
       }
     }
-    let chain = client.connackSent ? Promise.resolve() : this.#afterConnack(client)
     const queue = this.#queueOf(client)
     return {
       send: (payload) => {
         const packet: OutgoingPacket = { cmd: 'publish', topic, payload, qos, retain: false, dup: false, brokerId: this.#brokerId, brokerCounter: ++this.#counter }
         queue.pending++
         // Queued even if the connection goes meanwhile: the session resumes after the last message given here.
-        chain = chain.then(async () => await outgoing.outgoingEnqueue({ clientId: client.id }, packet))
+        // One chain per session, across its feeds: its messages reach aedes in counter order, as aedes' duplicate
+        // filter drops a message whose counter is below one already delivered from the same broker id.
+        queue.chain = queue.chain.then(async () => await outgoing.outgoingEnqueue({ clientId: client.id }, packet))
           .then(() => { if (!client.closed) client.deliverQoS(packet, noop) }, noop)
           .finally(() => { queue.pending-- })
         if (queue.pending >= MAX_PENDING_PER_SESSION && !queue.over) {
@@ -88,11 +96,11 @@ export class ClientSinks {
     }
   }
 
-  /** The count of a persistent session's messages not yet queued in persistence, shared by its subscriptions. */
-  #queueOf (client: FeedClient): { pending: number, over: boolean } {
+  /** A persistent session's messages not yet queued in persistence, shared by its subscriptions. */
+  #queueOf (client: FeedClient): SessionQueue {
     let q = this.#queues.get(client)
     if (q === undefined) {
-      q = { pending: 0, over: false }
+      q = { pending: 0, over: false, chain: client.connackSent ? Promise.resolve() : this.#afterConnack(client) }
       this.#queues.set(client, q)
     }
     return q

@@ -12,10 +12,18 @@ import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
 import { RetainedCache, type RetainedPacket } from './retained.js'
 
 /**
- * QoS 1/2 messages queued for one persistent session at most; later ones are dropped until it catches up
- * (as Mosquitto's max_queued_messages, default 1000), so a session that never returns cannot grow the store without end.
+ * QoS 1/2 messages queued for one persistent session that is offline at most; later ones are dropped until it
+ * catches up (as Mosquitto's max_queued_messages, default 1000), so a session that never returns cannot grow the
+ * store without end.
  */
 export const MAX_QUEUED_PER_SESSION = 1000
+/**
+ * Unacknowledged QoS 1/2 messages one connected persistent session may hold in the store at most. aedes stores each
+ * message before it sends it to such a session, and closes the connection when one is missing; a viewer joining two
+ * feeds with long histories legitimately has more than {@link MAX_QUEUED_PER_SESSION} in flight. Past this, the client
+ * is not acknowledging, and it is closed.
+ */
+export const MAX_IN_FLIGHT_PER_SESSION = 10 * MAX_QUEUED_PER_SESSION
 
 /** The key prefixes aedes-persistence-level keeps per client id (`<prefix><encodeURIComponent(id)>[:...]`). */
 const CLIENT_KEY_PREFIXES = ['subscriptions:', 'outgoing:', 'outgoing-id:', 'incoming:', 'will:']
@@ -38,10 +46,16 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   /** Messages dropped because a session's queue was full. */
   droppedQueued = 0
 
-  /** @param db the abstract-level database (or sublevel) aedes-persistence-level stores in */
-  constructor (db: unknown) {
+  readonly #isConnected: (clientId: string) => boolean
+
+  /**
+   * @param db the abstract-level database (or sublevel) aedes-persistence-level stores in
+   * @param isConnected whether a client with this id is connected to this node (its queue limit is higher)
+   */
+  constructor (db: unknown, isConnected: (clientId: string) => boolean = () => false) {
     super(db)
     this.#db = db as KeyReader
+    this.#isConnected = isConnected
   }
 
   /** Loads sessions (aedes-persistence-level), the ids with state, and every retained message into memory. MQTT 3.1.1 section 3.3.1.3. */
@@ -78,10 +92,13 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     return this.#retained.list(patterns)
   }
 
-  /** Queues a message for a persistent session, unless its queue is full (then it is dropped and counted). */
+  /**
+   * Queues a message for a persistent session, unless its queue is full (then it is dropped and counted): at
+   * {@link MAX_QUEUED_PER_SESSION} while it is offline, {@link MAX_IN_FLIGHT_PER_SESSION} while it is connected.
+   */
   override async outgoingEnqueue (sub: { clientId: string }, packet: unknown): Promise<void> {
     const n = this.#queued.get(sub.clientId) ?? 0
-    if (n >= MAX_QUEUED_PER_SESSION) {
+    if (n >= MAX_IN_FLIGHT_PER_SESSION || (n >= MAX_QUEUED_PER_SESSION && !this.#isConnected(sub.clientId))) {
       this.droppedQueued++
       return
     }
