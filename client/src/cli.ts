@@ -81,7 +81,7 @@ function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
   try {
     protocol = new URL(url).protocol
   } catch {
-    throw new UsageError(`--url: invalid URL "${url}"`)
+    throw new UsageError(`--url: invalid URL "${withoutPassword(url)}"`)
   }
   if (!SUPPORTED_PROTOCOLS.has(protocol)) {
     throw new UsageError(`--url: unsupported protocol "${protocol}" (use ws://, wss://, mqtt:// or mqtts://)`)
@@ -135,7 +135,7 @@ function defaultIO (): WatchIO {
   }
 }
 
-/** `url` with its password, if any, replaced by `***` (for status lines). */
+/** `url` with its password, if any, replaced by `***` (for status and error lines), even when it does not parse. */
 export function withoutPassword (url: string): string {
   try {
     const u = new URL(url)
@@ -143,7 +143,7 @@ export function withoutPassword (url: string): string {
     u.password = '***'
     return u.toString()
   } catch {
-    return url
+    return url.replace(/^([^:/?#]+:\/\/[^:/?#@]*):[^@/?#]*@/, '$1:***@') // scheme://user:password@...
   }
 }
 
