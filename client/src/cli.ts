@@ -219,9 +219,17 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
     }
     io.signal?.addEventListener('abort', onAbort)
 
-    viewer.on('connect', () => { io.err(`tribune watch: connected to ${withoutPassword(url)}`) })
+    let everConnected = false
+    viewer.on('connect', () => {
+      everConnected = true
+      io.err(`tribune watch: connected to ${withoutPassword(url)}`)
+    })
     viewer.on('disconnect', () => { io.err('tribune watch: disconnected') })
     viewer.on('reconnecting', ({ attempt, delayMs }) => {
+      if (!everConnected && attempt === 1) {
+        // No CONNACK yet: a refused or reset connection, or an HTTP answer other than the WebSocket upgrade.
+        io.err(`tribune watch: no MQTT connection to ${withoutPassword(url)}: check the host, the port and, for ws:// or wss://, the path (the broker's default is /mqtt)`)
+      }
       io.err(`tribune watch: reconnecting in ${delayMs} ms (attempt ${attempt})`)
     })
     // Errors after the watch has finished (e.g. MQTT.js acknowledging a message on a closing socket) are not the user's concern.

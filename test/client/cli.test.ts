@@ -36,3 +36,18 @@ describe('tribune watch arguments (no broker needed)', () => {
     expect(err[0]).toMatch(message)
   })
 })
+
+describe('tribune watch without a broker', () => {
+  it('says what to check when it never gets an MQTT connection, and stops on abort', async () => {
+    const out: string[] = []
+    const err: string[] = []
+    const controller = new AbortController()
+    setTimeout(() => { controller.abort() }, 1500)
+    const code = await watchMain(['matches/x/state', '--url', 'ws://127.0.0.1:1/wrong'], { out: (l) => out.push(l), err: (l) => err.push(l), signal: controller.signal })
+    expect(code).toBe(0)
+    const hint = err.indexOf('tribune watch: no MQTT connection to ws://127.0.0.1:1/wrong: check the host, the port and, for ws:// or wss://, the path (the broker\'s default is /mqtt)')
+    expect(hint).toBeGreaterThanOrEqual(0) // after the error itself, if the transport gave one (here ECONNREFUSED)
+    expect(err[hint + 1]).toMatch(/^tribune watch: reconnecting in \d+ ms \(attempt 1\)$/)
+    expect(err.filter((l) => l.includes('no MQTT connection')).length).toBe(1) // once, not at every attempt
+  })
+})
