@@ -3,9 +3,8 @@
  * CONNECT and SUBSCRIBE made by mqtt-packet, what arrives read by ./wire.ts), each subscribing to `topics` in one
  * SUBSCRIBE, acknowledging QoS 1 (PUBACK, MQTT 3.1.1 section 3.4).
  *  - mode `fanout`: at most 200 viewers connecting at once (the next opens at a SUBACK); {cmd:'ready'} once every
- *    SUBACK is in. Each PUBLISH
- *    records publish-to-viewer latency (µs) from the first 8 bytes of its payload (a float64 send time in ms,
- *    performance.timeOrigin + performance.now()) into an hdr histogram.
+ *    SUBACK is in. Each PUBLISH records publish-to-viewer latency (µs) from the first 8 bytes of its payload (a
+ *    float64 send time in ms, performance.timeOrigin + performance.now()) into an hdr histogram.
  *  - mode `join`: at most `concurrency` joins at once, each from its connect until its `expect`-th PUBLISH (its join
  *    time, µs, goes into the histogram); {cmd:'joined', lastMs} once every viewer has joined, lastMs after the
  *    worker's start. Viewers stay connected.

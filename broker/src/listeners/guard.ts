@@ -87,13 +87,6 @@ export interface Peer {
 /** Told when the guard closes a connection: `peer` as `address:port`, and why. Shared by all connections. */
 export type RefusedHandler = (peer: string, reason: string) => void
 
-/** A guarded connection: the stream aedes reads and writes, and a way to close it for a reason found elsewhere. */
-export interface GuardedConnection {
-  stream: Duplex
-  /** Closes the connection; nothing received after this reaches aedes. */
-  refuse: (reason: string) => void
-}
-
 /** How long a connection's unsent bytes may stay above the limit, in ms. */
 export const SLOW_GRACE_MS = 5000
 /** Unsent bytes above this many times the limit close a connection at once. */
@@ -402,17 +395,17 @@ class WebSocketStream extends GuardedStream {
 /**
  * Guards a TCP or TLS socket (or any byte duplex) from `peer`. `onRefused(peer, reason)` is called once when the
  * guard closes it; `onClosed(inner)` once the socket is closed.
+ * @returns the stream aedes reads MQTT packets from and writes to
  */
-export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (inner: Duplex) => void): GuardedConnection {
-  const stream = new SocketStream(inner, limits, peer, onRefused, onClosed)
-  return { stream, refuse: (reason) => stream.refuse(reason) }
+export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (inner: Duplex) => void): Duplex {
+  return new SocketStream(inner, limits, peer, onRefused, onClosed)
 }
 
 /**
  * Guards an open WebSocket: the stream aedes reads MQTT packets from (binary frames only) and writes to.
  * `onRefused(peer, reason)` is called once when the guard closes it; `onClosed(ws)` once the WebSocket is closed.
+ * @returns the stream aedes reads MQTT packets from and writes to
  */
-export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void): GuardedConnection {
-  const stream = new WebSocketStream(ws, limits, peer, onRefused, onClosed)
-  return { stream, refuse: (reason) => stream.refuse(reason) }
+export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void): Duplex {
+  return new WebSocketStream(ws, limits, peer, onRefused, onClosed)
 }

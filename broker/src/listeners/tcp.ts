@@ -105,8 +105,7 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
     }
     socket.on('error', () => {}) // aedes reports errors of the wrapped stream; a reset socket must not crash the node
     open.add(socket)
-    const { stream } = guardConnection(socket, limits, connDetails, onRefused, forget)
-    handle(stream, { connDetails })
+    handle(guardConnection(socket, limits, connDetails, onRefused, forget), { connDetails })
   }
   const server = spec.tls !== undefined
     ? tls.createServer({ ...tlsOptions(spec.tls, spec.requestCert === true) }, onSocket)

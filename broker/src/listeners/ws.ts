@@ -78,8 +78,7 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   const forget = (ws: WebSocket): boolean => open.delete(ws)
   const accept = (ws: WebSocket, connDetails: ConnDetails): void => {
     open.add(ws)
-    const { stream } = guardWebSocket(ws, limits, connDetails, onRefused, forget)
-    handle(stream, { connDetails })
+    handle(guardWebSocket(ws, limits, connDetails, onRefused, forget), { connDetails })
   }
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://x')
