@@ -19,6 +19,12 @@ interface OptionSpec {
   doc: string
 }
 
+/**
+ * Admission defaults, from the join and fan-out benchmarks on a 2-core machine (bench/RESULTS.md): see the README's
+ * "Admission control" for the figures behind each.
+ */
+export const ADMISSION_DEFAULTS = { maxConnections: 50_000, maxConnRate: 1000, maxConnBurst: 500, overloadLagMs: 250 } as const
+
 const port = z.number().int().min(0).max(65535)
 const topicFilter = z.string().min(1).refine((f) => isValidFilter(f), 'must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last)')
 
@@ -39,6 +45,13 @@ export const configSchema = z.object({
   maxTopicLevels: z.number().int().min(2).max(100).default(32),
   maxKeepalive: z.number().int().min(1).max(65535).default(1200),
   connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** Admission control (admission/admission.ts); 0 turns a limit off. Defaults from bench/RESULTS.md (see README). */
+  maxConnections: z.number().int().min(0).default(ADMISSION_DEFAULTS.maxConnections),
+  maxConnRate: z.number().int().min(0).default(ADMISSION_DEFAULTS.maxConnRate),
+  maxConnBurst: z.number().int().min(1).default(ADMISSION_DEFAULTS.maxConnBurst),
+  maxConnsPerAddress: z.number().int().min(0).default(0),
+  maxConnRatePerAddress: z.number().int().min(0).default(0),
+  overloadLagMs: z.number().int().min(0).max(60_000).default(ADMISSION_DEFAULTS.overloadLagMs),
   /** Redis URL that makes this node a cluster member; without it the node uses the embedded store. */
   redis: z.string().regex(/^rediss?:\/\/[^\s/]+(\/\d{1,5})?\/?$/, 'must be a redis:// or rediss:// URL: [user:password@]host[:port][/database number]').optional(),
   /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
@@ -79,6 +92,12 @@ export const options: OptionSpec[] = [
   { key: 'maxTopicLevels', flag: 'max-topic-levels', env: 'TRIBUNE_MAX_TOPIC_LEVELS', parse: int, doc: 'most levels in a topic name or filter (default 32)' },
   { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; 0 or more than this gets CONNACK 2 (default 1200)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
+  { key: 'maxConnections', flag: 'max-connections', env: 'TRIBUNE_MAX_CONNECTIONS', parse: int, doc: `connections the node holds at most (TCP, TLS, WebSocket); more are refused; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnections}, lowered to the open-file limit)` },
+  { key: 'maxConnRate', flag: 'max-conn-rate', env: 'TRIBUNE_MAX_CONN_RATE', parse: int, doc: `new connections per second the node takes, all listeners together; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnRate})` },
+  { key: 'maxConnBurst', flag: 'max-conn-burst', env: 'TRIBUNE_MAX_CONN_BURST', parse: int, doc: `new connections taken at once above the rate (token bucket size; default ${ADMISSION_DEFAULTS.maxConnBurst})` },
+  { key: 'maxConnsPerAddress', flag: 'max-conns-per-address', env: 'TRIBUNE_MAX_CONNS_PER_ADDRESS', parse: int, doc: 'connections one IP address may hold; 0 for no limit (default 0: behind a load balancer or NAT many viewers share one)' },
+  { key: 'maxConnRatePerAddress', flag: 'max-conn-rate-per-address', env: 'TRIBUNE_MAX_CONN_RATE_PER_ADDRESS', parse: int, doc: 'new connections per second from one IP address; 0 for no limit (default 0)' },
+  { key: 'overloadLagMs', flag: 'overload-lag-ms', env: 'TRIBUNE_OVERLOAD_LAG_MS', parse: int, doc: `event-loop lag, ms, beyond which the node refuses new connections until it recovers; 0 off (default ${ADMISSION_DEFAULTS.overloadLagMs})` },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
   { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis (default: host name and a random suffix)' },
@@ -185,15 +204,17 @@ function resolveFilePaths (cfg: Record<string, unknown>, base: string): void {
 
 /** The `--help` text: every option with its flag, variable and default. */
 export function helpText (): string {
-  const rows = options.map((o) => `  --${o.flag.padEnd(16)} ${o.env.padEnd(24)} ${o.doc}`)
+  const fw = Math.max(...options.map((o) => o.flag.length))
+  const ew = Math.max(...options.map((o) => o.env.length))
+  const rows = options.map((o) => `  --${o.flag.padEnd(fw)} ${o.env.padEnd(ew)} ${o.doc}`)
   return [
     'Usage: tribune broker [options]',
     '',
     'Options (flag, environment variable, meaning); flags beat variables, which beat the config file:',
     ...rows,
-    `  --${'config'.padEnd(16)} ${'TRIBUNE_CONFIG'.padEnd(24)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000}),`,
-    `  ${''.padEnd(43)} plus "auth" and "listeners" (see README, Auth; examples/secure.json)`,
-    `  --${'help'.padEnd(16)} ${''.padEnd(24)} show this text`,
+    `  --${'config'.padEnd(fw)} ${'TRIBUNE_CONFIG'.padEnd(ew)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000}),`,
+    `  ${''.padEnd(fw + ew + 4)} plus "auth" and "listeners" (see README, Auth; examples/secure.json)`,
+    `  --${'help'.padEnd(fw)} ${''.padEnd(ew)} show this text`,
     '',
     'Signals: SIGINT/SIGTERM stop cleanly; SIGHUP re-reads the configuration and applies its auth section.'
   ].join('\n')

@@ -19,6 +19,7 @@ import { Access, type AccessClient } from './auth/access.js'
 import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
+import { Admission, openFileLimit } from './admission/admission.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -39,6 +40,8 @@ export interface BrokerNode {
   reload: (options: BrokerOptions) => Promise<number>
   /** Stops accepting, closes clients, flushes and closes the store. Safe to call twice. */
   close: () => Promise<void>
+  /** The node's admission control: its limits and counts of connections taken and refused. */
+  admission: Admission
 }
 
 /**
@@ -106,6 +109,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     })()
   })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
+  const admission = createAdmission(config, log)
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
@@ -124,14 +128,21 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       clients: Object.keys(clientTable()).length,
       store: stores.kind,
       storeReachable: stores.ready(),
-      ...hub.stats()
+      ...hub.stats(),
+      admission: admission.stats()
     }
   })
   const ready = (): { status: number, body: unknown } => {
-    const reasons = [...(broker.closed ? ['closing'] : []), ...(stores.ready() ? [] : [`${stores.kind} store unreachable`])]
+    const reasons = [
+      ...(broker.closed ? ['closing'] : []),
+      ...(stores.ready() ? [] : [`${stores.kind} store unreachable`]),
+      ...(admission.overloaded ? ['overloaded: refusing new connections'] : []),
+      ...(admission.full ? ['at max connections'] : [])
+    ]
     return { status: reasons.length === 0 ? 200 : 503, body: { ready: reasons.length === 0, id: broker.id, reasons } }
   }
   const shutdown = async (): Promise<void> => {
+    admission.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     hub.close()
     await stores.close()
@@ -144,12 +155,12 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     for (const l of planned) {
       const spec = { name: l.name, host: l.host, port: l.port, tls: l.tls, requestCert: l.methods?.includes('cert') ?? access.local === false }
       if (l.protocol === 'mqtt' || l.protocol === 'mqtts') {
-        const { server, open } = await listenTcp(spec, limits, handle, onRefused)
+        const { server, open } = await listenTcp(spec, limits, handle, onRefused, admission)
         servers.push(server)
         tcpOpen.push(open)
         ports[l.name] = (server.address() as AddressInfo).port
       } else {
-        const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused)
+        const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused, admission)
         servers.push(web.server)
         wsServers.push(web)
         ports[l.name] = (web.server.address() as AddressInfo).port
@@ -198,7 +209,32 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     })()
     await closing
   }
-  return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close }
+  return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission }
+}
+
+/** Open files kept for the store, Redis, logs and the listeners themselves, under the process limit. */
+const RESERVED_FILES = 256
+
+/**
+ * The node's admission control from the configuration. `maxConnections` is lowered to the process' open-file limit
+ * (less {@link RESERVED_FILES}) when that is lower: past it, accepting fails (EMFILE) instead of refusing clearly.
+ */
+function createAdmission (config: BrokerConfig, log: Logger): Admission {
+  let maxConnections = config.maxConnections
+  const files = openFileLimit()
+  if (maxConnections > 0 && files !== undefined && maxConnections > files - RESERVED_FILES) {
+    const lowered = Math.max(1, files - RESERVED_FILES)
+    log.warn({ maxConnections, openFileLimit: files, lowered }, `max connections lowered to ${lowered}: the open-file limit is ${files} (raise it with ulimit -n)`)
+    maxConnections = lowered
+  }
+  return new Admission({
+    maxConnections,
+    maxConnRate: config.maxConnRate,
+    maxConnBurst: config.maxConnBurst,
+    maxConnsPerAddress: config.maxConnsPerAddress,
+    maxConnRatePerAddress: config.maxConnRatePerAddress,
+    overloadLagMs: config.overloadLagMs
+  }, log)
 }
 
 /**

@@ -218,7 +218,8 @@ describe('fuzz', () => {
     // The broker, in this process, with its error-level logs kept: an error logged during fuzzing is a finding.
     const errorLogs: string[] = []
     const logger = pino({ level: 'error' }, { write: (line: string) => { errorLogs.push(line.slice(0, 1000)) } })
-    const node = await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, dataDir: ':memory:', feedHistory: FEED_HISTORY, logLevel: 'error' }, logger)
+    // Admission control off: this is about packets, and the fuzzer's connection storm from one address would be refused.
+    const node = await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, dataDir: ':memory:', feedHistory: FEED_HISTORY, logLevel: 'error', maxConnRate: 0, overloadLagMs: 0 }, logger)
     onCleanup(async () => await node.close())
     const tcpUrl = `mqtt://127.0.0.1:${node.tcpPort}`
     const wsUrl = `ws://127.0.0.1:${node.wsPort}/mqtt`

@@ -29,9 +29,13 @@ export function tempDir (prefix = 'tribune-test-'): string {
   return dir
 }
 
-/** Starts a broker on 127.0.0.1 with free ports and silent logs (in memory unless `dataDir` is given); closed after the test. */
+/**
+ * Starts a broker on 127.0.0.1 with free ports and silent logs (in memory unless `dataDir` is given); closed after the test.
+ * Overload protection is off unless asked for: a test's broker shares its event loop with the test's own clients, and
+ * the machine with other test files, so its lag measures the test, not the node (test/admission/ turns it on).
+ */
 export async function brokerForTest (options: BrokerOptions = {}): Promise<BrokerNode & { tcpUrl: string, wsUrl: string }> {
-  const node = await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, dataDir: ':memory:', logLevel: 'silent', ...options })
+  const node = await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, dataDir: ':memory:', logLevel: 'silent', overloadLagMs: 0, ...options })
   onCleanup(async () => await node.close())
   return { ...node, tcpUrl: `mqtt://127.0.0.1:${node.tcpPort}`, wsUrl: `ws://127.0.0.1:${node.wsPort}/mqtt` }
 }

@@ -8,6 +8,8 @@ import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
 import { guardConnection, type ConnectionLimits } from './guard.js'
+import type { Admission } from '../admission/admission.js'
+import { refuseMqtt, refuseTls } from '../admission/refuse.js'
 
 /** What a listener hands each connection to: aedes' `handle(stream, req)`. */
 export type ConnectionHandler = (stream: Duplex, req: { connDetails: ConnDetails }) => unknown
@@ -80,17 +82,26 @@ export function verifiedCN (socket: tls.TLSSocket): string | undefined {
 }
 
 /**
- * Starts an MQTT over TCP (or TLS) listener.
+ * Starts an MQTT over TCP (or TLS) listener. Each new connection first passes admission control (admission/): a
+ * refused one gets CONNACK 3 (TCP) or is closed before its TLS handshake (TLS), without reaching aedes.
  * @param limits packet size and queued bytes per connection; a connection over a limit is closed, nobody else
+ * @param admission the node's admission control: decides on each accepted socket, and is told when a taken one closes
  * @param onRefused called with the peer address and the reason when the guard closes a connection
  * @returns the listening server (its address() gives the port when `port` was 0), and the sockets open (each from
  *   its accept until it closes), for shutdown
  * @throws when the port cannot be bound (e.g. EADDRINUSE) or a TLS file cannot be read, naming it
  */
 export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, handle: ConnectionHandler,
-  onRefused: (peer: string, reason: string) => void): Promise<{ server: net.Server, open: Set<Duplex> }> {
+  onRefused: (peer: string, reason: string) => void, admission: Admission): Promise<{ server: net.Server, open: Set<Duplex> }> {
   const open = new Set<Duplex>()
   const forget = (socket: Duplex): boolean => open.delete(socket)
+  // One listener for every taken socket (no closure per connection); the address was read (and so kept) at accept.
+  const released = function (this: net.Socket): void { admission.release(this.remoteAddress ?? '') }
+  const admit = (raw: net.Socket): boolean => {
+    if (admission.admit(raw.remoteAddress ?? '') !== null) return false
+    raw.on('close', released)
+    return true
+  }
   const onSocket = (socket: net.Socket): void => {
     const connDetails: ConnDetails = {
       ipAddress: socket.remoteAddress ?? '',
@@ -107,12 +118,21 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
     open.add(socket)
     handle(guardConnection(socket, limits, connDetails, onRefused, forget), { connDetails })
   }
-  const server = spec.tls !== undefined
-    ? tls.createServer({ ...tlsOptions(spec.tls, spec.requestCert === true) }, onSocket)
-    : net.createServer({ noDelay: true }, onSocket)
+  let server: net.Server
   if (spec.tls !== undefined) {
-    server.on('connection', (s: net.Socket) => s.setNoDelay(true))
-    server.on('tlsClientError', () => {}) // a failed handshake closes that socket only
+    // TLS: a plain TCP server accepts, and hands the sockets it takes to the TLS server (which has no port of its
+    // own), so that a refused connection costs no handshake.
+    const tlsServer = tls.createServer({ ...tlsOptions(spec.tls, spec.requestCert === true) }, onSocket)
+    tlsServer.on('tlsClientError', () => {}) // a failed handshake closes that socket only
+    server = net.createServer({ noDelay: true }, (raw) => {
+      if (admit(raw)) tlsServer.emit('connection', raw)
+      else refuseTls(raw)
+    })
+  } else {
+    server = net.createServer({ noDelay: true }, (socket) => {
+      if (admit(socket)) onSocket(socket)
+      else refuseMqtt(socket)
+    })
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`listener ${spec.name} on ${spec.host}:${spec.port}: ${err.message}`)))

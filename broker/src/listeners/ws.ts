@@ -8,8 +8,11 @@
 import http from 'node:http'
 import https from 'node:https'
 import tls from 'node:tls'
+import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { guardWebSocket, type ConnectionLimits } from './guard.js'
+import type { Admission } from '../admission/admission.js'
+import { refuseUpgrade } from '../admission/refuse.js'
 import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
 
 const noop = (): void => {}
@@ -22,13 +25,15 @@ export interface HttpRoutes {
 }
 
 /**
- * Starts the HTTP server with the WebSocket endpoint.
+ * Starts the HTTP server with the WebSocket endpoint. Each upgrade first passes admission control (admission/): a refused
+ * one is answered 503 with Retry-After before any WebSocket is made. `/healthz` and `/readyz` are always answered.
  * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection
+ * @param admission the node's admission control: decides on each upgrade, and is told when a taken one closes
  * @returns the servers, and the WebSockets open (each from its upgrade until it closes), for shutdown
  * @throws when the port cannot be bound, naming the address
  */
 export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits, handle: ConnectionHandler,
-  routes: HttpRoutes, onRefused: (peer: string, reason: string) => void): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
+  routes: HttpRoutes, onRefused: (peer: string, reason: string) => void, admission: Admission): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
   const path = spec.path
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
@@ -80,13 +85,22 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     open.add(ws)
     handle(guardWebSocket(ws, limits, connDetails, onRefused, forget), { connDetails })
   }
-  server.on('upgrade', (req, socket, head) => {
+  // One listener for every taken upgrade's socket (no closure per connection); it closes when the WebSocket does, or
+  // when the handshake fails.
+  const released = function (this: Socket): void { admission.release(this.remoteAddress ?? '') }
+  server.on('upgrade', (req, socket: Socket, head) => {
     const url = new URL(req.url ?? '/', 'http://x')
     socket.on('error', noop)
     if (url.pathname !== path) {
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nMQTT over WebSocket is at ${path}\n`)
       return
     }
+    const refused = admission.admit(socket.remoteAddress ?? '')
+    if (refused !== null) {
+      refuseUpgrade(socket, refused, admission.retryAfter(refused))
+      return
+    }
+    socket.on('close', released)
     wss.handleUpgrade(req, socket, head, (ws) => accept(ws, details(req)))
   })
   await new Promise<void>((resolve, reject) => {

@@ -1,0 +1,198 @@
+/**
+ * Admission control: whether a node takes a new connection, decided when it arrives, before any MQTT or
+ * authentication work, so that beyond its limits a node refuses early and cheaply and keeps serving the viewers it has.
+ *
+ * Checks, in order (the first that fails is the reason):
+ *  1. `overload`: the event loop lags beyond `overloadLagMs` (admission/lag.ts), whatever the rate says;
+ *  2. `max-connections`: the node holds `maxConnections` connections (TCP and TLS sockets from accept, WebSockets from
+ *     the upgrade, each until it closes);
+ *  3. `address-connections`: the peer's address holds `maxConnsPerAddress`;
+ *  4. `address-rate`: the peer's address opened more than `maxConnRatePerAddress` a second (a bucket of one second);
+ *  5. `rate`: new connections beyond `maxConnRate` a second with bursts of `maxConnBurst` (one token bucket per
+ *     node, shared by every listener: what it protects, the node's CPU and event loop, is per node, and a herd on one
+ *     listener must not get more because another is idle).
+ * A limit of 0 is off. Refusals are counted by reason and logged as one summary line per interval.
+ */
+import { readFileSync } from 'node:fs'
+import { performance } from 'node:perf_hooks'
+import type { Logger } from '../log.js'
+import { TokenBucket } from './token-bucket.js'
+import { LagMonitor } from './lag.js'
+
+/** Why a connection was refused. */
+export type RefusalReason = 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate'
+
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['overload', 'max-connections', 'address-connections', 'address-rate', 'rate']
+
+/** The limits; 0 turns one off. Rates per second, times in ms. */
+export interface AdmissionLimits {
+  maxConnections: number
+  maxConnRate: number
+  maxConnBurst: number
+  maxConnsPerAddress: number
+  maxConnRatePerAddress: number
+  overloadLagMs: number
+}
+
+/** What `/healthz` shows. */
+export interface AdmissionStats {
+  /** Connections held now. */
+  connections: number
+  /** Connections taken since start. */
+  accepted: number
+  /** Connections refused since start, by reason. */
+  refused: Record<RefusalReason, number>
+  /** True while overload protection refuses new connections. */
+  overloaded: boolean
+  /** The last sampled event-loop lag, ms. */
+  lagMs: number
+}
+
+/** How often the refusals are summed up in one log line, ms. */
+export const SUMMARY_MS = 10_000
+
+/** Retry-After (seconds) a refused client is given, by reason; the client adds its own jitter. */
+const RETRY_AFTER_S: Record<RefusalReason, number> = {
+  overload: 2,
+  'max-connections': 5,
+  'address-connections': 5,
+  'address-rate': 1,
+  rate: 1
+}
+
+const zeroCounts = (): Record<RefusalReason, number> => ({ overload: 0, 'max-connections': 0, 'address-connections': 0, 'address-rate': 0, rate: 0 })
+
+export class Admission {
+  readonly limits: Readonly<AdmissionLimits>
+  readonly #log: Logger
+  readonly #bucket: TokenBucket | null
+  readonly #lag: LagMonitor | null
+  /** Connections held per address (only when a per-address limit is on). */
+  readonly #perAddress = new Map<string, number>()
+  readonly #addressBuckets = new Map<string, TokenBucket>()
+  readonly #trackAddresses: boolean
+  readonly #timer: NodeJS.Timeout
+  #connections = 0
+  #accepted = 0
+  #acceptedSinceSummary = 0
+  readonly #refused = zeroCounts()
+  #refusedSinceSummary = zeroCounts()
+
+  /**
+   * @param limits the limits (see the module comment); 0 turns one off
+   * @param log where the summary lines go (warn when something was refused in the interval)
+   */
+  constructor (limits: AdmissionLimits, log: Logger) {
+    this.limits = Object.freeze({ ...limits })
+    this.#log = log
+    const now = performance.now()
+    this.#bucket = limits.maxConnRate > 0 ? new TokenBucket(limits.maxConnRate, Math.max(1, limits.maxConnBurst), now) : null
+    this.#lag = limits.overloadLagMs > 0 ? new LagMonitor(limits.overloadLagMs) : null
+    this.#trackAddresses = limits.maxConnsPerAddress > 0 || limits.maxConnRatePerAddress > 0
+    this.#timer = setInterval(() => this.#summary(), SUMMARY_MS)
+    this.#timer.unref()
+  }
+
+  /**
+   * Decides on a new connection from `address` and, when it is taken, counts it (call {@link Admission.release} when it
+   * closes).
+   * @returns null when taken, else the reason it is refused
+   */
+  admit (address: string): RefusalReason | null {
+    const reason = this.#check(address)
+    if (reason !== null) {
+      this.#refused[reason]++
+      this.#refusedSinceSummary[reason]++
+      return reason
+    }
+    this.#connections++
+    this.#accepted++
+    this.#acceptedSinceSummary++
+    if (this.limits.maxConnsPerAddress > 0) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
+    return null
+  }
+
+  /** A connection taken by {@link Admission.admit} closed. */
+  release (address: string): void {
+    this.#connections--
+    if (this.limits.maxConnsPerAddress > 0) {
+      const n = (this.#perAddress.get(address) ?? 1) - 1
+      if (n > 0) this.#perAddress.set(address, n)
+      else this.#perAddress.delete(address)
+    }
+  }
+
+  /** Seconds a client refused for `reason` should wait before it tries this node again (HTTP Retry-After). */
+  retryAfter (reason: RefusalReason): number {
+    return RETRY_AFTER_S[reason]
+  }
+
+  /** True while overload protection refuses new connections. */
+  get overloaded (): boolean {
+    return this.#lag?.overloaded() ?? false
+  }
+
+  /** True when the node holds as many connections as it may. */
+  get full (): boolean {
+    return this.limits.maxConnections > 0 && this.#connections >= this.limits.maxConnections
+  }
+
+  stats (): AdmissionStats {
+    return { connections: this.#connections, accepted: this.#accepted, refused: { ...this.#refused }, overloaded: this.overloaded, lagMs: Math.round(this.#lag?.lastLagMs ?? 0) }
+  }
+
+  /** Stops the timers (and writes the last summary). */
+  close (): void {
+    clearInterval(this.#timer)
+    this.#lag?.close()
+    this.#summary()
+  }
+
+  #check (address: string): RefusalReason | null {
+    if (this.#lag?.overloaded() === true) return 'overload'
+    if (this.full) return 'max-connections'
+    if (this.#trackAddresses) {
+      if (this.limits.maxConnsPerAddress > 0 && (this.#perAddress.get(address) ?? 0) >= this.limits.maxConnsPerAddress) return 'address-connections'
+      if (this.limits.maxConnRatePerAddress > 0) {
+        const now = performance.now()
+        let bucket = this.#addressBuckets.get(address)
+        if (bucket === undefined) {
+          bucket = new TokenBucket(this.limits.maxConnRatePerAddress, this.limits.maxConnRatePerAddress, now)
+          this.#addressBuckets.set(address, bucket)
+        }
+        if (!bucket.take(now)) return 'address-rate'
+      }
+    }
+    if (this.#bucket !== null && !this.#bucket.take(performance.now())) return 'rate'
+    return null
+  }
+
+  #summary (): void {
+    const refused = this.#refusedSinceSummary
+    this.#refusedSinceSummary = zeroCounts()
+    const accepted = this.#acceptedSinceSummary
+    this.#acceptedSinceSummary = 0
+    const lagMaxMs = Math.round(this.#lag?.takeMax() ?? 0)
+    // Per-address buckets that are full again hold nothing worth keeping.
+    const now = performance.now()
+    for (const [address, bucket] of this.#addressBuckets) if (bucket.full(now)) this.#addressBuckets.delete(address)
+    const total = REFUSAL_REASONS.reduce((sum, r) => sum + refused[r], 0)
+    if (total === 0) return
+    const byReason = Object.fromEntries(REFUSAL_REASONS.filter((r) => refused[r] > 0).map((r) => [r, refused[r]]))
+    this.#log.warn({ refused: byReason, accepted, connections: this.#connections, lagMaxMs, intervalMs: SUMMARY_MS }, `admission: refused ${total} new connections in the last ${SUMMARY_MS / 1000} s`)
+  }
+}
+
+/**
+ * The soft limit on open files of this process (Linux: /proc/self/limits), or undefined when it cannot be read.
+ * Each connection holds one; a node that reaches it fails to accept (EMFILE) instead of refusing clearly.
+ */
+export function openFileLimit (): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'))
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0]
+    return soft === undefined || soft === 'unlimited' ? undefined : Number(soft)
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * How each transport turns a connection away, cheaply, before the MQTT or authentication work of a real one:
+ *  - MQTT over TCP: the client's first bytes (its CONNECT) are read, not parsed, and answered with CONNACK return code
+ *    3, "server unavailable" (MQTT 3.1.1 section 3.2.2.3), then the connection is closed. Reading first matters: a
+ *    socket closed with unread input is reset, and a reset can drop the CONNACK before the client reads it;
+ *  - MQTT over TLS: closed before the handshake (the handshake is the expensive part, and no CONNACK can go out
+ *    without it);
+ *  - WebSocket: the HTTP upgrade is answered `503 Service Unavailable` with `Retry-After`, before any WebSocket is made
+ *    (RFC 9110 section 15.6.4 and 10.2.3).
+ * A refused connection that does not finish within {@link REFUSED_LINGER_MS} is dropped.
+ * The listeners here are shared by every refused connection: no closure per connection.
+ */
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { RefusalReason } from './admission.js'
+
+/** CONNACK, remaining length 2, no session present, return code 3: server unavailable (MQTT 3.1.1 section 3.2). */
+export const CONNACK_SERVER_UNAVAILABLE = Buffer.from([0x20, 0x02, 0x00, 0x03])
+
+/** How long a refused connection may take to read its answer and close, ms. */
+export const REFUSED_LINGER_MS = 5000
+
+function ignore (): void {}
+function drop (this: Duplex): void { this.destroy() }
+function answerUnavailable (this: Socket): void { this.end(CONNACK_SERVER_UNAVAILABLE) }
+
+/** Refuses an MQTT over TCP connection with CONNACK 3 once its first bytes arrive. */
+export function refuseMqtt (socket: Socket): void {
+  socket.on('error', ignore)
+  socket.setTimeout(REFUSED_LINGER_MS, drop)
+  socket.once('data', answerUnavailable)
+}
+
+/** Refuses an MQTT over TLS connection before its handshake: the TCP connection is closed. */
+export function refuseTls (socket: Socket): void {
+  socket.on('error', ignore)
+  socket.destroy()
+}
+
+/**
+ * Answers a WebSocket upgrade request with 503 and Retry-After, and closes.
+ * @param socket the upgrade's socket (the request has been read)
+ * @param retryAfter seconds the client should wait before it tries this node again
+ */
+export function refuseUpgrade (socket: Duplex, reason: RefusalReason, retryAfter: number): void {
+  socket.on('error', ignore)
+  if ('setTimeout' in socket) (socket as Socket).setTimeout(REFUSED_LINGER_MS, drop)
+  const body = `server unavailable (${reason}): try again in ${retryAfter} s\n`
+  socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfter}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}

@@ -1,0 +1,186 @@
+/**
+ * Admission control on one node (broker/src/admission/): a connection beyond the node's limits is refused when it
+ * arrives, before any MQTT or authentication work: CONNACK 3 over TCP, HTTP 503 with Retry-After over WebSocket, a
+ * close before the handshake over TLS. Tests whether the rate (token bucket), the connection count, the per-address
+ * limits and overload protection (event-loop lag) each refuse what they should and take what they should, and
+ * whether refused client-library viewers get in later through their backoff with their feed exact.
+ */
+import net from 'node:net'
+import tls from 'node:tls'
+import { test, expect } from 'vitest'
+import WebSocket from 'ws'
+import mqttPacket from 'mqtt-packet'
+import { brokerForTest, onCleanup } from '../helpers/broker.js'
+import { waitFor } from '../helpers/mqtt.js'
+import { Viewer } from '../../client/src/index.js'
+import { Publisher } from '../../publisher/src/index.js'
+import { join } from 'node:path'
+import { EXAMPLES } from '../helpers/auth.js'
+
+const tlsPath = (f: string): string => join(EXAMPLES, 'tls', f)
+
+const CONNECT = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: '', keepalive: 30 })
+
+/** Opens a raw TCP connection, sends a CONNECT, and resolves with the CONNACK return code, or 'closed'. */
+async function tcpConnack (port: number): Promise<number | 'closed'> {
+  return await new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    onCleanup(() => { socket.destroy() })
+    socket.on('error', () => {})
+    socket.on('connect', () => socket.write(CONNECT))
+    const parser = mqttPacket.parser()
+    parser.on('packet', (p) => { if (p.cmd === 'connack') resolve(p.returnCode ?? -1) })
+    socket.on('data', (d) => parser.parse(d))
+    socket.on('close', () => resolve('closed'))
+  })
+}
+
+/** Opens a WebSocket to `url` and resolves with the HTTP status of its upgrade (101 when made) and Retry-After. */
+async function wsUpgrade (url: string): Promise<{ status: number, retryAfter?: string }> {
+  return await new Promise((resolve) => {
+    const ws = new WebSocket(url, 'mqtt')
+    onCleanup(() => { ws.terminate() })
+    ws.on('error', () => {})
+    ws.on('open', () => resolve({ status: 101 }))
+    ws.on('unexpected-response', (_req, res) => {
+      resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] })
+      res.resume()
+    })
+  })
+}
+
+const count = <T>(list: T[], pred: (x: T) => boolean): number => list.filter(pred).length
+
+test('a node with --max-conn-rate 50 --max-conn-burst 50 takes about 50 of 500 TCP connections offered at once and refuses the rest with CONNACK 3', async () => {
+  const node = await brokerForTest({ maxConnRate: 50, maxConnBurst: 50 })
+  const start = Date.now()
+  const codes = await Promise.all(Array.from({ length: 500 }, async () => await tcpConnack(node.tcpPort)))
+  const seconds = (Date.now() - start) / 1000
+  const accepted = count(codes, (c) => c === 0)
+  // The bucket starts with 50 tokens and gains 50 a second while the 500 arrive.
+  expect(accepted).toBeGreaterThanOrEqual(50)
+  expect(accepted).toBeLessThanOrEqual(50 + Math.ceil(50 * seconds) + 1)
+  expect(count(codes, (c) => c === 3)).toBe(500 - accepted)
+  expect(node.admission.stats().refused.rate).toBe(500 - accepted)
+  console.log(`TCP: ${accepted} of 500 taken, ${500 - accepted} refused with CONNACK 3, in ${seconds.toFixed(2)} s`)
+})
+
+test('over WebSocket the refused upgrades get HTTP 503 with Retry-After, and /healthz answers meanwhile', async () => {
+  const node = await brokerForTest({ maxConnRate: 50, maxConnBurst: 50 })
+  const start = Date.now()
+  const results = await Promise.all(Array.from({ length: 500 }, async () => await wsUpgrade(node.wsUrl)))
+  const seconds = (Date.now() - start) / 1000
+  const accepted = count(results, (r) => r.status === 101)
+  expect(accepted).toBeGreaterThanOrEqual(50)
+  expect(accepted).toBeLessThanOrEqual(50 + Math.ceil(50 * seconds) + 1)
+  const refused = results.filter((r) => r.status !== 101)
+  expect(refused).toHaveLength(500 - accepted)
+  for (const r of refused) {
+    expect(r.status).toBe(503)
+    expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1)
+  }
+  const health = await fetch(`http://127.0.0.1:${node.wsPort}/healthz`)
+  expect(health.status).toBe(200)
+  const body = await health.json() as { admission: { refused: { rate: number }, connections: number } }
+  expect(body.admission.refused.rate).toBe(500 - accepted)
+  expect(body.admission.connections).toBe(accepted)
+  console.log(`WS: ${accepted} of 500 upgraded, ${500 - accepted} answered 503, in ${seconds.toFixed(2)} s`)
+})
+
+test('--max-connections refuses beyond the count held, and takes again when one closes', async () => {
+  const node = await brokerForTest({ maxConnections: 10, maxConnRate: 0 })
+  const held = await Promise.all(Array.from({ length: 9 }, async () => await wsUpgrade(node.wsUrl)))
+  expect(held.map((r) => r.status)).toEqual(Array(9).fill(101))
+  const tenth = net.connect(node.tcpPort, '127.0.0.1')
+  tenth.on('error', () => {})
+  await new Promise((resolve) => tenth.once('connect', resolve))
+  await waitFor(() => node.admission.stats().connections === 10, 'ten connections held')
+  expect(await tcpConnack(node.tcpPort)).toBe(3)
+  expect(await wsUpgrade(node.wsUrl)).toEqual({ status: 503, retryAfter: '5' })
+  const ready = await fetch(`http://127.0.0.1:${node.wsPort}/readyz`)
+  expect(ready.status).toBe(503)
+  expect(((await ready.json()) as { reasons: string[] }).reasons).toContain('at max connections')
+  tenth.destroy()
+  await waitFor(() => node.admission.stats().connections === 9, 'one connection released')
+  expect(await tcpConnack(node.tcpPort)).toBe(0)
+  expect(node.admission.stats().refused['max-connections']).toBe(2)
+})
+
+test('--max-conns-per-address and --max-conn-rate-per-address refuse one address beyond its share', async () => {
+  const node = await brokerForTest({ maxConnsPerAddress: 5, maxConnRate: 0 })
+  const codes = []
+  for (let i = 0; i < 6; i++) codes.push(await tcpConnack(node.tcpPort))
+  expect(codes).toEqual([0, 0, 0, 0, 0, 3])
+  expect(node.admission.stats().refused['address-connections']).toBe(1)
+
+  const byRate = await brokerForTest({ maxConnRatePerAddress: 20, maxConnRate: 0 })
+  const burst = await Promise.all(Array.from({ length: 60 }, async () => await tcpConnack(byRate.tcpPort)))
+  const accepted = count(burst, (c) => c === 0)
+  expect(accepted).toBeGreaterThanOrEqual(20)
+  expect(accepted).toBeLessThan(40)
+  expect(count(burst, (c) => c === 3)).toBe(60 - accepted)
+  expect(byRate.admission.stats().refused['address-rate']).toBe(60 - accepted)
+})
+
+test('a TLS listener refuses before the handshake', async () => {
+  const node = await brokerForTest({
+    maxConnections: 1,
+    maxConnRate: 0,
+    listeners: [{ protocol: 'mqtts', port: 0, tls: { cert: tlsPath('server.pem'), key: tlsPath('server.key') } }]
+  })
+  const port = Object.values(node.ports)[0]
+  const first = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  onCleanup(() => { first.destroy() })
+  await new Promise((resolve) => first.once('secureConnect', resolve))
+  const second = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  second.on('error', () => {})
+  let secured = false
+  second.on('secureConnect', () => { secured = true })
+  await new Promise((resolve) => second.once('close', resolve))
+  expect(secured).toBe(false)
+  expect(node.admission.stats().refused['max-connections']).toBe(1)
+})
+
+test('a node whose event loop lags beyond --overload-lag-ms refuses a new connection with CONNACK 3, and takes it again once the loop recovers', async () => {
+  const node = await brokerForTest({ overloadLagMs: 200, maxConnRate: 0 })
+  expect(await tcpConnack(node.tcpPort)).toBe(0)
+  // The connection is made (the kernel completes it), then the loop is held for 600 ms before the node can look at it.
+  const pending = tcpConnack(node.tcpPort)
+  const until = Date.now() + 600
+  while (Date.now() < until) { /* busy: a node delivering a goal to many viewers */ }
+  expect(await pending).toBe(3)
+  expect(node.admission.stats().refused.overload).toBe(1)
+  const ws = await wsUpgrade(node.wsUrl)
+  expect(ws).toEqual({ status: 503, retryAfter: '2' })
+  await waitFor(() => !node.admission.overloaded, 'the node to recover', 5000)
+  expect(await tcpConnack(node.tcpPort)).toBe(0)
+  expect((await wsUpgrade(node.wsUrl)).status).toBe(101)
+})
+
+test('500 client-library viewers offered at once to a node with --max-conn-rate 50: the refused get in later through their backoff, every feed exact', async () => {
+  const node = await brokerForTest({ maxConnRate: 50, maxConnBurst: 50 })
+  const feed = 'matches/herd/events'
+  const publisher = await Publisher.connect(node.tcpUrl)
+  onCleanup(async () => { await publisher.close() })
+  for (let i = 1; i <= 5; i++) await publisher.publishEvent(feed, { type: 'goal', id: `e${i}`, minute: i })
+  const viewers: Array<{ viewer: Viewer, seqs: number[] }> = []
+  for (let i = 0; i < 500; i++) {
+    const viewer = Viewer.connect(i % 2 === 0 ? node.tcpUrl : node.wsUrl, { reconnect: { baseMs: 500, capMs: 4000 } })
+    onCleanup(async () => { await viewer.close() })
+    viewer.on('error', () => {})
+    const entry = { viewer, seqs: [] as number[] }
+    viewer.watchFeed(feed, { from: 'all' }, (m) => entry.seqs.push(m.seq))
+    viewers.push(entry)
+  }
+  // Publish while they come in.
+  for (let i = 6; i <= 40; i++) {
+    await publisher.publishEvent(feed, { type: 'tick', id: `e${i}`, minute: i })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  await waitFor(() => viewers.every((v) => v.seqs.length >= 40), 'every viewer to have the 40 events', 60_000)
+  const expected = Array.from({ length: 40 }, (_, i) => i + 1)
+  for (const v of viewers) expect(v.seqs).toEqual(expected)
+  const stats = node.admission.stats()
+  expect(stats.refused.rate).toBeGreaterThan(300)
+  console.log(`500 viewers in, each with seqs 1..40 once, after ${stats.refused.rate} refusals (rate)`)
+}, 90_000)
