@@ -17,8 +17,9 @@ import type { RefusalReason } from './admission.js'
 /** CONNACK, remaining length 2, no session present, return code 3: server unavailable (MQTT 3.1.1 section 3.2). */
 export const CONNACK_SERVER_UNAVAILABLE = Buffer.from([0x20, 0x02, 0x00, 0x03])
 
-/** How long a refused connection may take to read its answer and close, ms. */
-export const REFUSED_LINGER_MS = 5000
+/** How long a refused connection may take to send its first bytes, read its answer and close, ms (short: a refused
+ * connection holds a file descriptor, and is not counted against --max-connections). */
+export const REFUSED_LINGER_MS = 2000
 
 function ignore (): void {}
 function drop (this: Duplex): void { this.destroy() }
