@@ -1,10 +1,11 @@
-// Tests whether `tribune broker` refuses bad options naming them, lists options on --help, and stops cleanly on SIGTERM.
+// Tests whether `tribune broker` refuses bad options naming them, lists options on --help, refuses a data dir another
+// broker has open (naming it), and stops cleanly on SIGTERM.
 import { spawn } from 'node:child_process'
 import net, { type AddressInfo } from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
-import { tempDir } from '../helpers/broker.js'
+import { brokerForTest, tempDir } from '../helpers/broker.js'
 import { connect } from '../helpers/mqtt.js'
 
 const BIN = join(import.meta.dirname, '../../bin/tribune.js')
@@ -73,6 +74,14 @@ describe('tribune broker command line', () => {
     } finally {
       blocker.close()
     }
+  })
+
+  it('exits 1 naming the data dir when another broker has it open', async () => {
+    const dataDir = join(tempDir(), 'data')
+    await brokerForTest({ dataDir })
+    const r = await run(['broker', '--data-dir', dataDir, '--port', '0', '--ws-port', '0'])
+    expect(r.code).toBe(1)
+    expect(r.err).toContain(`data dir ${dataDir} is in use by another broker`)
   })
 
   it('serves, then exits 0 on SIGTERM after closing clients', async () => {

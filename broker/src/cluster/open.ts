@@ -3,6 +3,10 @@
  * persistence (cluster/persistence.ts) and the feed store (feeds/redis-store.ts). Every key and channel starts with
  * the configured prefix.
  *
+ * Before anything else is done under the node's id, the node takes the lease on it (cluster/node-lease.ts): a start
+ * under an id a live node of the cluster holds fails; one under the id of a run that died waits for its lease to
+ * expire (at most 3 heartbeat intervals).
+ *
  * Connections (four per node): `pub` publishes messages and runs the feed store's scripts; `sub` receives messages;
  * `state` holds sessions and retained messages (ioredis `keyPrefix`); `notices` receives retained-message notices.
  * While Redis is unreachable every command waits in ioredis' offline queue and runs after the reconnect, so a publish
@@ -12,6 +16,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import type { Logger } from '../log.js'
 import { RedisFeedStore } from '../feeds/redis-store.js'
 import { ClusterEmitter, type ClusterEmitterOptions } from './emitter.js'
+import { takeNodeLease, type NodeLease } from './node-lease.js'
 
 export type ClientInfo = ClusterEmitterOptions['clientInfo']
 import { ClusterPersistence } from './persistence.js'
@@ -24,7 +29,10 @@ export interface ClusterLink {
   ready: () => boolean
   /** Registers a call made each time the message stream is back after a cut (to catch feeds up). */
   onResubscribed: (fn: () => void) => void
-  /** Closes the feed store and the persistence, then every connection; within about 4 s even when Redis is down. */
+  /**
+   * Closes the feed store, releases the node id's lease, closes the persistence, then every connection; within about
+   * 4 s even when Redis is down.
+   */
   close: () => Promise<void>
 }
 
@@ -32,6 +40,8 @@ export interface ClusterOptions {
   url: string
   prefix: string
   nodeId: string
+  /** ms between the node's heartbeats: its lease on `nodeId` lives 3 of them and is renewed every one. */
+  heartbeatInterval: number
   history: number
   /** The client with this id on this node, if any: its clean session flag and identity. */
   clientInfo: ClientInfo
@@ -39,8 +49,9 @@ export interface ClusterOptions {
 }
 
 /**
- * Connects to Redis (4 connections) and builds the node's cluster parts.
+ * Connects to Redis (4 connections), takes the lease on the node id, and builds the node's cluster parts.
  * @throws Error naming the URL when Redis cannot be reached within 5 s at start
+ * @throws NodeIdInUseError (cluster/node-lease.ts) naming the id when a live node of the cluster holds it
  */
 export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   const { url, prefix, log } = opts
@@ -97,6 +108,15 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     const reason = (lastError as Error | null)?.message ?? (err as Error).message
     throw new Error(`redis ${redact}: cannot connect (${reason}); is Redis running there? (a running node rides out an outage, but does not start without Redis)`)
   }
+  // On `state`, whose keyPrefix puts the key under the prefix; it is also the last connection to close (aedes closes
+  // `pub` and `sub` with its message stream before the stores close).
+  let lease: NodeLease
+  try {
+    lease = await takeNodeLease({ conn: state, prefix, nodeId: opts.nodeId, heartbeatInterval: opts.heartbeatInterval, log })
+  } catch (err) {
+    for (const c of all) c.disconnect()
+    throw err
+  }
   const mq = new ClusterEmitter({
     nodeId: opts.nodeId,
     prefix: channels,
@@ -122,6 +142,9 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
       // Appends in flight and the persistence's last commands wait for Redis; when it is unreachable, give up after
       // 2 s each and drop the connections (nothing unacknowledged is lost: publishers resend).
       await withTimeout(store.close(), 2000).catch(() => {})
+      // Deleted if still ours, so a clean restart under the same id starts at once; before the persistence
+      // disconnects `state`.
+      await lease.release(1000)
       await withTimeout(persistence.destroy(), 2000).catch(() => {})
       for (const c of all) c.disconnect()
     }

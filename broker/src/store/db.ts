@@ -27,8 +27,12 @@ export async function openDatabase (dataDir: string): Promise<Database> {
   try {
     await db.open()
   } catch (err) {
-    const cause = (err as { cause?: Error }).cause?.message ?? (err as Error).message
-    throw new Error(`data dir ${dataDir}: cannot open the store (${cause}); is another broker using it?`)
+    const cause = (err as { cause?: Error & { code?: string } }).cause
+    // LevelDB's lock file: another process (a broker, running or stopping) has the store open.
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new Error(`data dir ${dataDir} is in use by another broker (its store is locked): stop that one, or give this node another --data-dir`)
+    }
+    throw new Error(`data dir ${dataDir}: cannot open the store (${cause?.message ?? (err as Error).message}); is another broker using it?`)
   }
   return db
 }
