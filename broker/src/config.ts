@@ -100,7 +100,7 @@ export const options: OptionSpec[] = [
   { key: 'overloadLagMs', flag: 'overload-lag-ms', env: 'TRIBUNE_OVERLOAD_LAG_MS', parse: int, doc: `event-loop lag, ms, beyond which the node refuses new connections until it recovers; 0 off (default ${ADMISSION_DEFAULTS.overloadLagMs})` },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
-  { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis (default: host name and a random suffix)' },
+  { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis; a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
   { key: 'heartbeatInterval', flag: 'heartbeat-interval', env: 'TRIBUNE_HEARTBEAT_INTERVAL', parse: int, doc: 'ms between a cluster node\'s heartbeats; a dead node\'s wills follow within 7 of them (default 5000)' },
   { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
 ]

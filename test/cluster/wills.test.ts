@@ -51,7 +51,9 @@ test('the will of a client on a node that is killed is published once, by one of
 
 test('a node killed and started again at once under the same id publishes its earlier run\'s wills at start', async () => {
   const redis = await redisForTest()
-  const [survivor] = await clusterForTest(redis.url, 1, { heartbeatInterval: HEARTBEAT })
+  // The survivor's own interval is long: it would take the node for dead only after 3 of them (6 s), long after the new
+  // run, which waits at most its lease's 3 x 250 ms, has started and published the will itself.
+  const [survivor] = await clusterForTest(redis.url, 1, { heartbeatInterval: 2000 })
   const watcher = await connect(survivor.tcpUrl)
   const got = collect(watcher)
   await watcher.subscribeAsync('clients/+/status', { qos: 1 })
