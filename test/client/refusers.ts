@@ -24,14 +24,17 @@ async function listen (server: net.Server): Promise<number> {
   return (server.address() as AddressInfo).port
 }
 
-/** A TCP server that answers the first bytes (the CONNECT) with CONNACK return code 3 (0x20 0x02 0x00 0x03) and closes. */
-export async function connackRefuser (): Promise<Refuser> {
+/**
+ * A TCP server that answers the first bytes (the CONNECT) with CONNACK and return code `code` (default 3, server
+ * unavailable: 0x20 0x02 0x00 0x03) and closes.
+ */
+export async function connackRefuser (code = 3): Promise<Refuser> {
   const arrivals: number[] = []
   const server = net.createServer((socket) => {
     socket.on('error', () => {})
     socket.once('data', () => {
       arrivals.push(Date.now())
-      socket.end(Buffer.from([0x20, 0x02, 0x00, 0x03]))
+      socket.end(Buffer.from([0x20, 0x02, 0x00, code]))
     })
   })
   return { url: `mqtt://127.0.0.1:${await listen(server)}`, arrivals }
