@@ -106,7 +106,7 @@ function openStream (url: URL, onRefused: (status: number, retryAfterMs: number 
       const target = new URL(url.href)
       target.username = ''
       target.password = ''
-      const socket = new WebSocket(target.href, ['mqtt'], { finishRequest: upgradeRefusalHook(onRefused) as (req: unknown) => void })
+      const socket = new WebSocket(target.href, ['mqtt'], { finishRequest: upgradeRefusalHook(onRefused) })
       const stream = createWebSocketStream(socket)
       socket.on('close', () => { stream.destroy() })
       return stream
