@@ -7,7 +7,10 @@
  */
 import { describe, expect, it } from 'vitest'
 import { Publisher, ServerUnavailableError, type ReconnectInfo } from '../../publisher/src/index.js'
-import { closedPort, connackRefuser, upgradeRefuser } from '../client/refusers.js'
+import { closedPort, connackRefuser, tlsCloser, upgradeRefuser } from '../client/refusers.js'
+import { SAMPLE, secureConfig } from '../helpers/auth.js'
+import { brokerForTest } from '../helpers/broker.js'
+import { collect, connect } from '../helpers/mqtt.js'
 import { connectPublisher, settledWithin, startBroker, subscriber, waitFor } from './aedes.js'
 
 const keepOrder = (): number => 0.999 // the URLs are tried in the order given
@@ -42,6 +45,29 @@ describe('Publisher with several broker URLs', () => {
     await expect(Publisher.connect('mqtt://u:SeCrEt@127.0.0.1:1', {})).rejects.toThrow(/ECONNREFUSED/)
     await expect(Publisher.connect(['mqtt://u:SeCrEt@h', 'http://u:SeCrEt@h'])).rejects.toThrow(/^unsupported protocol "http:" in "http:\/\/u:\*\*\*@h\/"/)
     await expect(Publisher.connect([])).rejects.toThrow(RangeError)
+  })
+
+  it('over TLS closed before the handshake (a plain failure), then a WebSocket to Tribune, with a URL\'s credentials', async () => {
+    const node = await brokerForTest()
+    const closer = await tlsCloser()
+    const errors: Error[] = []
+    const pub = await connectPublisher([closer.url, node.wsUrl], { random: keepOrder, onError: (e) => errors.push(e) })
+    expect(closer.arrivals).toHaveLength(1)
+    expect(pub.url).toBe(node.wsUrl)
+    await pub.publishEvent('matches/ws/events', { id: 'e1' })
+    const viewer = await connect(node.tcpUrl)
+    const got = collect(viewer)
+    await viewer.subscribeAsync('$replay/all/matches/ws/events', { qos: 1 })
+    await waitFor(() => got.length === 1, 'the event over ws')
+    expect(got[0].json).toMatchObject({ seq: 1, data: { id: 'e1' } })
+
+    const secure = await brokerForTest(secureConfig())
+    const port = secure.ports[Object.keys(secure.ports).find((n) => n.startsWith('mqtt:')) ?? '']
+    const { username, password } = SAMPLE.publisher
+    const withLogin = await connectPublisher(`mqtt://${username}:${encodeURIComponent(password)}@127.0.0.1:${port}`)
+    await withLogin.setState('matches/ws/state', { status: 'live' })
+    await expect(Publisher.connect(`mqtt://${username}:wrong@127.0.0.1:${port}`)).rejects.toThrow('Connection refused: Bad username or password')
+    expect(errors).toEqual([])
   })
 
   it('moves to the next URL when the connection is lost; unacknowledged publishes settle there', async () => {
