@@ -5,7 +5,10 @@ import process from 'node:process'
 import { parseArgs } from 'node:util'
 import type { FeedEnvelope, ResetNotice } from './envelope.js'
 import { assertFeedTopic, isFeedLikeTopic, isValidTopicFilter, parseFeedStart, type FeedStart } from './replay.js'
+import { withoutPassword } from './targets.js'
 import { Viewer, SubscriptionRefusedError, type StateMessage, type ViewerOptions } from './viewer.js'
+
+export { withoutPassword }
 
 /** Default broker URL: the broker's WebSocket listener on this machine. */
 export const DEFAULT_WATCH_URL = 'ws://127.0.0.1:8080/mqtt'
@@ -22,7 +25,9 @@ are subscribed plainly and printed as {"topic","payload","retain"} (payload: par
 
 Options:
   --url <url>      broker URL (default ${DEFAULT_WATCH_URL}; mqtt://host:1883 works too);
-                   credentials go in it: mqtt://<user>:<password>@host:1883 (never printed)
+                   credentials go in it: mqtt://<user>:<password>@host:1883 (never printed).
+                   Repeat it to give several brokers (e.g. the nodes of a cluster): they are tried
+                   in a random order, and the watch moves to the next one when one fails or is busy
   --from <start>   feeds only: all (default), last-<n>, or after-<seq>@<epoch>
   --feed           watch <topic> as a feed even if it does not end in /events
   --count <n>      exit after n messages (reset lines are not counted)
@@ -45,7 +50,7 @@ export interface WatchIO {
 
 interface WatchArgs {
   readonly topic: string
-  readonly url: string
+  readonly urls: readonly string[]
   readonly feed: boolean
   readonly from: FeedStart
   readonly count: number | undefined
@@ -61,7 +66,7 @@ function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
       allowPositionals: true,
       strict: true,
       options: {
-        url: { type: 'string' },
+        url: { type: 'string', multiple: true },
         from: { type: 'string' },
         feed: { type: 'boolean' },
         count: { type: 'string' },
@@ -76,15 +81,17 @@ function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
   if (positionals.length === 0) throw new UsageError('missing <topic>')
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (one <topic> only)`)
   const topic = positionals[0]
-  const url = values.url ?? DEFAULT_WATCH_URL
-  let protocol: string
-  try {
-    protocol = new URL(url).protocol
-  } catch {
-    throw new UsageError(`--url: invalid URL "${withoutPassword(url)}"`)
-  }
-  if (!SUPPORTED_PROTOCOLS.has(protocol)) {
-    throw new UsageError(`--url: unsupported protocol "${protocol}" (use ws://, wss://, mqtt:// or mqtts://)`)
+  const urls = values.url ?? [DEFAULT_WATCH_URL]
+  for (const url of urls) {
+    let protocol: string
+    try {
+      protocol = new URL(url).protocol
+    } catch {
+      throw new UsageError(`--url: invalid URL "${withoutPassword(url)}"`)
+    }
+    if (!SUPPORTED_PROTOCOLS.has(protocol)) {
+      throw new UsageError(`--url: unsupported protocol "${protocol}" (use ws://, wss://, mqtt:// or mqtts://)`)
+    }
   }
   const feed = values.feed === true || isFeedLikeTopic(topic)
   if (feed) {
@@ -112,7 +119,7 @@ function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
       throw new UsageError(`--count must be a positive integer, got "${values.count}"`)
     }
   }
-  return { topic, url, feed, from, count }
+  return { topic, urls, feed, from, count }
 }
 
 /** The printed line of a feed envelope, keys in contract order. */
@@ -135,25 +142,14 @@ function defaultIO (): WatchIO {
   }
 }
 
-/** `url` with its password, if any, replaced by `***` (for status and error lines), even when it does not parse. */
-export function withoutPassword (url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password === '') return url
-    u.password = '***'
-    return u.toString()
-  } catch {
-    return url.replace(/^([^:/?#]+:\/\/[^:/?#@]*):[^@/?#]*@/, '$1:***@') // scheme://user:password@...
-  }
-}
-
 /**
- * `tribune watch <topic> [--url URL] [--from all|last-<n>|after-<seq>@<epoch>] [--feed] [--count N] [--help]`.
+ * `tribune watch <topic> [--url URL]... [--from all|last-<n>|after-<seq>@<epoch>] [--feed] [--count N] [--help]`.
  *
  * Feed-like topics (ending in `/events`, or any topic with `--feed`) are watched with {@link Viewer.watchFeed}
  * (contract "Subscribing": `$replay/...` filters, resumed after reconnects) and printed as one envelope JSON line
  * per message plus one line per reset notice; other topics are subscribed plainly with {@link Viewer.watchState}
- * and printed as `{"topic","payload","retain"}` lines. Reconnects with backoff while the broker is unreachable.
+ * and printed as `{"topic","payload","retain"}` lines. Reconnects with backoff while the broker is unreachable; with
+ * several `--url`s, tries them in a random order and moves to the next when one fails or refuses (busy).
  * @param argv the arguments after `watch`.
  * @param io output/stop hooks (defaults: process stdout/stderr, SIGINT/SIGTERM).
  * @returns exit code: 0 after SIGINT/SIGTERM/abort or --count messages, 1 if the broker refused the
@@ -173,11 +169,11 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
     io.out(USAGE)
     return 0
   }
-  const { topic, url, feed, from, count } = args
+  const { topic, urls, feed, from, count } = args
 
   let viewer: Viewer
   try {
-    viewer = Viewer.connect(url, io.viewer)
+    viewer = Viewer.connect(urls, io.viewer)
   } catch (err) {
     io.err(`tribune watch: --url: ${err instanceof Error ? err.message : String(err)}`)
     return 2
@@ -220,17 +216,20 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
     io.signal?.addEventListener('abort', onAbort)
 
     let everConnected = false
-    viewer.on('connect', () => {
+    const hinted = new Set<string>()
+    viewer.on('connect', (url) => {
       everConnected = true
       io.err(`tribune watch: connected to ${withoutPassword(url)}`)
     })
-    viewer.on('disconnect', () => { io.err('tribune watch: disconnected') })
-    viewer.on('reconnecting', ({ attempt, delayMs }) => {
-      if (!everConnected && attempt === 1) {
+    viewer.on('disconnect', (url) => { io.err(`tribune watch: disconnected${urls.length > 1 ? ` from ${withoutPassword(url)}` : ''}`) })
+    viewer.on('reconnecting', ({ attempt, delayMs, url, lastUrl, refused }) => {
+      if (!everConnected && !refused && !hinted.has(lastUrl)) {
         // No CONNACK yet: a refused or reset connection, or an HTTP answer other than the WebSocket upgrade.
-        io.err(`tribune watch: no MQTT connection to ${withoutPassword(url)}: check the host, the port and, for ws:// or wss://, the path (the broker's default is /mqtt)`)
+        hinted.add(lastUrl)
+        io.err(`tribune watch: no MQTT connection to ${withoutPassword(lastUrl)}: check the host, the port and, for ws:// or wss://, the path (the broker's default is /mqtt)`)
       }
-      io.err(`tribune watch: reconnecting in ${delayMs} ms (attempt ${attempt})`)
+      const to = urls.length > 1 ? ` to ${withoutPassword(url)}` : ''
+      io.err(`tribune watch: reconnecting${to} in ${delayMs} ms (attempt ${attempt}${refused ? ', the broker was busy' : ''})`)
     })
     // Errors after the watch has finished (e.g. MQTT.js acknowledging a message on a closing socket) are not the user's concern.
     viewer.on('error', (err) => {
@@ -245,6 +244,7 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
       }
       io.err(`tribune watch: ${err.message}`)
       if (err instanceof SubscriptionRefusedError) void finish(1)
+      // Anything else (a ServerUnavailableError from a busy broker included) is reported; the viewer retries.
     })
 
     if (feed) {

@@ -2,6 +2,10 @@
 
 export { Viewer, SubscriptionRefusedError } from './viewer.js'
 export type { ViewerOptions, ViewerEvents, ReconnectInfo, StateMessage, StateWatch, WatchFeedOptions } from './viewer.js'
+export { ServerUnavailableError, parseRetryAfter, unavailableConnackCode, upgradeRefusalHook } from './refusal.js'
+export type { FinishRequest, UpgradeRequest, UpgradeResponse } from './refusal.js'
+export { TargetRotation, shuffled, urlList, withoutPassword } from './targets.js'
+export type { BrokerUrls } from './targets.js'
 export { FeedSubscription, FEED_TRANSITIONS, canTransition } from './feed-subscription.js'
 export type {
   FeedState, FeedStateChange, FeedGap, FeedStats, FeedSubscriptionEvents, FeedSubscriptionOptions, FeedTransport, QoS
@@ -14,7 +18,7 @@ export {
   replayFilter, parseFeedStart, isFeedLikeTopic, topicMatches, isValidTopicFilter, isValidEpoch, assertFeedTopic
 } from './replay.js'
 export type { FeedStart, NamedFeedStart } from './replay.js'
-export { backoffDelay, DEFAULT_BACKOFF } from './backoff.js'
-export type { BackoffOptions } from './backoff.js'
+export { backoffDelay, backoffOptions, reconnectDelay, DEFAULT_BACKOFF } from './backoff.js'
+export type { AttemptFailure, BackoffOptions } from './backoff.js'
 export { TypedEmitter } from './emitter.js'
 export type { EventMap, Listener } from './emitter.js'

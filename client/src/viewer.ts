@@ -1,15 +1,19 @@
-// The viewer client: one MQTT.js connection (clean session, reconnect with full-jitter backoff done here),
-// feeds watched through $replay subscriptions (FeedSubscription), retained JSON state topics through plain
-// subscriptions. Follows the README's contract section. Imports only 'mqtt' and standard APIs, so it runs in the
-// browser too (MQTT.js uses a WebSocket for ws:// and wss:// URLs).
+// The viewer client: one MQTT connection at a time to one of its broker URLs (clean session; which URL and when to
+// retry: connection.ts), feeds watched through $replay subscriptions (FeedSubscription), retained JSON state topics
+// through plain subscriptions. Follows the README's contract section. Imports only 'mqtt' and standard APIs, so it
+// runs in the browser too (MQTT.js uses a WebSocket for ws:// and wss:// URLs).
 
-import mqtt from 'mqtt'
 import type { IClientOptions, MqttClient } from 'mqtt'
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
+import { backoffOptions, type BackoffOptions } from './backoff.js'
+import { BrokerConnection, type ReconnectInfo } from './connection.js'
 import { TypedEmitter } from './emitter.js'
 import { decodePayload, type FeedEnvelope } from './envelope.js'
-import { FeedSubscription, type FeedSubscriptionOptions, type FeedTransport, type QoS } from './feed-subscription.js'
+import { FeedSubscription, type FeedSubscriptionOptions } from './feed-subscription.js'
+import { MqttFeedTransport } from './mqtt-transport.js'
 import { isValidTopicFilter, topicMatches } from './replay.js'
+import type { BrokerUrls } from './targets.js'
+
+export type { ReconnectInfo } from './connection.js'
 
 /** Options of {@link Viewer.connect}. */
 export interface ViewerOptions {
@@ -18,40 +22,37 @@ export interface ViewerOptions {
   readonly username?: string
   readonly password?: string
   /**
-   * Reconnect policy: `true` (default) = full-jitter exponential backoff with {@link DEFAULT_BACKOFF}
-   * (base 500 ms, cap 30 s), an object = the same with these base/cap, `false` = never reconnect.
+   * Reconnect policy: `true` (default) = full-jitter exponential backoff with `DEFAULT_BACKOFF` (base 500 ms,
+   * cap 30 s; after a refusal at least Retry-After, else `refusedMinMs` 1000 ms, more), an object = the same with
+   * these values, `false` = never retry (one attempt, on the first URL of the shuffled order).
    */
   readonly reconnect?: boolean | BackoffOptions
-  /** Random source in [0, 1) for the backoff jitter; default Math.random. */
+  /** Random source in [0, 1) for the order of the broker URLs and the backoff jitter; default Math.random. */
   readonly random?: () => number
   /** Time to wait for CONNACK, ms; default 10000. */
   readonly connectTimeoutMs?: number
   /** MQTT keep alive, seconds (MQTT 3.1.1 section 3.1.2.10); default 30. */
   readonly keepaliveSec?: number
   /**
-   * Extra MQTT.js options (TLS, wsOptions, protocolVersion, ...). `clean`, `reconnectPeriod`, `resubscribe` and
-   * `manualConnect` are owned by the Viewer and overridden.
+   * Extra MQTT.js options (TLS, wsOptions, protocolVersion, ...), for every broker URL. `clean`, `reconnectPeriod`,
+   * `resubscribe` and `manualConnect` are owned by the Viewer and overridden; a `wsOptions.finishRequest` of yours
+   * still runs (the viewer wraps it to read a refused upgrade's status and Retry-After in Node).
    */
   readonly mqtt?: Omit<IClientOptions, 'clean' | 'reconnectPeriod' | 'resubscribe' | 'manualConnect'>
 }
 
-/** Payload of the `reconnecting` event. */
-export interface ReconnectInfo {
-  /** 1 for the first retry since the last successful connect, 2 for the next, ... */
-  readonly attempt: number
-  /** Delay before this retry, ms. */
-  readonly delayMs: number
-}
-
 /** Events of a {@link Viewer}. */
 export interface ViewerEvents {
-  /** CONNACK received (first connect and every reconnect). */
-  connect: []
-  /** An established connection was lost (or closed by {@link Viewer.close}). */
-  disconnect: []
-  /** A reconnect is scheduled. */
+  /** CONNACK 0 received (first connect and every reconnect), from the broker URL given. */
+  connect: [url: string]
+  /** An established connection (to the URL given) was lost, or closed by {@link Viewer.close}. */
+  disconnect: [url: string]
+  /** A retry is scheduled: `{attempt, delayMs, url, lastUrl, refused, retryAfterMs?}` (see {@link ReconnectInfo}). */
   reconnecting: [info: ReconnectInfo]
-  /** Connection errors (refused, timeout, ...), refused state subscriptions, state callbacks that threw. */
+  /**
+   * Connection errors (timeout, connection refused by the OS, ...), a `ServerUnavailableError` when a broker refused
+   * the connection as overloaded, refused state subscriptions (`SubscriptionRefusedError`), state callbacks that threw.
+   */
   error: [error: Error]
   /** The viewer is closed for good. */
   close: []
@@ -93,62 +94,6 @@ export interface StateWatch {
 /** Options of {@link Viewer.watchFeed}. */
 export type WatchFeedOptions = FeedSubscriptionOptions
 
-/** {@link FeedTransport} over an MQTT.js client; reference-counts filters shared by several subscriptions. */
-class MqttFeedTransport implements FeedTransport {
-  readonly #client: MqttClient
-  readonly #isConnected: () => boolean
-  readonly #counts = new Map<string, number>()
-  readonly #messageListeners = new Set<(topic: string, payload: Uint8Array | string) => void>()
-  readonly #connectionListeners = new Set<(connected: boolean) => void>()
-  /** Set when the viewer closes: no more packets are sent. */
-  closing = false
-
-  constructor (client: MqttClient, isConnected: () => boolean) {
-    this.#client = client
-    this.#isConnected = isConnected
-  }
-
-  get connected (): boolean {
-    return !this.closing && this.#isConnected()
-  }
-
-  async subscribe (filter: string, qos: QoS): Promise<void> {
-    this.#counts.set(filter, (this.#counts.get(filter) ?? 0) + 1)
-    if (!this.connected) throw new Error('not connected')
-    const granted = await this.#client.subscribeAsync(filter, { qos })
-    if (granted.some((g) => (g.qos & 0x80) !== 0)) throw new Error('SUBACK return code 0x80 (failure)')
-  }
-
-  async unsubscribe (filter: string): Promise<void> {
-    const count = (this.#counts.get(filter) ?? 1) - 1
-    if (count > 0) {
-      this.#counts.set(filter, count)
-      return
-    }
-    this.#counts.delete(filter)
-    if (!this.connected) return
-    await this.#client.unsubscribeAsync(filter)
-  }
-
-  onMessage (listener: (topic: string, payload: Uint8Array | string) => void): () => void {
-    this.#messageListeners.add(listener)
-    return () => { this.#messageListeners.delete(listener) }
-  }
-
-  onConnectionChange (listener: (connected: boolean) => void): () => void {
-    this.#connectionListeners.add(listener)
-    return () => { this.#connectionListeners.delete(listener) }
-  }
-
-  dispatchMessage (topic: string, payload: Uint8Array): void {
-    for (const listener of [...this.#messageListeners]) listener(topic, payload)
-  }
-
-  dispatchConnection (connected: boolean): void {
-    for (const listener of [...this.#connectionListeners]) listener(connected)
-  }
-}
-
 interface StateWatchEntry {
   readonly topic: string
   readonly onState: (message: StateMessage) => void
@@ -159,68 +104,69 @@ function toError (err: unknown): Error {
 }
 
 /**
- * A viewer connection to a Tribune broker. Create with {@link Viewer.connect}; watch feeds with
- * {@link Viewer.watchFeed} and retained state topics with {@link Viewer.watchState}; stop with {@link Viewer.close}.
+ * A viewer connection to a Tribune broker, or to one of several (the nodes of a cluster, or a load balancer and
+ * fallbacks). Create with {@link Viewer.connect}; watch feeds with {@link Viewer.watchFeed} and retained state topics
+ * with {@link Viewer.watchState}; stop with {@link Viewer.close}.
  *
- * The MQTT session is clean (MQTT 3.1.1 section 3.1.2.4) and MQTT.js's own reconnect and resubscribe are off:
- * the viewer reconnects with delay = random(0, min(cap, base * 2^attempt)), attempt reset on CONNACK, then
- * resubscribes state topics and lets each feed subscription resume after its last delivered position.
+ * The MQTT session is clean (MQTT 3.1.1 section 3.1.2.4) and MQTT.js's own reconnect and resubscribe are off: the
+ * viewer tries its URLs in a shuffled order, stays on the one that works and moves to the next on any failure, after
+ * delay = random(0, min(cap, base * 2^attempt)) (plus Retry-After or refusedMinMs after a refusal), attempt reset on
+ * CONNACK 0; then it resubscribes state topics and lets each feed subscription resume after its last delivered
+ * position (seq and epoch are cluster-wide, so this holds on another node too).
  */
 export class Viewer extends TypedEmitter<ViewerEvents> {
-  readonly #client: MqttClient
+  readonly #connection: BrokerConnection
   readonly #transport: MqttFeedTransport
-  readonly #backoff: BackoffOptions | null
-  readonly #random: () => number
   readonly #feeds = new Set<FeedSubscription>()
   readonly #states = new Set<StateWatchEntry>()
-  #connected = false
   #closed = false
-  #attempt = 0
-  #timer: ReturnType<typeof setTimeout> | undefined
 
-  private constructor (client: MqttClient, options: ViewerOptions) {
+  private constructor (urls: BrokerUrls, clientOptions: IClientOptions, options: ViewerOptions) {
     super()
-    this.#client = client
-    this.#transport = new MqttFeedTransport(client, () => this.#connected)
     const reconnect = options.reconnect ?? true
-    this.#backoff = reconnect === false ? null : reconnect === true ? DEFAULT_BACKOFF : reconnect
-    if (this.#backoff !== null) backoffDelay(0, this.#backoff) // validates base/cap now
-    this.#random = options.random ?? Math.random
-    client.on('connect', () => { this.#onConnect() })
-    client.on('close', () => { this.#onClose() })
-    client.on('error', (err) => { this.#emitSafely('error', toError(err)) })
-    client.on('message', (topic, payload, packet) => { this.#onMessage(topic, payload, packet.retain) })
+    this.#connection = new BrokerConnection(urls, {
+      mqtt: clientOptions,
+      backoff: reconnect === false ? null : backoffOptions(reconnect === true ? {} : reconnect),
+      random: options.random ?? Math.random
+    }, {
+      connect: (url) => { this.#onConnect(url) },
+      disconnect: (url) => { this.#onDisconnect(url) },
+      reconnecting: (info) => { this.#emitSafely('reconnecting', info) },
+      error: (err) => { this.#emitSafely('error', toError(err)) },
+      message: (topic, payload, retain) => { this.#onMessage(topic, payload, retain) }
+    })
+    this.#transport = new MqttFeedTransport(() => this.#connection.client, () => this.#connection.connected)
   }
 
   /**
    * Connects to a broker and returns at once; the connection is made (and remade) in the background: listen to
    * `connect` / `disconnect` / `reconnecting` / `error`, or await {@link Viewer.waitConnected}.
-   * @param url broker URL: `ws://host:port/path` or `wss://...` (browser and Node), `mqtt://` / `mqtts://` (Node).
+   * @param urls a broker URL, or a list of them tried in a shuffled order (may mix protocols):
+   *   `ws://host:port/path` or `wss://...` (browser and Node), `mqtt://` / `mqtts://` (Node). Credentials may be
+   *   given in a URL (`mqtt://user:password@host`), else `options.username` / `password` apply.
    * @param options see {@link ViewerOptions}.
-   * @throws Error from MQTT.js if the URL protocol is not supported; RangeError for an invalid backoff.
+   * @throws Error from MQTT.js if a URL cannot be used (e.g. no protocol); RangeError for an empty list or an invalid
+   *   backoff.
    */
-  static connect (url: string, options: ViewerOptions = {}): Viewer {
+  static connect (urls: BrokerUrls, options: ViewerOptions = {}): Viewer {
     const clientOptions: IClientOptions = {
       keepalive: options.keepaliveSec ?? 30,
       connectTimeout: options.connectTimeoutMs ?? 10_000,
       ...options.mqtt,
       clean: true,
-      reconnectPeriod: 0,
-      resubscribe: false,
-      manualConnect: true
+      resubscribe: false
     }
     if (options.clientId !== undefined) clientOptions.clientId = options.clientId
     if (options.username !== undefined) clientOptions.username = options.username
     if (options.password !== undefined) clientOptions.password = options.password
-    const client = mqtt.connect(url, clientOptions)
-    const viewer = new Viewer(client, options)
-    client.connect()
+    const viewer = new Viewer(urls, clientOptions, options)
+    viewer.#connection.start()
     return viewer
   }
 
-  /** True while connected (CONNACK received and the connection not lost). */
+  /** True while connected (CONNACK 0 received and the connection not lost). */
   get connected (): boolean {
-    return this.#connected
+    return this.#connection.connected
   }
 
   /** True once {@link Viewer.close} was called. */
@@ -228,9 +174,24 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     return this.#closed
   }
 
-  /** The underlying MQTT.js client (escape hatch, e.g. to publish). Do not end or reconnect it directly. */
+  /** The broker URL in use: connected to, being tried, or to be tried next. */
+  get url (): string {
+    return this.#connection.url
+  }
+
+  /** The broker URLs in the order this viewer tries them (shuffled once, at {@link Viewer.connect}). */
+  get urls (): readonly string[] {
+    return this.#connection.urls
+  }
+
+  /**
+   * The MQTT.js client of the broker URL in use (escape hatch, e.g. to publish). The viewer has one client per URL,
+   * so with several URLs this is another object after the viewer moved to another URL: read it when you use it (after
+   * a `connect` event it is the connected one), do not keep it. With one URL it is always the same client. Do not
+   * end or reconnect it directly.
+   */
   get mqttClient (): MqttClient {
-    return this.#client
+    return this.#connection.client
   }
 
   /**
@@ -239,7 +200,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
    * @throws (rejects) Error "timed out ..." / "viewer closed".
    */
   async waitConnected (timeoutMs?: number): Promise<void> {
-    if (this.#connected) return
+    if (this.connected) return
     if (this.#closed) throw new Error('viewer closed')
     await new Promise<void>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined
@@ -297,15 +258,15 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     if (!isValidTopicFilter(topic)) throw new RangeError(`invalid topic filter "${topic}"`)
     const entry: StateWatchEntry = { topic, onState }
     this.#states.add(entry)
-    if (this.#connected) this.#subscribeState(topic)
+    if (this.connected) this.#subscribeState(topic)
     return {
       topic,
       close: async () => {
         if (!this.#states.delete(entry)) return
         const stillUsed = [...this.#states].some((other) => other.topic === topic)
-        if (stillUsed || !this.#connected || this.#closed) return
+        if (stillUsed || !this.connected || this.#closed) return
         try {
-          await this.#client.unsubscribeAsync(topic)
+          await this.#connection.client.unsubscribeAsync(topic)
         } catch {
           // connection lost meanwhile: the clean session forgets it anyway
         }
@@ -320,8 +281,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#connection.stop()
     this.#transport.closing = true
     // UNSUBSCRIBE politely, but not forever: a broker that does not answer (its store down) must not keep us open.
     let polite = true
@@ -332,18 +292,15 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     ])
     clearTimeout(timer)
     this.#states.clear()
-    const force = !this.#connected || !polite
-    await new Promise<void>((resolve) => {
-      this.#client.end(force, () => { resolve() })
-    })
+    await this.#connection.close(polite)
     this.#emitSafely('close')
   }
 
   #subscribeState (topic: string): void {
-    this.#client.subscribeAsync(topic, { qos: 1 }).then((granted) => {
+    this.#connection.client.subscribeAsync(topic, { qos: 1 }).then((granted) => {
       if (granted.some((g) => (g.qos & 0x80) !== 0)) throw new SubscriptionRefusedError(topic)
     }).catch((err: unknown) => {
-      if (this.#connected && !this.#closed) {
+      if (this.connected && !this.#closed) {
         // MQTT.js rejects a SUBACK failure code itself ("Subscribe error: ..."): the broker refused it all the same.
         const refused = err instanceof SubscriptionRefusedError || /subscribe error/i.test(toError(err).message)
         this.#emitSafely('error', refused ? new SubscriptionRefusedError(topic) : new Error(`subscribe ${topic} failed: ${toError(err).message}`))
@@ -351,36 +308,16 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     })
   }
 
-  #onConnect (): void {
+  #onConnect (url: string): void {
     if (this.#closed) return
-    this.#connected = true
-    this.#attempt = 0
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
-    this.#timer = undefined
     for (const topic of new Set([...this.#states].map((entry) => entry.topic))) this.#subscribeState(topic)
     this.#transport.dispatchConnection(true)
-    this.#emitSafely('connect')
+    this.#emitSafely('connect', url)
   }
 
-  #onClose (): void {
-    const wasConnected = this.#connected
-    this.#connected = false
-    if (wasConnected) {
-      this.#transport.dispatchConnection(false)
-      this.#emitSafely('disconnect')
-    }
-    if (!this.#closed) this.#scheduleReconnect()
-  }
-
-  #scheduleReconnect (): void {
-    if (this.#backoff === null || this.#timer !== undefined) return
-    const delayMs = backoffDelay(this.#attempt, this.#backoff, this.#random)
-    this.#attempt++
-    this.#emitSafely('reconnecting', { attempt: this.#attempt, delayMs })
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      if (!this.#closed && !this.#connected) this.#client.reconnect()
-    }, delayMs)
+  #onDisconnect (url: string): void {
+    this.#transport.dispatchConnection(false)
+    this.#emitSafely('disconnect', url)
   }
 
   #onMessage (topic: string, payload: Uint8Array, retain: boolean): void {

@@ -4,6 +4,7 @@
  * failure, 2 bad command line, 130 interrupted (SIGINT/SIGTERM).
  */
 import { parseArgs } from 'node:util'
+import { withoutPassword } from '../../client/src/targets.js'
 import { Publisher } from './index.js'
 import { runReplay, type ReplayProgress } from './replay/run.js'
 import { buildTimeline, replayDurationMs } from './replay/timeline.js'
@@ -26,7 +27,9 @@ Replays a World Cup JSON file (openfootball worldcup.json format) into a Tribune
 retained matches/<id>/state and QoS 1 events on matches/<id>/events.
 
 Options:
-  --url URL          broker URL (default ${DEFAULT_URL}; mqtt, mqtts, ws, wss)
+  --url URL          broker URL (default ${DEFAULT_URL}; mqtt, mqtts, ws, wss); repeat it for
+                     several brokers (the nodes of a cluster): tried in a random order, the
+                     replay moves to the next one when one fails, its unacknowledged events resent
   --speed F          match-minutes per second of wall time (default ${DEFAULT_SPEED});
                      0 = as fast as the broker acknowledges; idle gaps between matches are skipped
   --username U       MQTT user name
@@ -42,7 +45,7 @@ const PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'])
 /** Validated command line. */
 interface ReplayArgs {
   file: string
-  url: string
+  urls: string[]
   speed: number
   username?: string
   password?: string
@@ -64,7 +67,7 @@ function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
       allowPositionals: true,
       strict: true,
       options: {
-        url: { type: 'string' },
+        url: { type: 'string', multiple: true },
         speed: { type: 'string' },
         username: { type: 'string' },
         password: { type: 'string' },
@@ -79,18 +82,20 @@ function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
   if (values.help === true) return 'help'
   if (positionals.length === 0) throw new UsageError('missing <file> (a World Cup JSON file)')
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (only one <file>)`)
-  const url = values.url ?? DEFAULT_URL
-  let protocol: string
-  try {
-    protocol = new URL(url).protocol
-  } catch {
-    throw new UsageError(`--url: not a URL: "${url}"`)
+  const urls = values.url ?? [DEFAULT_URL]
+  for (const url of urls) {
+    let protocol: string
+    try {
+      protocol = new URL(url).protocol
+    } catch {
+      throw new UsageError(`--url: not a URL: "${withoutPassword(url)}"`)
+    }
+    if (!PROTOCOLS.has(protocol)) throw new UsageError(`--url: unsupported protocol "${protocol}" in "${withoutPassword(url)}" (use mqtt, mqtts, ws or wss)`)
   }
-  if (!PROTOCOLS.has(protocol)) throw new UsageError(`--url: unsupported protocol "${protocol}" in "${url}" (use mqtt, mqtts, ws or wss)`)
   const speedText = values.speed ?? String(DEFAULT_SPEED)
   const speed = /^\s*\d*\.?\d+(e[+-]?\d+)?\s*$/i.test(speedText) ? Number(speedText) : NaN
   if (!Number.isFinite(speed) || speed < 0) throw new UsageError(`--speed: expected a number >= 0, got "${speedText}"`)
-  const args: ReplayArgs = { file: positionals[0], url, speed }
+  const args: ReplayArgs = { file: positionals[0], urls, speed }
   if (values.username !== undefined) args.username = values.username
   if (values.password !== undefined) args.password = values.password
   if (values['client-id'] !== undefined) {
@@ -149,16 +154,23 @@ export async function replayMain (argv: string[], io: ReplayIo = { stdout: proce
   }
 
   const tty = io.stderr.isTTY === true
-  let publisher: Publisher
+  const where = args.urls.map(withoutPassword).join(', ')
+  let publisher: Publisher | undefined
   try {
-    publisher = await Publisher.connect(args.url, {
+    publisher = await Publisher.connect(args.urls, {
       clientId: args.clientId,
       username: args.username,
       password: args.password,
-      onConnectionChange: (up) => { err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${up ? 'reconnected to' : 'connection lost to'} ${args.url}${up ? '' : ', retrying'}`) }
+      onConnectionChange: (up) => {
+        const url = withoutPassword(publisher?.url ?? '')
+        err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${up ? `reconnected to ${url}` : `connection lost to ${url}, retrying`}`)
+      },
+      onReconnecting: ({ url, delayMs, refused }) => {
+        if (refused || args.urls.length > 1) err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${refused ? 'the broker is busy; ' : ''}next attempt on ${withoutPassword(url)} in ${delayMs} ms`)
+      }
     })
   } catch (e) {
-    err(`tribune replay: cannot connect to ${args.url}: ${(e as Error).message}`)
+    err(`tribune replay: cannot connect to ${where}: ${(e as Error).message}`)
     return 1
   }
 
@@ -198,7 +210,7 @@ export async function replayMain (argv: string[], io: ReplayIo = { stdout: proce
     })
     if (tty) io.stderr.write('\n')
     const elapsed = duration(performance.now() - started)
-    const counts = `${summary.matches}/${total} matches, ${summary.events} events, ${summary.states} states to ${args.url} in ${elapsed}`
+    const counts = `${summary.matches}/${total} matches, ${summary.events} events, ${summary.states} states to ${where} in ${elapsed}`
     if (summary.aborted) {
       io.stdout.write(`replay interrupted: ${counts}\n`)
       code = 130

@@ -1,6 +1,7 @@
 // Tests whether the viewer library works in a real browser: the client/ sources bundled by Vite for the browser
-// (MQTT.js's browser build over WebSocket) run in headless Chromium, watch a feed (history then live) and a state topic
-// from a real broker, and see the same envelopes as a Node viewer over TCP.
+// (MQTT.js's browser build over WebSocket) run in headless Chromium, given two URLs: a server refusing the WebSocket
+// upgrade with 503 (which a browser sees only as a failed WebSocket, close code 1006) tried first, then a real broker;
+// it watches a feed (history then live) and a state topic there, and sees the same envelopes as a Node viewer over TCP.
 import http from 'node:http'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -10,6 +11,7 @@ import { build } from 'vite'
 import { chromium } from 'playwright-core'
 import { brokerForTest, onCleanup, tempDir } from '../helpers/broker.js'
 import { connect, collect, waitFor } from '../helpers/mqtt.js'
+import { upgradeRefuser } from './refusers.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ROOT = join(import.meta.dirname, '../..')
@@ -30,8 +32,9 @@ async function bundle (dir: string): Promise<void> {
 }
 
 describe.skipIf(!existsSync(CHROMIUM))('the viewer library in a browser', () => {
-  it('watches a feed and a state topic over WebSocket in Chromium, identical to a Node viewer over TCP', async () => {
+  it('after a refused WebSocket, watches a feed and a state topic over WebSocket in Chromium, identical to a Node viewer over TCP', async () => {
     const node = await brokerForTest()
+    const refuser = await upgradeRefuser('30')
     const dir = tempDir()
     await bundle(dir)
     const js = readFileSync(join(dir, 'viewer.js'), 'utf8')
@@ -59,14 +62,17 @@ describe.skipIf(!existsSync(CHROMIUM))('the viewer library in a browser', () => 
     const pageErrors: string[] = []
     page.on('pageerror', (err) => pageErrors.push(err.message))
     await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`)
-    await page.evaluate(({ url, feed }) => {
+    await page.evaluate(({ urls, feed }) => {
       const w = window as any
       w.got = []
       w.states = []
-      const viewer = w.Tribune.Viewer.connect(url)
+      w.reconnects = []
+      // random near 1: the URLs are tried in the order given, the refuser first.
+      const viewer = w.Tribune.Viewer.connect(urls, { random: () => 0.999, reconnect: { baseMs: 50, capMs: 100 } })
+      viewer.on('reconnecting', (info: unknown) => w.reconnects.push(info))
       viewer.watchFeed(feed, { from: 'all' }, (env: unknown) => w.got.push(env))
       viewer.watchState('matches/browser/state', (m: { payload: unknown }) => w.states.push(m.payload))
-    }, { url: node.wsUrl, feed: FEED })
+    }, { urls: [refuser.url, node.wsUrl], feed: FEED })
     const nodeViewer = await connect(node.tcpUrl)
     const nodeGot = collect(nodeViewer)
     await nodeViewer.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
@@ -84,5 +90,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the viewer library in a browser', () => 
     await expect.poll(async () => (await inPage()).states, { timeout: 5000 }).toEqual([{ score: [1, 0] }, { score: [2, 0] }])
     expect(states[0]).toEqual({ score: [1, 0] })
     expect(pageErrors).toEqual([])
+    // The browser cannot see the 503 nor its Retry-After (30 s): a plain failure, retried on the next URL at once.
+    expect(refuser.arrivals).toHaveLength(1)
+    expect(await page.evaluate(() => (window as any).reconnects)).toEqual([
+      { attempt: 1, delayMs: expect.any(Number), url: node.wsUrl, lastUrl: refuser.url, refused: false }
+    ])
   })
 })

@@ -24,6 +24,7 @@ describe('tribune watch arguments (no broker needed)', () => {
     [['x/events', '--count', '2x'], /--count must be a positive integer/],
     [['x/events', '--url', 'http://h/mqtt'], /--url: unsupported protocol "http:"/],
     [['x/events', '--url', 'nope'], /--url: invalid URL "nope"/],
+    [['x/events', '--url', 'ws://h/mqtt', '--url', 'http://h/mqtt'], /--url: unsupported protocol "http:"/],
     [['x/events', '--url', 'mqtt://u:SeCrEt@127.0.0.1:99999999'], /--url: invalid URL "mqtt:\/\/u:\*\*\*@127\.0\.0\.1:99999999"/],
     [['matches/+/x', '--feed'], /--feed: feed topic "matches\/\+\/x" must not contain wildcards/],
     [['a/#/b'], /invalid topic filter "a\/#\/b"/],

@@ -6,6 +6,7 @@ import { describe, it, expect } from 'vitest'
 import { brokerForTest } from '../helpers/broker.js'
 import { connect } from '../helpers/mqtt.js'
 import { secureConfig, SAMPLE } from '../helpers/auth.js'
+import { closedPort } from './refusers.js'
 
 const BIN = join(import.meta.dirname, '../../bin/tribune.js')
 
@@ -44,6 +45,21 @@ describe('tribune watch', () => {
 
     const state = await watch(['matches/w/state', '--url', node.tcpUrl, '--count', '1'])
     expect(state.lines).toEqual([{ topic: 'matches/w/state', payload: { status: 'live', score: [1, 0] }, retain: true }])
+  })
+
+  it('takes --url several times: a dead node and a live one, in a random order, and prints the feed exact', async () => {
+    const node = await brokerForTest()
+    const dead = `ws://127.0.0.1:${await closedPort()}/mqtt`
+    const pub = await connect(node.tcpUrl)
+    for (let i = 1; i <= 3; i++) await pub.publishAsync('matches/m/events', JSON.stringify({ id: `e${i}`, i }), { qos: 1 })
+    for (const urls of [[dead, node.wsUrl], [node.wsUrl, dead]]) {
+      const run = await watch(['matches/m/events', ...urls.flatMap((u) => ['--url', u]), '--count', '3'])
+      expect(run.code).toBe(0)
+      expect(run.lines.map((l) => [l.seq, l.data.i])).toEqual([[1, 1], [2, 2], [3, 3]])
+      expect(run.err).toContain(`connected to ${node.wsUrl}`)
+      // When it tried the dead one first: the hint names it, and the retry names where it goes.
+      if (run.err.includes('no MQTT connection')) expect(run.err).toMatch(new RegExp(`no MQTT connection to ${dead}[^]*reconnecting to ${node.wsUrl} in \\d+ ms \\(attempt 1\\)`))
+    }
   })
 
   it('exits 1 with the reason when the broker refuses the login or a subscription, and never prints a password', async () => {

@@ -3,111 +3,14 @@
  * so that one of its listeners can be taken down while the broker keeps the session. The same library against the
  * Tribune broker, restarted under it: restart.test.ts; the whole replay against Tribune: test/e2e.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import net, { type AddressInfo, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Aedes } from 'aedes'
-import mqtt, { type MqttClient } from 'mqtt'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { replayMain, type ReplayIo } from '../../publisher/src/cli.js'
 import { Publisher, PublisherClosedError } from '../../publisher/src/index.js'
-
-const cleanups: Array<() => Promise<void> | void> = []
-afterEach(async () => {
-  while (cleanups.length > 0) await cleanups.pop()?.()
-})
-
-/** A TCP listener for the broker that can be taken down and brought back on the same port. */
-interface Listener {
-  port: number
-  url: string
-  down: () => Promise<void>
-  up: () => Promise<void>
-}
-
-async function listen (server: Server, port: number): Promise<number> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, '127.0.0.1', () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  return (server.address() as AddressInfo).port
-}
-
-/** Starts aedes with any number of TCP listeners; everything is closed after the test. */
-async function startBroker (listeners = 1): Promise<{ broker: Aedes, listeners: Listener[] }> {
-  const broker = await Aedes.createBroker()
-  const out: Listener[] = []
-  for (let i = 0; i < listeners; i++) {
-    const sockets = new Set<Socket>()
-    const server = net.createServer({ noDelay: true }, (socket) => {
-      sockets.add(socket)
-      socket.on('close', () => sockets.delete(socket))
-      broker.handle(socket)
-    })
-    const port = await listen(server, 0)
-    let running = true
-    const listener: Listener = {
-      port,
-      url: `mqtt://127.0.0.1:${port}`,
-      down: async () => {
-        if (!running) return
-        running = false
-        const closed = new Promise<void>((resolve) => server.close(() => { resolve() }))
-        for (const s of sockets) s.destroy()
-        await closed
-      },
-      up: async () => {
-        if (running) return
-        await listen(server, port)
-        running = true
-      }
-    }
-    out.push(listener)
-    cleanups.push(async () => { await listener.down() })
-  }
-  cleanups.unshift(async () => { await new Promise<void>((resolve) => broker.close(() => { resolve() })) })
-  return { broker, listeners: out }
-}
-
-interface Received { topic: string, json: any, qos: number, retain: boolean }
-
-/** A plain MQTT.js subscriber on `filter` (QoS 1) collecting what it receives. */
-async function subscriber (url: string, filter = 'matches/#'): Promise<{ client: MqttClient, got: Received[] }> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
-  cleanups.push(async () => { await client.endAsync(true) })
-  const got: Received[] = []
-  client.on('message', (topic, payload, packet) => {
-    got.push({ topic, json: JSON.parse(payload.toString()), qos: packet.qos, retain: packet.retain })
-  })
-  await client.subscribeAsync(filter, { qos: 1 })
-  return { client, got }
-}
-
-async function connectPublisher (url: string, opts: Parameters<typeof Publisher.connect>[1] = {}): Promise<Publisher> {
-  const pub = await Publisher.connect(url, { reconnectPeriod: 100, ...opts })
-  cleanups.push(async () => { await pub.close() })
-  return pub
-}
-
-async function waitFor (predicate: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const start = Date.now()
-  while (!predicate()) {
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
-/** Whether a promise has settled within `ms`. */
-async function settledWithin (p: Promise<unknown>, ms: number): Promise<boolean> {
-  let settled = false
-  p.then(() => { settled = true }, () => { settled = true })
-  await new Promise((resolve) => setTimeout(resolve, ms))
-  return settled
-}
+import { tempDir } from '../helpers/broker.js'
+import { closedPort } from '../client/refusers.js'
+import { connectPublisher, settledWithin, startBroker, subscriber, waitFor } from './aedes.js'
 
 describe('Publisher', () => {
   it('delivers events with QoS 1 and state retained', async () => {
@@ -208,9 +111,7 @@ function captureIo (isTTY = false): ReplayIo & { out: () => string, err: () => s
 }
 
 function tempFile (name: string, content: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'tribune-pub-test-'))
-  cleanups.push(() => { rmSync(dir, { recursive: true, force: true }) })
-  const file = join(dir, name)
+  const file = join(tempDir('tribune-pub-test-'), name)
   writeFileSync(file, content)
   return file
 }
@@ -266,6 +167,16 @@ describe('tribune replay', () => {
     expect(io.err()).toContain('finished 2/2: 2030-07-21-cote-d-ivoire-brazil Côte d\'Ivoire 1-1 Brazil (4-3 pens)')
   })
 
+  it('takes --url several times: a dead broker is skipped', async () => {
+    const { listeners: [l] } = await startBroker()
+    const dead = `mqtt://127.0.0.1:${await closedPort()}`
+    const sub = await subscriber(l.url)
+    const io = captureIo()
+    expect(await replayMain([tempFile('tiny.json', JSON.stringify(TINY)), '--url', dead, '--url', l.url, '--speed', '0'], io)).toBe(0)
+    await waitFor(() => sub.got.length === 23, 'all messages')
+    expect(io.out()).toMatch(new RegExp(`^replayed 2/2 matches, 14 events, 9 states to ${dead}, ${l.url} in `))
+  })
+
   it('paces the replay by --speed and draws one updating line on a terminal', async () => {
     const { listeners: [l] } = await startBroker()
     const file = tempFile('tiny.json', JSON.stringify(TINY))
@@ -287,6 +198,7 @@ describe('tribune replay', () => {
       [['x.json', '--speed', '-1'], /--speed/],
       [['x.json', '--url', 'http://example.com'], /--url: unsupported protocol "http:"/],
       [['x.json', '--url', 'not a url'], /--url: not a URL/],
+      [['x.json', '--url', 'mqtt://h', '--url', 'ws://u:SeCrEt@h:99999/mqtt'], /--url: not a URL: "ws:\/\/u:\*\*\*@h:99999\/mqtt"/],
       [['x.json', '--speed'], /--speed/],
       [[], /missing <file>/],
       [['a.json', 'b.json'], /unexpected argument "b.json"/]
