@@ -14,6 +14,9 @@ import mqtt from 'mqtt'
 import type { IClientOptions, MqttClient } from 'mqtt'
 import { reconnectDelay, type AttemptFailure, type BackoffOptions } from './backoff.js'
 import { ServerUnavailableError, unavailableConnackCode, upgradeRefusalHook, type FinishRequest } from './refusal.js'
+
+/** True where a refused WebSocket upgrade cannot be told from other failures: outside Node (browsers, TV apps). */
+const OPAQUE_UPGRADES = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node !== 'string'
 import { TargetRotation, type BrokerUrls } from './targets.js'
 
 /** Payload of the `reconnecting` event: the next attempt and why. */
@@ -212,7 +215,9 @@ export class BrokerConnection {
     if (!this.#open) return
     this.#open = false
     if (this.#closed || this.#backoff === null) return
-    const failure = this.#failure
+    // A browser's WebSocket shows no HTTP status: an upgrade refused with 503 looks like any failure before CONNACK.
+    // Count such a failure as a refusal (wait the refusal minimum), so browser viewers of a herd spread out too.
+    const failure = !wasConnected && !this.#failure.refused && OPAQUE_UPGRADES && /^wss?:/i.test(lastUrl) ? { refused: true } : this.#failure
     const url = this.#targets.next()
     const delayMs = reconnectDelay(this.#attempt, failure, this.#backoff, this.#random)
     this.#attempt++

@@ -90,10 +90,13 @@ describe.skipIf(!existsSync(CHROMIUM))('the viewer library in a browser', () => 
     await expect.poll(async () => (await inPage()).states, { timeout: 5000 }).toEqual([{ score: [1, 0] }, { score: [2, 0] }])
     expect(states[0]).toEqual({ score: [1, 0] })
     expect(pageErrors).toEqual([])
-    // The browser cannot see the 503 nor its Retry-After (30 s): a plain failure, retried on the next URL at once.
+    // The browser cannot see the 503 nor its Retry-After (30 s): a WebSocket that failed before CONNACK counts as a
+    // refusal without Retry-After, so the next URL is tried after the refusal minimum (1 s) plus the jitter.
     expect(refuser.arrivals).toHaveLength(1)
-    expect(await page.evaluate(() => (window as any).reconnects)).toEqual([
-      { attempt: 1, delayMs: expect.any(Number), url: node.wsUrl, lastUrl: refuser.url, refused: false }
+    const reconnects = await page.evaluate(() => (window as any).reconnects)
+    expect(reconnects).toEqual([
+      { attempt: 1, delayMs: expect.any(Number), url: node.wsUrl, lastUrl: refuser.url, refused: true }
     ])
+    expect(reconnects[0].delayMs).toBeGreaterThanOrEqual(1000)
   })
 })
