@@ -5,31 +5,18 @@
  * random(0, 500) ms) while a publisher sends 10 events a second. Tests whether every viewer is back with its feed
  * exact (each seq once, in order), and whether /healthz answers throughout.
  */
-import { spawn } from 'node:child_process'
-import { join } from 'node:path'
 import { test, expect } from 'vitest'
 import { onCleanup } from '../helpers/broker.js'
 import { waitFor } from '../helpers/mqtt.js'
 import { Viewer } from '../../client/src/index.js'
 import { Publisher } from '../../publisher/src/index.js'
+import { spawnBroker, listening } from '../helpers/process.js'
 
-const BIN = join(import.meta.dirname, '../../bin/tribune.js')
 const VIEWERS = 1500
 const RATE = 300
 
-/** Starts `tribune broker` as a child process; resolves with its ports. */
-async function spawnNode (args: string[]): Promise<{ tcpPort: number, wsPort: number }> {
-  const child = spawn(process.execPath, [BIN, 'broker', '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  child.stdout?.on('data', (d) => { out += d })
-  const listening = (): any => out.split('\n').filter((l) => l.includes('"broker listening"')).map((l) => JSON.parse(l))[0]
-  await waitFor(() => listening() !== undefined, 'the node listening')
-  return { tcpPort: listening().tcpPort, wsPort: listening().wsPort }
-}
-
 test(`${VIEWERS} viewers dropped at once come back within the rate limit's bound, every feed exact, /healthz answering throughout`, async () => {
-  const { tcpPort, wsPort } = await spawnNode(['--max-conn-rate', String(RATE), '--max-conn-burst', String(RATE / 2), '--log-level', 'info'])
+  const { tcp: tcpPort, ws: wsPort } = await listening(spawnBroker(['--max-conn-rate', String(RATE), '--max-conn-burst', String(RATE / 2)]), 'the node listening')
   const feed = 'matches/herd/events'
   const publisher = await Publisher.connect(`mqtt://127.0.0.1:${tcpPort}`)
   onCleanup(async () => { await publisher.close() })

@@ -6,57 +6,20 @@
  * cleanly starts again at once. A running node whose lease is taken from it logs an error naming its id, and one whose
  * lease vanished (Redis restarted empty) takes it again. The nodes are `tribune broker` processes.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { join } from 'node:path'
 import { test, expect } from 'vitest'
 import { onCleanup } from '../helpers/broker.js'
 import { connect, collect, waitFor } from '../helpers/mqtt.js'
 import { redisForTest } from '../helpers/redis.js'
-
-const BIN = join(import.meta.dirname, '../../bin/tribune.js')
+import { spawnBroker, listening, type BrokerProcess } from '../helpers/process.js'
 const HEARTBEAT = 250
 const TTL = 3 * HEARTBEAT
 /** The wait bound of node-lease.ts for this heartbeat: the ttl plus half a second. */
 const WAIT_BOUND = TTL + 500
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-interface Run {
-  child: ChildProcess
-  /** stdout and stderr so far. */
-  out: () => string
-  /** The JSON log lines so far. */
-  lines: () => any[]
-  /** Resolves with the exit code. */
-  exited: Promise<number | null>
-  /** ms from spawn to the `broker listening` line, once it came. */
-  startedMs: () => number | undefined
-}
-
 /** Spawns `tribune broker` in the cluster on `redisUrl` under `id`, on free ports, logging at info. */
-function spawnNode (redisUrl: string, id: string): Run {
-  const spawned = Date.now()
-  const child = spawn(process.execPath, [BIN, 'broker', '--redis', redisUrl, '--node-id', id, '--heartbeat-interval', String(HEARTBEAT),
-    '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  onCleanup(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let out = ''
-  let listeningAt: number | undefined
-  const onData = (d: Buffer): void => {
-    out += d.toString()
-    if (listeningAt === undefined && out.includes('"broker listening"')) listeningAt = Date.now()
-  }
-  child.stdout?.on('data', onData)
-  child.stderr?.on('data', onData)
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const lines = (): any[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
-  return { child, out: () => out, lines, exited, startedMs: () => listeningAt === undefined ? undefined : listeningAt - spawned }
-}
-
-/** Waits for `run` to listen; its MQTT and WebSocket ports. */
-async function listening (run: Run, what: string, ms = 10_000): Promise<{ tcp: number, ws: number }> {
-  await waitFor(() => run.startedMs() !== undefined || run.child.exitCode !== null, what, ms)
-  const line = run.lines().find((l) => l.msg === 'broker listening')
-  if (line === undefined) throw new Error(`${what}: exited with ${String(run.child.exitCode)}: ${run.out()}`)
-  return { tcp: line.tcpPort, ws: line.wsPort }
+function spawnNode (redisUrl: string, id: string): BrokerProcess {
+  return spawnBroker(['--redis', redisUrl, '--node-id', id, '--heartbeat-interval', String(HEARTBEAT)])
 }
 
 test('a node started under the id of a live node exits non-zero naming the id; the live node goes on untouched', async () => {

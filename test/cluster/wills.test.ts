@@ -3,27 +3,20 @@
  * other's heartbeats; a node silent for 3 heartbeat intervals is dead, and the others sweep wills every 4 intervals,
  * so a will follows the death within 7 heartbeat intervals (35 s with the default 5 s).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { join } from 'node:path'
+import type { ChildProcess } from 'node:child_process'
 import { test, expect } from 'vitest'
 import { onCleanup } from '../helpers/broker.js'
 import { connect, collect, waitFor } from '../helpers/mqtt.js'
 import { redisForTest } from '../helpers/redis.js'
 import { clusterForTest } from '../helpers/cluster.js'
+import { spawnBroker, listening } from '../helpers/process.js'
 
-const BIN = join(import.meta.dirname, '../../bin/tribune.js')
 const HEARTBEAT = 250
 
-/** Starts `tribune broker` as a child process in the cluster; resolves with its MQTT port. */
+/** Starts `tribune broker` as a child process in the cluster; resolves with it and its MQTT port. */
 async function spawnNode (redisUrl: string, id: string): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawn(process.execPath, [BIN, 'broker', '--redis', redisUrl, '--node-id', id, '--heartbeat-interval', String(HEARTBEAT),
-    '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  onCleanup(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  child.stdout?.on('data', (d) => { out += d })
-  const listening = (): any => out.split('\n').filter((l) => l.includes('"broker listening"')).map((l) => JSON.parse(l))[0]
-  await waitFor(() => listening() !== undefined, `node ${id} listening`)
-  return { child, port: listening().tcpPort as number }
+  const run = spawnBroker(['--redis', redisUrl, '--node-id', id, '--heartbeat-interval', String(HEARTBEAT)])
+  return { child: run.child, port: (await listening(run, `node ${id} listening`)).tcp }
 }
 
 test('the will of a client on a node that is killed is published once, by one of the other nodes, within 7 heartbeats', async () => {
