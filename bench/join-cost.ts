@@ -51,7 +51,7 @@ export async function joinStorm (opts: JoinStormOptions): Promise<JoinStormResul
   const stats = new Redis(redis.url)
   try {
     for (let i = 0; i < opts.nodes; i++) {
-      nodes.push(await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, redis: redis.url, nodeId: `bench-${i}`, logLevel: 'warn', maxQueuedBytes: 64 * 1024 * 1024 }))
+      nodes.push(await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, redis: redis.url, nodeId: `bench-${i}`, logLevel: 'warn', maxQueuedBytes: 64 * 1024 * 1024, maxConnRate: 0, overloadLagMs: 0, maxConnections: 0 }))
     }
     const publisher = await mqtt.connectAsync(`mqtt://127.0.0.1:${nodes[0].tcpPort}`, { clientId: 'bench-publisher', reconnectPeriod: 0 })
     for (let i = 1; i <= opts.history; i++) {

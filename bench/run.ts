@@ -4,13 +4,19 @@
  *  - fan-out: 1,000 and 10,000 WebSocket viewers (50,000 when the open-file limit allows), QoS 0 and 1;
  *  - joins: viewers connecting (WebSocket, then TCP), subscribing and receiving their state as fast as they can;
  *  - memory: resident memory per idle WebSocket viewer;
- *  - cluster: the fan-out with `tribune cluster --nodes 2` against one node.
+ *  - cluster: the fan-out with `tribune cluster --nodes 2` against one node;
+ *  - storm, only with `--only storm` (Tribune only, about 12 minutes; the "Admission" section): join capacity with
+ *    auth and $replay, bursts, refusal cost, fan-out turns (bench/join-capacity.ts), and storms of new connections
+ *    at several times --max-conn-rate while viewers watch, with the node's limits and with admission control off
+ *    (bench/storm.ts).
+ * Every Tribune process of the first four runs with admission control off (bench/lib/brokers.ts): Mosquitto has none.
  * Progress goes to stderr; the summary (or `--json`, a BenchRun of bench/lib/results.ts) to stdout. A full run
  * writes bench/RESULTS.md (followed by bench/analysis.md, the hand-written reading of the figures), bench/results.svg
- * and bench/results.json; `--quick` (about two minutes) or `--only` write them only with `--write`. With `npm run`,
- * use `-s` so that npm's own lines do not precede the JSON.
+ * and bench/results.json; `--quick` or `--only` write them only with `--write`, and keep from results.json what they
+ * did not run (`--only storm --write` replaces the Admission section only). With `npm run`, use `-s` so that npm's
+ * own lines do not precede the JSON.
  *
- * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster] | --render
+ * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster,storm] | --render
  *   --render writes RESULTS.md and results.svg again from results.json (after editing analysis.md), measuring nothing.
  */
 import { cpus, loadavg, totalmem } from 'node:os'
@@ -20,13 +26,19 @@ import { fileURLToPath } from 'node:url'
 import { fanout } from './fanout.js'
 import { joins } from './joins.js'
 import { idleMemory } from './memory.js'
+import { joinCapacity } from './join-capacity.js'
+import { storm, stormOptions } from './storm.js'
+import { ADMISSION_DEFAULTS } from '../broker/src/config.js'
 import { renderChart, renderMarkdown } from './lib/report.js'
+import { capacityEntries, carryOver, stormEntry } from './lib/admission-tables.js'
 import type { BrokerKind } from './lib/brokers.js'
-import type { BenchRun, BrokerFigures, ScenarioResult, TargetCheck } from './lib/results.js'
+import type { AdmissionResult, BenchRun, BrokerFigures, ScenarioResult, TargetCheck } from './lib/results.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const KINDS = ['fanout', 'joins', 'memory', 'cluster'] as const
+const KINDS = ['fanout', 'joins', 'memory', 'cluster', 'storm'] as const
 type Kind = typeof KINDS[number]
+/** What a run without --only measures: storm (about 12 minutes of its own) only when asked. */
+const DEFAULT_KINDS: Kind[] = ['fanout', 'joins', 'memory', 'cluster']
 
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
@@ -119,6 +131,30 @@ async function memoryScenario (viewers: number): Promise<ScenarioResult> {
   }
 }
 
+/**
+ * The storm offered at the node's default limits: 3 x its rate, about what this machine can offer (10 x would take the
+ * generator about 4 cores); and 10 x a tenth of the default rate and burst, which it can.
+ */
+const STORMS = [['--factor', '3'], ['--factor', '10', '--rate', String(ADMISSION_DEFAULTS.maxConnRate / 10), '--burst', String(ADMISSION_DEFAULTS.maxConnBurst / 10), '--no-off']]
+
+/**
+ * The Admission section's scenarios: join capacity, bursts, refusal cost and fan-out turns, then the storms of
+ * {@link STORMS} against the node with its limits (the first also with admission control off). `--quick`: 3 s runs,
+ * 5 s storms of 500 viewers, no fan-out turns.
+ */
+async function admissionScenarios (quick: boolean): Promise<AdmissionResult[]> {
+  const measured = { date: new Date().toISOString(), tribune: versions().tribune, quick }
+  log('  join capacity with auth and $replay, bursts, refusal cost, fan-out turns')
+  const capacity = await joinCapacity({ seconds: quick ? 3 : 10, refusals: quick ? 2000 : 5000, bursts: quick ? [500, 2000] : undefined, fanoutViewers: quick ? [] : undefined, log })
+  const entries = capacityEntries(capacity, measured)
+  for (const flags of STORMS) {
+    const opts = { ...stormOptions([...flags, ...(quick ? ['--seconds', '5', '--before', '5', '--viewers', '500', '--off-cap', '30'] : [])]), log }
+    log(`  storm: ${opts.factor} x ${opts.rate} new connections/s for ${opts.seconds} s, ${opts.viewers} viewers watching`)
+    entries.push(stormEntry(await storm(opts), opts, measured))
+  }
+  return entries
+}
+
 function versions (): Record<string, string> {
   const pkg = (name: string): string => (JSON.parse(readFileSync(`${ROOT}node_modules/${name}/package.json`, 'utf8')) as { version: string }).version
   let mosquitto = 'not installed'
@@ -139,8 +175,13 @@ function machine (): BenchRun['machine'] {
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), os, node: process.version, openFileLimit: openFileLimit() }
 }
 
-/** Writes bench/RESULTS.md (the run's tables and targets, then bench/analysis.md), results.svg and results.json. */
-function writeResults (run: BenchRun): void {
+/**
+ * Writes bench/RESULTS.md (the run's tables and targets, the Admission section, then bench/analysis.md), results.svg
+ * and results.json. What the run did not measure is kept from results.json (lib/admission-tables.ts carryOver).
+ */
+function writeResults (measured: BenchRun): void {
+  const previous = existsSync(`${ROOT}bench/results.json`) ? JSON.parse(readFileSync(`${ROOT}bench/results.json`, 'utf8')) as BenchRun : undefined
+  const run = carryOver(previous, measured)
   writeFileSync(`${ROOT}bench/results.json`, JSON.stringify(run, null, 2) + '\n')
   writeFileSync(`${ROOT}bench/results.svg`, renderChart(run))
   // The hand-written reading of the figures (what is left, and why) follows the generated tables.
@@ -153,11 +194,11 @@ function writeResults (run: BenchRun): void {
 export async function main (args: string[]): Promise<void> {
   if (args.includes('--help')) {
     console.log([
-      'npm run -s bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster] | --render',
-      '  (none)     every scenario, about 6 minutes; writes bench/RESULTS.md, results.svg and results.json',
-      '  --quick    about 2 minutes: 1,000 viewers, 2 s runs, 2,000 viewers per join storm and 1 measured round',
-      '  --only     these scenarios only, comma-separated',
-      '  --write    write the results files after --quick or --only too',
+      'npm run -s bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster,storm] | --render',
+      '  (none)     every scenario but storm, about 6 minutes; writes bench/RESULTS.md (keeping its Admission section), results.svg and results.json',
+      '  --quick    about 2 minutes: 1,000 viewers, 2 s runs, 2,000 viewers per join storm and 1 measured round (storm: 5 s storms)',
+      '  --only     these scenarios only, comma-separated; storm (about 12 minutes) runs only when named here',
+      '  --write    write the results files after --quick or --only too (keeping what this run did not measure)',
       '  --json     print the run as JSON (the shape of bench/lib/results.ts) instead of text',
       '  --render   write RESULTS.md and the chart again from results.json (after editing analysis.md); no run'
     ].join('\n'))
@@ -168,13 +209,14 @@ export async function main (args: string[]): Promise<void> {
   if (unknownFlags.length > 0) throw new Error(`unknown option ${unknownFlags.join(', ')} (known: ${flags.join(', ')}, --help)`)
   if (args.includes('--render')) { // after editing analysis.md: the same run, written again
     if (args.length > 1) throw new Error('--render takes no other option: it runs nothing, and writes the files again from bench/results.json')
-    writeResults(JSON.parse(readFileSync(`${ROOT}bench/results.json`, 'utf8')) as BenchRun)
+    const run = JSON.parse(readFileSync(`${ROOT}bench/results.json`, 'utf8')) as BenchRun
+    writeResults({ ...run, admission: [] }) // carries every entry over from the same file
     return
   }
   const quick = args.includes('--quick')
   const i = args.indexOf('--only')
   if (i >= 0 && (args[i + 1] === undefined || args[i + 1].startsWith('--'))) throw new Error(`--only needs a value: scenarios among ${KINDS.join(', ')}, comma-separated`)
-  const only = i >= 0 ? (args[i + 1] ?? '').split(',') : [...KINDS]
+  const only: string[] = i >= 0 ? (args[i + 1] ?? '').split(',') : DEFAULT_KINDS
   const unknown = only.filter((k) => !(KINDS as readonly string[]).includes(k))
   if (unknown.length > 0) throw new Error(`--only: unknown scenario ${unknown.join(', ')} (choose from ${KINDS.join(', ')})`)
   const wanted = (k: Kind): boolean => only.includes(k)
@@ -194,8 +236,9 @@ export async function main (args: string[]): Promise<void> {
   }
   if (wanted('memory')) scenarios.push(await memoryScenario(quick ? 2000 : 5000))
   if (wanted('cluster')) scenarios.push(await fanoutScenario('cluster', ['tribune', 'tribune-cluster-2'], 1000, 0, seconds))
+  const admission = wanted('storm') ? await admissionScenarios(quick) : []
 
-  const run: BenchRun = { date: new Date(started).toISOString(), quick, machine: machine(), versions: versions(), scenarios, seconds: Math.round((Date.now() - started) / 1000) }
+  const run: BenchRun = { date: new Date(started).toISOString(), quick, machine: machine(), versions: versions(), scenarios, admission, seconds: Math.round((Date.now() - started) / 1000) }
   // The committed results are a full run of every scenario; a partial one is written only when asked.
   if ((!quick && i < 0) || args.includes('--write')) writeResults(run)
   if (args.includes('--json')) {
@@ -221,7 +264,11 @@ export async function main (args: string[]): Promise<void> {
     }
     if (s.ratio !== undefined) console.log(`  ${s.ratio.of ?? 'ratio'} ${s.ratio.metric}: ${s.ratio.value.toFixed(2)}`)
   }
-  const targets = scenarios.flatMap((s) => s.targets)
+  for (const a of admission) {
+    console.log(a.title)
+    for (const n of a.notes) console.log(`  ${n}`)
+  }
+  const targets = [...scenarios.flatMap((s) => s.targets), ...admission.flatMap((a) => a.targets)]
   console.log(`targets: ${targets.filter((t) => t.met).length} met, ${targets.filter((t) => !t.met).length} missed`)
   for (const t of targets) console.log(`  ${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.reached} (target ${t.target})`)
 }

@@ -3,6 +3,8 @@
  * shares an event loop with the broker it measures: Tribune (`tribune broker`, embedded store in memory, or
  * `tribune cluster --nodes N`) and Mosquitto (Debian's `mosquitto`, with a generated config: MQTT and websockets
  * listeners, anonymous, no queue limits that would drop messages before the clients do).
+ * Tribune runs with admission control off ({@link ADMISSION_OFF}) unless asked otherwise: Mosquitto has no such limits,
+ * and the fan-out, joins, memory and cluster scenarios measure raw capacity (bench/storm.ts measures the limits).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -13,10 +15,26 @@ import { freePort } from '../../broker/src/cluster/redis-server.js'
 
 const BIN = fileURLToPath(new URL('../../../bin/tribune.js', import.meta.url))
 
+/** Tribune's options that turn admission control off (broker/src/admission/): no rate, no lag threshold, no count. */
+export const ADMISSION_OFF = ['--max-conn-rate', '0', '--overload-lag-ms', '0', '--max-connections', '0'] as const
+
+export interface StartOptions {
+  /** Options for Tribune's node process (e.g. `--cpu-prof`); ignored for Mosquitto. */
+  nodeArgs?: string[]
+  /** More options for `tribune broker` (e.g. `--config <file>`, admission limits), after the bench's own. */
+  brokerArgs?: string[]
+  /** Tribune's admission control: off (default, {@link ADMISSION_OFF}) or as its defaults and `brokerArgs` say. */
+  admission?: 'off' | 'on'
+}
+
 export interface RunningBroker {
   name: string
   tcpUrl: string
   wsUrl: string
+  /** `GET /healthz` of the (first) node, on the WebSocket port. */
+  healthUrl: string
+  /** The broker's (or the cluster's primary) process id. */
+  pid: number
   /** Resident memory of the broker's processes, in bytes (Linux /proc). */
   rss: () => number
   /** CPU time used so far by the broker's processes (user + system, Linux /proc), in ms. */
@@ -29,8 +47,9 @@ export type BrokerKind = 'tribune' | 'mosquitto' | `tribune-cluster-${number}`
 /**
  * Starts a broker of `kind` and waits until it accepts MQTT connections.
  * @param nodeArgs options for Tribune's node process (e.g. `--cpu-prof`); ignored for Mosquitto
+ * @param opts more options for Tribune (see {@link StartOptions}; admission control off unless `admission: 'on'`)
  */
-export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] = []): Promise<RunningBroker> {
+export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] = [], opts: StartOptions = {}): Promise<RunningBroker> {
   const port = await freePort()
   const wsPort = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'tribune-bench-broker-'))
@@ -45,8 +64,9 @@ export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] =
   } else {
     const cluster = kind.startsWith('tribune-cluster-') ? Number(kind.slice('tribune-cluster-'.length)) : 0
     const args = ['--host', '127.0.0.1', '--port', String(port), '--ws-port', String(wsPort), '--data-dir', cluster > 0 ? dir : ':memory:',
-      '--log-level', 'warn', '--max-queued-bytes', String(64 * 1024 * 1024), '--max-keepalive', '65535']
-    child = spawn(process.execPath, [...nodeArgs, BIN, ...(cluster > 0 ? ['cluster', '--nodes', String(cluster)] : ['broker']), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      '--log-level', 'warn', '--max-queued-bytes', String(64 * 1024 * 1024), '--max-keepalive', '65535',
+      ...(opts.admission === 'on' ? [] : ADMISSION_OFF), ...(opts.brokerArgs ?? [])]
+    child = spawn(process.execPath, [...nodeArgs, ...(opts.nodeArgs ?? []), BIN, ...(cluster > 0 ? ['cluster', '--nodes', String(cluster)] : ['broker']), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
   }
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
@@ -61,6 +81,8 @@ export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] =
     name: kind,
     tcpUrl: `mqtt://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
+    healthUrl: `http://127.0.0.1:${wsPort}/healthz`,
+    pid: child.pid ?? 0,
     rss: () => treeSum(child.pid ?? 0, rssOf),
     cpuMs: () => treeSum(child.pid ?? 0, cpuOf),
     stop: async () => {

@@ -2,7 +2,7 @@
  * Turns a benchmark run (bench/lib/results.ts) into the text of bench/RESULTS.md and a self-contained SVG chart.
  * Pure functions: nothing is read or written here, the caller writes the files.
  */
-import type { BenchRun, BrokerFigures, ScenarioResult } from './results.js'
+import type { AdmissionResult, BenchRun, BrokerFigures, FigureFormat, FigureTable, ScenarioResult } from './results.js'
 
 const numberFormat = (min: number, max: number): Intl.NumberFormat =>
   new Intl.NumberFormat('en-US', { minimumFractionDigits: min, maximumFractionDigits: max })
@@ -99,11 +99,47 @@ function targetsSection (scenarios: ScenarioResult[]): string[] {
   return ['## Targets', '', ...(rows.length > 0 ? table(['What', 'Target', 'Reached', 'Met'], rows) : ['No targets were checked.', ''])]
 }
 
+const FORMATS: Record<FigureFormat, (n: number) => string> = {
+  int, one, two: (n) => TWO.format(n), percent: (n) => one(n * 100), mib: (n) => int(n / 1048576), text: (n) => String(n)
+}
+
+function figureTable (t: FigureTable): string[] {
+  const rows = t.rows.map((r) => r.map((v, i) => v === null ? '–' : typeof v === 'string' || i === 0 ? String(v) : FORMATS[t.columns[i]?.format ?? 'text'](v)))
+  return [...(t.caption === undefined ? [] : [md(t.caption), '']), ...table(t.columns.map((c) => c.header), rows, 1)]
+}
+
+function admissionEntry (a: AdmissionResult): string[] {
+  const params = Object.entries(a.params).map(([k, v]) => `\`${k}=${v}\``).join(', ')
+  const targets = a.targets.map((t) => [t.what, t.target, t.reached, t.met ? 'met' : 'missed'])
+  return [
+    `### ${md(a.title)}`, '',
+    `Measured ${when(a.date)}, tribune ${md(a.tribune)}${a.quick ? '; a `--quick` run: indicative figures only' : ''}.` + (params === '' ? '' : ` Parameters: ${params}`), '',
+    ...(a.skipped === undefined ? a.tables.flatMap(figureTable) : [`**Skipped:** ${md(a.skipped)}`, '']),
+    ...(a.notes.length === 0 ? [] : [...a.notes.map((n) => `- ${md(n)}`), '']),
+    ...(targets.length === 0 ? [] : table(['What', 'Target', 'Reached', 'Met'], targets))
+  ]
+}
+
+/**
+ * The "Admission" section: one subsection per entry (its date and version, parameters, its tables with their
+ * captions, notes as a list, its targets), in the order given; nothing when there are none.
+ */
+export function admissionSection (entries: AdmissionResult[] | undefined): string[] {
+  if (entries === undefined || entries.length === 0) return []
+  return [
+    '## Admission', '',
+    'What one node does beyond its limits (README, "Admission control"): what a join and a refusal cost, and storms of new ' +
+      'connections while viewers watch. Each scenario gives the time it was measured: `npm run bench -- --only storm --write` ' +
+      'replaces these entries and keeps the rest of this file.', '',
+    ...entries.flatMap(admissionEntry)
+  ]
+}
+
 /**
  * The full text of bench/RESULTS.md for `run`: title, date, quick or full run, machine, versions table, an image
  * link to `chartFile` (a path relative to the Markdown file, e.g. "results.svg"), one section per scenario (its
  * parameters, a table with a row per broker and a column per figure the scenario has, the Tribune / Mosquitto ratio,
- * the reason it was skipped) and a table of every target. Numbers are en-US with thousands separators; latencies in
+ * the reason it was skipped), a table of every target, then the "Admission" section ({@link admissionSection}). Numbers are en-US with thousands separators; latencies in
  * ms with one decimal, delivered share in % with one decimal, memory per viewer in KB (1,024 bytes) with one decimal,
  * RSS in MiB. Ends with a newline.
  */
@@ -112,7 +148,8 @@ export function renderMarkdown (run: BenchRun, chartFile: string): string {
     ...header(run),
     `![Throughput and p99 latency per scenario and broker](${chartFile.replace(/ /g, '%20')})`, '',
     ...run.scenarios.flatMap(scenarioSection),
-    ...targetsSection(run.scenarios)
+    ...targetsSection(run.scenarios),
+    ...admissionSection(run.admission)
   ].join('\n').replace(/\n+$/, '\n')
 }
 

@@ -71,6 +71,50 @@ export interface ScenarioResult {
   skipped?: string
 }
 
+/**
+ * How a cell of a {@link FigureTable} is written: `int` (thousands separators), `one`/`two` (1 or 2 decimals),
+ * `percent` (a share 0..1 as % with one decimal), `mib` (bytes as MiB), `text` (as given).
+ */
+export type FigureFormat = 'int' | 'one' | 'two' | 'percent' | 'mib' | 'text'
+
+/**
+ * A table of an admission scenario: a row per case (a node's configuration, a transport, a burst size ...), a column
+ * per figure. A cell is a number (written as its column's format says), a string (as is) or null (no figure: "–").
+ */
+export interface FigureTable {
+  /** A line above the table, e.g. "Refusal cost, broker CPU from /proc around a batch". */
+  caption?: string
+  /** The first column names the rows (its format is ignored); headers carry their units, e.g. "p99 ms". */
+  columns: Array<{ header: string, format: FigureFormat }>
+  /** One row per case: the label, then one cell per further column. */
+  rows: Array<Array<number | string | null>>
+}
+
+/**
+ * One scenario of the "Admission" section of RESULTS.md (bench/storm.ts and bench/join-capacity.ts; the herd and
+ * node-loss scenarios add theirs in the same shape): what a node does beyond its limits, in tables of figures rather
+ * than one row per broker. Each entry carries its own date and version, since `--only storm --write` replaces the
+ * entries of the kinds it ran and keeps the rest of RESULTS.md from the run before.
+ */
+export interface AdmissionResult {
+  /** `join-capacity` and `refusal-cost` (what the defaults come from), `storm`, `herd`, `node-loss`. */
+  kind: 'join-capacity' | 'refusal-cost' | 'storm' | 'herd' | 'node-loss'
+  /** A short title, the section's heading, e.g. "join storm, 10 x --max-conn-rate for 20 s". */
+  title: string
+  /** ISO 8601 time this scenario ran, and the tribune version it measured (e.g. "0.1.0 (6242acf)"). */
+  date: string
+  tribune: string
+  quick: boolean
+  /** The scenario's parameters, e.g. `{ viewers: 1000, maxConnRate: 1200, factor: 10 }`. */
+  params: Record<string, number | string>
+  tables: FigureTable[]
+  /** Findings in a sentence each, e.g. "the generator offered 4,100 connections/s of the 12,000 asked". */
+  notes: string[]
+  targets: TargetCheck[]
+  /** Why it could not run here, instead of tables. */
+  skipped?: string
+}
+
 /** A whole run. */
 export interface BenchRun {
   /** ISO 8601 time the run started. */
@@ -79,6 +123,8 @@ export interface BenchRun {
   machine: { cpus: number, cpuModel: string, memoryGiB: number, os: string, node: string, openFileLimit: number }
   versions: Record<string, string>
   scenarios: ScenarioResult[]
+  /** The "Admission" section: admission control's scenarios, in order (absent in runs before it). */
+  admission?: AdmissionResult[]
   /** Seconds the whole run took. */
   seconds: number
 }

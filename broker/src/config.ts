@@ -20,10 +20,17 @@ interface OptionSpec {
 }
 
 /**
- * Admission defaults, from the join and fan-out benchmarks on a 2-core machine (bench/RESULTS.md): see the README's
- * "Admission control" for the figures behind each.
+ * Admission defaults, measured on one node of a 2-core machine (`npm run bench -- --only storm`, bench/RESULTS.md
+ * "Admission"; the README's "Admission control" gives the figures behind each):
+ *  - maxConnRate 1,200/s: a WebSocket join with auth and `$replay` (20 messages + state) costs the node about 400 µs,
+ *    so 1,200 joins/s take half a core and fan-out keeps the other half;
+ *  - maxConnBurst 1,000: bursts up to 4,000 joins at once never lifted the event-loop lag over 40 ms; up to 1,000 the
+ *    viewers' p99 stayed near 50 ms, from 2,000 it passed 120 ms;
+ *  - maxConnections 20,000: about 12 KB per idle viewer (240 MB), and one message to 20,000 viewers keeps the loop
+ *    about 260-300 ms (131-148 ms at 10,000);
+ *  - overloadLagMs 500: above that turn, so that a goal delivered to a full node is not taken for overload.
  */
-export const ADMISSION_DEFAULTS = { maxConnections: 50_000, maxConnRate: 1000, maxConnBurst: 500, overloadLagMs: 250 } as const
+export const ADMISSION_DEFAULTS = { maxConnections: 20_000, maxConnRate: 1200, maxConnBurst: 1000, overloadLagMs: 500 } as const
 
 const port = z.number().int().min(0).max(65535)
 const topicFilter = z.string().min(1).refine((f) => isValidFilter(f), 'must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last)')

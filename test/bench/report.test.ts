@@ -117,6 +117,7 @@ describe('renderMarkdown', () => {
     expect(markdown).toContain('![Throughput and p99 latency per scenario and broker](results.svg)')
     expect(markdown.indexOf('## Versions')).toBeLessThan(markdown.indexOf('![')); expect(markdown.indexOf('![')).toBeLessThan(markdown.indexOf('## fan-out'))
     expect(markdown.endsWith('\n')).toBe(true)
+    expect(markdown).not.toContain('## Admission') // a run without admission entries (test/bench/admission.test.ts)
     expect(renderMarkdown({ ...run, quick: false }, 'x.svg')).toContain('a full run (not `--quick`)')
   })
 
