@@ -13,7 +13,7 @@
  */
 import { ADMISSION_DEFAULTS } from '../broker/src/config.js'
 import { countFlag } from './lib/args.js'
-import { health, mb, percentile, sleep, startFleet, startNode, startPublisher, startSampler, summarize, type Fleet, type Publisher, type Node } from './lib/fleet.js'
+import { health, mb, percentile, sleep, startFleet, startNode, series, startPublisher, startSampler, summarize, type Fleet, type Publisher, type Node } from './lib/fleet.js'
 
 const FEED = 'matches/herd/events'
 const RATE = 10
@@ -71,7 +71,8 @@ export async function herd (args: string[]): Promise<Output> {
           viewers, transport, qos, admission, firstJoinS: `not within ${JOIN_CAP_S} s`, joined: s.recovered, tries: s.attempts, refusedSeenByViewers: s.refused,
           connackTimeouts: s.timeouts, connectErrors: s.errors + s.closed, refusedRate: refused.rate ?? 0, refusedOverload: refused.overload ?? 0,
           healthProbes: during.probes, healthTimeouts: during.probeTimeouts, healthLongestSilenceMs: during.longestSilenceMs, lagMaxMs: during.lagMaxMs,
-          loopDelayMaxMs: during.loopDelayMaxMs, cpuDuringPct: during.cpuPct, rssMaxMB: during.rssMaxMB, publishAckMaxMs: publisher.maxAckMs(), met: 'no'
+          loopDelayMaxMs: during.loopDelayMaxMs, cpuDuringPct: during.cpuPct, rssMaxMB: during.rssMaxMB, publishAckMaxMs: publisher.maxAckMs(), met: 'no',
+          ...renameSeries(series(sampler.samples, node, started, Date.now()))
         },
         notes: [`only ${s.recovered} of ${viewers} viewers joined within ${JOIN_CAP_S} s (the first join, before any drop): the node cannot serve them all at ${RATE} events/s at QoS ${qos} on this machine; no herd was run`]
       }
@@ -122,6 +123,7 @@ export async function herd (args: string[]): Promise<Output> {
       rssBeforeMB: base.rssEndMB, rssMaxMB: during.rssMaxMB, rssEndMB: mb(node.rss()),
       publishAckMaxMs: publisher.maxAckMs()
     }
+    Object.assign(figures, renameSeries(series(sampler.samples, node, t0 - 5000, t1 + AFTER_MS)))
     const exact = checked.exact === viewers
     const answering = during.probeTimeouts === 0 && during.longestSilenceMs < 2000
     const bounded = Math.max(during.loopDelayMaxMs, during.lagMaxMs) < LAG_BOUND_MS && during.rssMaxMB < RSS_BOUND_FACTOR * base.rssEndMB
@@ -140,6 +142,11 @@ export async function herd (args: string[]): Promise<Output> {
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10
+
+/** A node's series as flat figures, `suffix` naming the node when there are several. */
+export function renameSeries (s: { rssMB: string, lagMs: string, healthMs: string }, suffix = ''): Record<string, string> {
+  return { [`rssSeriesMB${suffix}`]: s.rssMB, [`lagSeriesMs${suffix}`]: s.lagMs, [`healthSeriesMs${suffix}`]: s.healthMs }
+}
 
 /** Prints `out` as lines, or as JSON with --json. */
 export function print (out: Output, json: boolean): void {

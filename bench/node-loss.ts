@@ -17,8 +17,8 @@ import { join } from 'node:path'
 import { ADMISSION_DEFAULTS } from '../broker/src/config.js'
 import { freePort, spawnRedisServer } from '../broker/src/cluster/redis-server.js'
 import { countFlag } from './lib/args.js'
-import { health, mb, percentile, sleep, startFleet, startNode, startPublisher, startSampler, summarize, type Fleet, type Publisher, type Node } from './lib/fleet.js'
-import { AFTER_MS, LAG_BOUND_MS, RSS_BOUND_FACTOR, checkArgs, option, print, waitFor, type Output } from './herd.js'
+import { health, mb, percentile, sleep, startFleet, startNode, series, startPublisher, startSampler, summarize, type Fleet, type Publisher, type Node } from './lib/fleet.js'
+import { AFTER_MS, LAG_BOUND_MS, RSS_BOUND_FACTOR, checkArgs, option, print, renameSeries, waitFor, type Output } from './herd.js'
 
 const RATE = 10
 
@@ -101,6 +101,7 @@ export async function nodeLoss (args: string[]): Promise<Output> {
       rssEndMB: survivors.map((n) => mb(n.rss())).join('/'),
       publishAckMaxMs: publisher.maxAckMs()
     }
+    for (const n of survivors) Object.assign(figures, renameSeries(series(s.samples, n, t0 - 5000, t1 + AFTER_MS), `_${n.name}`))
     const exact = checked.exact === viewers
     const answering = max('probeTimeouts', during) === 0 && max('longestSilenceMs', during) < 2000
     const bounded = Math.max(max('loopDelayMaxMs', during), max('lagMaxMs', during)) < LAG_BOUND_MS && survivors.every((_n, i) => during[i].rssMaxMB < RSS_BOUND_FACTOR * base[i].rssEndMB)

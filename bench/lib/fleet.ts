@@ -143,6 +143,22 @@ export function summarize (samples: Sample[], node: Node, from: number, to: numb
 
 export const mb = (bytes: number): number => Math.round(bytes / 1048576)
 
+/**
+ * `node` over time, one value a second from `from` to `to`, comma-separated (flat figures for a chart): RSS (MB, the
+ * last sample), event-loop lag (ms, the larger of /healthz lagMs and the in-node delay), /healthz's slowest answer (ms;
+ * `x` when a probe timed out).
+ */
+export function series (samples: Sample[], node: Node, from: number, to: number): { rssMB: string, lagMs: string, healthMs: string } {
+  const rss: number[] = []; const lag: number[] = []; const answer: string[] = []
+  for (let t = from; t < to; t += 1000) {
+    const s = samples.filter((x) => x.node === node.name && x.t >= t && x.t < t + 1000)
+    rss.push(mb(s[s.length - 1]?.rss ?? 0))
+    lag.push(Math.max(0, ...s.filter((x) => x.ok).map((x) => x.lagMs), ...node.delays.filter((d) => d.t >= t && d.t < t + 1000).map((d) => d.ms)))
+    answer.push(s.some((x) => !x.ok) ? 'x' : String(Math.round(Math.max(0, ...s.map((x) => x.ms)))))
+  }
+  return { rssMB: rss.join(','), lagMs: lag.join(','), healthMs: answer.join(',') }
+}
+
 export interface Fleet {
   status: () => HerdStatus
   published: (acked: number[]) => void
