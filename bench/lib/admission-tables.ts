@@ -69,12 +69,12 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
       r.during.expected > 0 ? r.during.received / r.during.expected : null, r.after.p99Ms, r.viewersDropped])
   }
   const node: FigureTable = {
-    caption: 'The node during the storm and after (/healthz every 500 ms, RSS from /proc); drain: from the storm\'s end until the last client that had been refused got in (admission off: the last client)',
+    caption: 'The node during the storm and after (/healthz every 500 ms, RSS from /proc); drain: from the storm\'s end until the last client that had been refused got in (admission off: the last client; no lag sample, /healthz round trip only)',
     columns: [{ header: 'Node', format: 'text' }, { header: 'Peak RSS MiB', format: 'mib' }, { header: 'Peak lag ms', format: 'int' },
       { header: 'Peak /healthz ms', format: 'int' }, { header: '/healthz unanswered', format: 'text' }, { header: 'Broker cores', format: 'two' },
       { header: 'Refused (node, by reason)', format: 'text' }, { header: 'Clients in', format: 'text' }, { header: 'Join p99 s', format: 'one' },
       { header: 'Drain s', format: 'one' }],
-    rows: runs.map((r) => [label(r), r.peakRssBytes, r.peakLagMs, r.peakHealthzMs, `${r.healthzUnanswered} of ${r.healthzUnanswered + r.healthzAnswered}`, r.brokerCores,
+    rows: runs.map((r) => [label(r), r.peakRssBytes, r.admission === 'off' ? null : r.peakLagMs, r.peakHealthzMs, `${r.healthzUnanswered} of ${r.healthzUnanswered + r.healthzAnswered}`, r.brokerCores,
       Object.entries(r.refused).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${int(n)}`).join(', ') || 'none',
       `${int(r.joined)} of ${int(r.arrived)}`, r.joinP99Ms / 1000, r.drainMs === null ? null : r.drainMs / 1000])
   }
@@ -89,8 +89,15 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
   const on = runs.find((r) => r.admission === 'on')
   const off = runs.find((r) => r.admission === 'off')
   const notes: string[] = []
+  for (const r of runs) {
+    // Who was the limit: the generator's schedule, the node (a full accept queue drops SYNs), the generator's sockets.
+    const parts = [`${label(r)}: ${int(r.arrivedRate)} new clients/s arrived of ${int(r.askedRate)} asked; the node took or refused ${int(r.nodeSeenRate)} connections/s at ${r.brokerCores.toFixed(2)} cores, the generator used ${r.generatorCores.toFixed(2)}`]
+    if (r.timeouts > 0) parts.push(`${int(r.timeouts)} connection attempts had no answer within 10 s (SYNs dropped from the node's full accept queue) and were tried again`)
+    if (r.generatorHeld > 0) parts.push(`up to ${int(r.generatorHeld)} arrivals waited for one of the generator's sockets, most of them held by such attempts`)
+    if (r.healthzUnanswered > 0) parts.push(`/healthz, behind the same WebSocket listener, went unanswered ${r.healthzUnanswered} times (5 s timeout) and took up to ${(r.peakHealthzMs / 1000).toFixed(1)} s`)
+    notes.push(`${parts.join('; ')}.`)
+  }
   if (on !== undefined) {
-    if (on.nodeSeenRate < 0.9 * on.askedRate) notes.push(`The generator could not offer ${int(on.askedRate)} new connections/s here: the node counted ${int(on.nodeSeenRate)} connection attempts/s (first tries and retries) with the generator at ${on.generatorCores.toFixed(2)} cores.`)
     const refused = on.refused503 + on.refusedConnack
     if (refused > 0) notes.push(`Retries: ${(on.attemptRate / on.arrivedRate).toFixed(1)} connections opened per new client during the storm; the ${int(on.refusedThenJoined)} clients refused at least once were refused ${(refused / Math.max(1, on.refusedThenJoined)).toFixed(1)} times each on average before they got in.`)
     notes.push(on.left === 0
@@ -98,7 +105,7 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
       : `${int(on.left)} of ${int(on.arrived)} clients were still out at the ${o.drainCap} s cap.`)
   }
   if (off !== undefined) {
-    notes.push(`Admission off: viewers' p99 ${off.during.p99Ms.toFixed(0)} ms during the storm, peak RSS ${int(off.peakRssBytes / 2 ** 20)} MiB, /healthz ${off.healthzUnanswered === 0 ? `answered every time (slowest ${int(off.peakHealthzMs)} ms)` : `unanswered ${off.healthzUnanswered} times of ${off.healthzUnanswered + off.healthzAnswered}`}; ${off.left === 0 ? 'every client got in' : `${int(off.left)} clients not in at the ${o.offCap} s cap`}.`)
+    notes.push(`Admission off: viewers' p99 ${off.during.p99Ms.toFixed(0)} ms during the storm (${(off.during.p99Ms / off.before.p99Ms).toFixed(2)} x before), peak RSS ${int(off.peakRssBytes / 2 ** 20)} MiB; ${off.left === 0 ? `every client got in, the last ${((off.drainMs ?? 0) / 1000).toFixed(0)} s after the storm` : `${int(off.left)} clients not in at the ${o.offCap} s cap`}.`)
   }
   return {
     kind: 'storm',
