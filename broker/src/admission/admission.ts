@@ -48,6 +48,9 @@ export interface AdmissionStats {
   lagMs: number
 }
 
+/** The longest Retry-After given, seconds. */
+export const MAX_RETRY_AFTER_S = 30
+
 /** How often the refusals are summed up in one log line, ms. */
 export const SUMMARY_MS = 10_000
 
@@ -77,6 +80,10 @@ export class Admission {
   #acceptedSinceSummary = 0
   readonly #refused = zeroCounts()
   #refusedSinceSummary = zeroCounts()
+  /** Rate refusals in the current one-second window and in the one before (for Retry-After). */
+  #rateRefusedNow = 0
+  #rateRefusedBefore = 0
+  #windowStart = 0
 
   /**
    * @param limits the limits (see the module comment); 0 turns one off
@@ -101,6 +108,10 @@ export class Admission {
   admit (address: string): RefusalReason | null {
     const reason = this.#check(address)
     if (reason !== null) {
+      if (reason === 'rate') {
+        this.#rollWindow(performance.now())
+        this.#rateRefusedNow++
+      }
       this.#refused[reason]++
       this.#refusedSinceSummary[reason]++
       return reason
@@ -122,9 +133,26 @@ export class Admission {
     }
   }
 
-  /** Seconds a client refused for `reason` should wait before it tries this node again (HTTP Retry-After). */
+  /**
+   * Seconds a client refused for `reason` should wait before it tries this node again (HTTP Retry-After). For the rate,
+   * a random whole number from 1 to 1 + the backlog's length in seconds (the rate refusals of the last 1-2 s over
+   * `maxConnRate`, at most {@link MAX_RETRY_AFTER_S}): the clients refused in a herd are told to come back spread
+   * over the time the node needs to take them, instead of all after 1 s to be refused again (a refusal costs the node
+   * a third to half of a join, bench/RESULTS.md).
+   */
   retryAfter (reason: RefusalReason): number {
-    return RETRY_AFTER_S[reason]
+    if (reason !== 'rate' || this.limits.maxConnRate === 0) return RETRY_AFTER_S[reason]
+    this.#rollWindow(performance.now())
+    const backlog = Math.min(MAX_RETRY_AFTER_S, (this.#rateRefusedNow + this.#rateRefusedBefore) / this.limits.maxConnRate)
+    return 1 + Math.floor(Math.random() * (backlog + 1))
+  }
+
+  /** Starts a new one-second window of rate refusals when the current one is over. */
+  #rollWindow (now: number): void {
+    if (now - this.#windowStart < 1000) return
+    this.#rateRefusedBefore = now - this.#windowStart < 2000 ? this.#rateRefusedNow : 0
+    this.#rateRefusedNow = 0
+    this.#windowStart = now
   }
 
   /** True while overload protection refuses new connections. */
