@@ -110,7 +110,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const admission = createAdmission(config, log)
-  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes }
+  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs }
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {

@@ -66,7 +66,7 @@ export function backoffDelay (attempt: number, options: BackoffOptions = {}, ran
 
 /**
  * The delay before the next connection attempt: the full-jitter {@link backoffDelay}, plus, when the last attempt
- * was refused as overloaded, a floor: its Retry-After (cut to retryAfterMaxMs) if known, else refusedMinMs.
+ * was refused as overloaded, a floor: its Retry-After (cut to retryAfterMaxMs) if known, and at least refusedMinMs.
  * @param attempt as for {@link backoffDelay}.
  * @param failure how the last attempt ended.
  * @param options see {@link BackoffOptions}.
@@ -79,6 +79,8 @@ export function reconnectDelay (attempt: number, failure: AttemptFailure, option
   const { refusedMinMs, retryAfterMaxMs } = backoffOptions(options)
   const jitter = backoffDelay(attempt, options, random)
   if (!failure.refused) return jitter
-  const floor = failure.retryAfterMs !== undefined ? Math.min(Math.max(0, failure.retryAfterMs), retryAfterMaxMs) : refusedMinMs
+  // Never less than refusedMinMs: a Retry-After of 0 or an HTTP-date in the past (a clock behind the server's) must not
+  // send a refused herd straight back.
+  const floor = failure.retryAfterMs !== undefined ? Math.max(refusedMinMs, Math.min(failure.retryAfterMs, retryAfterMaxMs)) : refusedMinMs
   return floor + jitter
 }

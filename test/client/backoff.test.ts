@@ -45,7 +45,9 @@ describe('reconnectDelay (full jitter, plus a floor after a refusal)', () => {
     expect(reconnectDelay(0, { refused: true, retryAfterMs: 2000 }, {}, () => 0)).toBe(2000)
     expect(reconnectDelay(0, { refused: true, retryAfterMs: 2000 }, {}, () => 0.999999)).toBe(2499)
     expect(reconnectDelay(3, { refused: true, retryAfterMs: 2000 }, {}, () => 0.5)).toBe(4000)
-    expect(reconnectDelay(0, { refused: true, retryAfterMs: 0 }, {}, () => 0.5)).toBe(250) // "now": jitter only
+    // Never under refusedMinMs: "now", or a date already past (a client clock behind the server's), waits 1 s too.
+    expect(reconnectDelay(0, { refused: true, retryAfterMs: 0 }, {}, () => 0.5)).toBe(1250)
+    expect(reconnectDelay(0, { refused: true, retryAfterMs: 300 }, {}, () => 0)).toBe(1000)
   })
 
   it('waits refusedMinMs plus the jitter after a refusal without a readable Retry-After', () => {

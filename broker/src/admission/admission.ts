@@ -105,7 +105,8 @@ export class Admission {
    * closes).
    * @returns null when taken, else the reason it is refused
    */
-  admit (address: string): RefusalReason | null {
+  admit (peer: string): RefusalReason | null {
+    const address = this.#trackAddresses ? addressKey(peer) : peer
     const reason = this.#check(address)
     if (reason !== null) {
       if (reason === 'rate') {
@@ -123,10 +124,11 @@ export class Admission {
     return null
   }
 
-  /** A connection taken by {@link Admission.admit} closed. */
-  release (address: string): void {
+  /** A connection taken by {@link Admission.admit} closed (`peer` as given to it). */
+  release (peer: string): void {
     this.#connections--
     if (this.limits.maxConnsPerAddress > 0) {
+      const address = addressKey(peer)
       const n = (this.#perAddress.get(address) ?? 1) - 1
       if (n > 0) this.#perAddress.set(address, n)
       else this.#perAddress.delete(address)
@@ -209,6 +211,20 @@ export class Admission {
     const byReason = Object.fromEntries(REFUSAL_REASONS.filter((r) => refused[r] > 0).map((r) => [r, refused[r]]))
     this.#log.warn({ refused: byReason, accepted, connections: this.#connections, lagMaxMs, intervalMs: SUMMARY_MS }, `admission: refused ${total} new connections in the last ${SUMMARY_MS / 1000} s`)
   }
+}
+
+/**
+ * What the per-address limits count by: an IPv4 address (also when it comes IPv4-mapped, `::ffff:a.b.c.d`, on a
+ * dual-stack listener), or an IPv6 address's /64 (one host, or one customer of an ISP, usually holds a whole /64).
+ */
+export function addressKey (address: string): string {
+  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7)
+  if (!address.includes(':')) return address
+  const [head, tail] = address.split('%')[0].split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`
 }
 
 /**

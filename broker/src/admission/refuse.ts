@@ -7,7 +7,7 @@
  *    without it);
  *  - WebSocket: the HTTP upgrade is answered `503 Service Unavailable` with `Retry-After`, before any WebSocket is made
  *    (RFC 9110 section 15.6.4 and 10.2.3).
- * A refused connection that does not finish within {@link REFUSED_LINGER_MS} is dropped.
+ * A refused connection that does not finish within {@link REFUSED_LINGER_MS} is dropped, whatever it sends meanwhile.
  * The listeners here are shared by every refused connection: no closure per connection.
  */
 import type { Socket } from 'node:net'
@@ -22,13 +22,24 @@ export const CONNACK_SERVER_UNAVAILABLE = Buffer.from([0x20, 0x02, 0x00, 0x03])
 export const REFUSED_LINGER_MS = 2000
 
 function ignore (): void {}
-function drop (this: Duplex): void { this.destroy() }
-function answerUnavailable (this: Socket): void { this.end(CONNACK_SERVER_UNAVAILABLE) }
+function drop (socket: Duplex): void { socket.destroy() }
+function answerUnavailable (this: Socket): void {
+  this.pause() // nothing more is read: a client that keeps sending cannot keep the connection busy
+  this.end(CONNACK_SERVER_UNAVAILABLE)
+}
+
+/**
+ * Closes `socket` after {@link REFUSED_LINGER_MS} whatever it does meanwhile (an absolute timer, not an idle one: a
+ * client trickling bytes must not keep a refused connection, and its file descriptor, for ever).
+ */
+export function closeSoon (socket: Duplex): void {
+  socket.on('error', ignore)
+  setTimeout(drop, REFUSED_LINGER_MS, socket).unref()
+}
 
 /** Refuses an MQTT over TCP connection with CONNACK 3 once its first bytes arrive. */
 export function refuseMqtt (socket: Socket): void {
-  socket.on('error', ignore)
-  socket.setTimeout(REFUSED_LINGER_MS, drop)
+  closeSoon(socket)
   socket.once('data', answerUnavailable)
 }
 
@@ -44,8 +55,7 @@ export function refuseTls (socket: Socket): void {
  * @param retryAfter seconds the client should wait before it tries this node again
  */
 export function refuseUpgrade (socket: Duplex, reason: RefusalReason, retryAfter: number): void {
-  socket.on('error', ignore)
-  if ('setTimeout' in socket) (socket as Socket).setTimeout(REFUSED_LINGER_MS, drop)
+  closeSoon(socket)
   const body = `server unavailable (${reason}): try again in ${retryAfter} s\n`
   socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfter}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
 }

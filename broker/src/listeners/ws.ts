@@ -12,7 +12,7 @@ import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { guardWebSocket, type ConnectionLimits } from './guard.js'
 import type { Admission } from '../admission/admission.js'
-import { refuseUpgrade } from '../admission/refuse.js'
+import { refuseUpgrade, closeSoon } from '../admission/refuse.js'
 import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
 
 const noop = (): void => {}
@@ -27,12 +27,13 @@ export interface HttpRoutes {
 /**
  * Starts the HTTP server with the WebSocket endpoint. Each upgrade first passes admission control (admission/): a refused
  * one is answered 503 with Retry-After before any WebSocket is made. `/healthz` and `/readyz` are always answered.
- * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection
+ * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection; the CONNECT
+ *   timeout (ms) also bounds how long an HTTP connection may take to send its request
  * @param admission the node's admission control: decides on each upgrade, and is told when a taken one closes
  * @returns the servers, and the WebSockets open (each from its upgrade until it closes), for shutdown
  * @throws when the port cannot be bound, naming the address
  */
-export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits, handle: ConnectionHandler,
+export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits & { connectTimeoutMs: number }, handle: ConnectionHandler,
   routes: HttpRoutes, onRefused: (peer: string, reason: string) => void, admission: Admission): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
   const path = spec.path
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -47,9 +48,14 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
   }
+  // An HTTP connection is not a WebSocket until its upgrade (admission counts it from there): one that sends nothing,
+  // or its headers slowly, is dropped within the CONNECT timeout, as a silent MQTT connection is (Node's defaults: 60 s
+  // for headers, 300 s for a request, checked every 30 s), so idle connections cannot pile up on this port.
+  // keepAliveTimeout stays Node's 5 s. Upgraded connections leave Node's list of connections to check.
+  const timeouts = { headersTimeout: limits.connectTimeoutMs, requestTimeout: limits.connectTimeoutMs, connectionsCheckingInterval: 1000 }
   const server: http.Server = spec.tls !== undefined
-    ? https.createServer(tlsOptions(spec.tls, spec.requestCert === true), onRequest)
-    : http.createServer(onRequest)
+    ? https.createServer({ ...tlsOptions(spec.tls, spec.requestCert === true), ...timeouts }, onRequest)
+    : http.createServer(timeouts, onRequest)
   if (spec.tls !== undefined) server.on('tlsClientError', () => {})
   const wss = new WebSocketServer({
     noServer: true,
@@ -92,6 +98,7 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     const url = new URL(req.url ?? '/', 'http://x')
     socket.on('error', noop)
     if (url.pathname !== path) {
+      closeSoon(socket)
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nMQTT over WebSocket is at ${path}\n`)
       return
     }
