@@ -99,9 +99,9 @@ export const options: OptionSpec[] = [
   { key: 'maxTopicLevels', flag: 'max-topic-levels', env: 'TRIBUNE_MAX_TOPIC_LEVELS', parse: int, doc: 'most levels in a topic name or filter (default 32)' },
   { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; 0 or more than this gets CONNACK 2 (default 1200)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
-  { key: 'maxConnections', flag: 'max-connections', env: 'TRIBUNE_MAX_CONNECTIONS', parse: int, doc: `connections the node holds at most (TCP, TLS, WebSocket); more are refused; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnections}, lowered to the open-file limit)` },
+  { key: 'maxConnections', flag: 'max-connections', env: 'TRIBUNE_MAX_CONNECTIONS', parse: int, doc: `connections the node holds at most (TCP, TLS, WebSocket); more are refused; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnections}, lowered to the open-file limit less 256)` },
   { key: 'maxConnRate', flag: 'max-conn-rate', env: 'TRIBUNE_MAX_CONN_RATE', parse: int, doc: `new connections per second the node takes, all listeners together; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnRate})` },
-  { key: 'maxConnBurst', flag: 'max-conn-burst', env: 'TRIBUNE_MAX_CONN_BURST', parse: int, doc: `new connections taken at once above the rate (token bucket size; default ${ADMISSION_DEFAULTS.maxConnBurst})` },
+  { key: 'maxConnBurst', flag: 'max-conn-burst', env: 'TRIBUNE_MAX_CONN_BURST', parse: int, doc: `new connections taken at once above the rate (token bucket size, at least 1; default ${ADMISSION_DEFAULTS.maxConnBurst})` },
   { key: 'maxConnsPerAddress', flag: 'max-conns-per-address', env: 'TRIBUNE_MAX_CONNS_PER_ADDRESS', parse: int, doc: 'connections one IP address may hold; 0 for no limit (default 0: behind a load balancer or NAT many viewers share one)' },
   { key: 'maxConnRatePerAddress', flag: 'max-conn-rate-per-address', env: 'TRIBUNE_MAX_CONN_RATE_PER_ADDRESS', parse: int, doc: 'new connections per second from one IP address; 0 for no limit (default 0)' },
   { key: 'overloadLagMs', flag: 'overload-lag-ms', env: 'TRIBUNE_OVERLOAD_LAG_MS', parse: int, doc: `event-loop lag, ms, beyond which the node refuses new connections until it recovers; 0 off (default ${ADMISSION_DEFAULTS.overloadLagMs})` },
@@ -132,7 +132,9 @@ export function resolveConfig (input: BrokerOptions, origin: Partial<Record<stri
       const where = origin[key] ?? (key === '' ? (origin[''] ?? 'config') : key)
       const rest = issue.path.slice(1).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')
       const value = issue.path.length === 1 && key in input ? JSON.stringify((input as Record<string, unknown>)[key]) : undefined
-      const what = issue.code === 'unrecognized_keys' ? `unknown option(s) ${issue.keys.join(', ')}` : issue.message
+      const what = issue.code === 'unrecognized_keys'
+        ? `unknown option(s) ${issue.keys.join(', ')}`
+        : issue.code === 'invalid_type' && issue.expected === 'number' ? 'must be a whole number' : issue.message
       return `${where}${rest}: ${what}${value !== undefined ? ` (got ${value})` : ''}`
     })
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)

@@ -7,7 +7,7 @@ import type { AddressInfo, Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
 import type { WebSocketServer, WebSocket } from 'ws'
 import type { Duplex } from 'node:stream'
-import { ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
+import { ADMISSION_DEFAULTS, ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import { openStores } from './stores.js'
 import { FeedHub } from './feeds/hub.js'
@@ -224,7 +224,9 @@ function createAdmission (config: BrokerConfig, log: Logger): Admission {
   const files = openFileLimit()
   if (maxConnections > 0 && files !== undefined && maxConnections > files - RESERVED_FILES) {
     const lowered = Math.max(1, files - RESERVED_FILES)
-    log.warn({ maxConnections, openFileLimit: files, lowered }, `max connections lowered to ${lowered}: the open-file limit is ${files} (raise it with ulimit -n)`)
+    // A warning when the operator asked for more; the default is lowered quietly (a warning at every start is noise).
+    const level = maxConnections === ADMISSION_DEFAULTS.maxConnections ? 'info' : 'warn'
+    log[level]({ maxConnections, openFileLimit: files, lowered }, `max connections lowered to ${lowered}: the open-file limit is ${files}, less ${RESERVED_FILES} kept for the node's own files (raise it with ulimit -n)`)
     maxConnections = lowered
   }
   return new Admission({
