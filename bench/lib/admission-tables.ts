@@ -94,7 +94,7 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
     const parts = [`${label(r)}: ${int(r.arrivedRate)} new clients/s arrived of ${int(r.askedRate)} asked; the node took or refused ${int(r.nodeSeenRate)} connections/s at ${r.brokerCores.toFixed(2)} cores, the generator used ${r.generatorCores.toFixed(2)}`]
     if (r.timeouts > 0) parts.push(`${int(r.timeouts)} connection attempts had no answer within 10 s (SYNs dropped from the node's full accept queue) and were tried again`)
     if (r.generatorHeld > 0) parts.push(`up to ${int(r.generatorHeld)} arrivals waited for one of the generator's sockets, most of them held by such attempts`)
-    if (r.healthzUnanswered > 0) parts.push(`/healthz, behind the same WebSocket listener, went unanswered ${r.healthzUnanswered} times (5 s timeout) and took up to ${(r.peakHealthzMs / 1000).toFixed(1)} s`)
+    if (r.healthzUnanswered > 0) parts.push(`/healthz, behind the same WebSocket listener, went unanswered ${r.healthzUnanswered === 1 ? 'once' : `${r.healthzUnanswered} times`} (5 s timeout) and took up to ${(r.peakHealthzMs / 1000).toFixed(1)} s`)
     notes.push(`${parts.join('; ')}.`)
   }
   if (on !== undefined) {
