@@ -21,6 +21,8 @@ import { startStorm } from './lib/storm-load.js'
 import { watchNode, peaks, cpuSplitMs } from './lib/node-watch.js'
 import { countFlag } from './lib/args.js'
 import { startAudience, type Audience } from './lib/audience.js'
+import { admissionSection } from './lib/report.js'
+import { capacityEntries } from './lib/admission-tables.js'
 
 export interface SustainedJoins {
   transport: 'ws' | 'tcp'
@@ -263,7 +265,7 @@ export async function main (args: string[]): Promise<void> {
   const unknown = args.filter((a) => a.startsWith('--') && !known.includes(a))
   if (unknown.length > 0) throw new Error(`unknown option ${unknown.join(', ')} (known: ${known.join(', ')})`)
   const result = await joinCapacity({ seconds: countFlag(args, 'seconds', 10), refusals: countFlag(args, 'refusals', 5000), log: (l) => { process.stderr.write(`${l}\n`) } })
-  console.log(args.includes('--json') ? JSON.stringify(result, null, 2) : 'done')
+  console.log(args.includes('--json') ? JSON.stringify(result, null, 2) : admissionSection(capacityEntries(result, { date: new Date().toISOString(), tribune: 'this tree', quick: false })).join('\n'))
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

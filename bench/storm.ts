@@ -23,6 +23,8 @@ import { startAudience, type LatencyWindow } from './lib/audience.js'
 import { startStorm } from './lib/storm-load.js'
 import { watchNode, peaks, refusedBetween } from './lib/node-watch.js'
 import { countFlag } from './lib/args.js'
+import { admissionSection } from './lib/report.js'
+import { stormEntry } from './lib/admission-tables.js'
 
 export interface StormOptions {
   viewers: number
@@ -208,8 +210,10 @@ export async function main (args: string[]): Promise<void> {
   const valued = ['--rate', '--burst', '--factor', '--seconds', '--before', '--viewers', '--transport', '--drain-cap', '--off-cap']
   const unknown = args.filter((a, k) => a.startsWith('--') && !valued.includes(a) && a !== '--no-off' && a !== '--json' && !valued.includes(args[k - 1]))
   if (unknown.length > 0) throw new Error(`unknown option ${unknown.join(', ')}: ${usage}`)
-  const runs = await storm({ ...stormOptions(args), log: (l) => { process.stderr.write(`${l}\n`) } })
-  console.log(JSON.stringify(runs, null, 2))
+  const opts = { ...stormOptions(args), log: (l: string) => { process.stderr.write(`${l}\n`) } }
+  const runs = await storm(opts)
+  // The tables and notes of RESULTS.md's Admission section, or the raw figures.
+  console.log(args.includes('--json') ? JSON.stringify(runs, null, 2) : admissionSection([stormEntry(runs, opts, { date: new Date().toISOString(), tribune: 'this tree', quick: false })]).join('\n'))
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
