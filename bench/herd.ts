@@ -88,7 +88,10 @@ export async function herd (args: string[]): Promise<Output> {
     const t1 = Date.now()
     await sleep(AFTER_MS)
     const finals = await publisher.stop()
-    await sleep(2000)
+    f.published(finals)
+    await sleep(500)
+    // Viewers that lost a connection after they were back (see lostConnections) come back before the check, or not.
+    const settled = await waitFor(f, () => f.status().current === viewers, Date.now(), 30_000, 'settle', [node])
     const after = f.status()
     const checked = await f.check(finals)
     const healthAfter = (await health(node.healthUrl, 10_000)).body
@@ -111,6 +114,8 @@ export async function herd (args: string[]): Promise<Output> {
       lastSeq: finals[0],
       duplicates: after.duplicates, gaps: after.gaps, resets: after.resets + after.epochChanges,
       tries: after.attempts - before.attempts,
+      lostConnections: after.lost - before.lost,
+      allCurrentAtEnd: settled ? 'yes' : `no: ${after.current} of ${viewers} live with the last seq 30 s after the publisher stopped`,
       refusedSeenByViewers: after.refused - before.refused,
       connackTimeouts: after.timeouts - before.timeouts,
       connectErrors: after.errors + after.closed - before.errors - before.closed,

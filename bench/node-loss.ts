@@ -62,7 +62,10 @@ export async function nodeLoss (args: string[]): Promise<Output> {
     const t1 = Date.now()
     await sleep(AFTER_MS)
     const finals = await publisher.stop()
-    await sleep(2000)
+    f.published(finals)
+    await sleep(500)
+    // Viewers that lost a connection after they were back (see lostConnections) come back before the check, or not.
+    const settled = await waitFor(f, () => f.status().current === viewers, Date.now(), 30_000, 'settle', survivors)
     const after = f.status()
     const checked = await f.check(finals)
     const healthAfter = await Promise.all(survivors.map(async (n) => (await health(n.healthUrl, 10_000)).body))
@@ -87,6 +90,8 @@ export async function nodeLoss (args: string[]): Promise<Output> {
       lastSeqs: finals.join('/'),
       duplicates: after.duplicates, gaps: after.gaps, resets: after.resets + after.epochChanges,
       tries: after.attempts - before.attempts,
+      lostConnections: after.lost - before.lost - affected,
+      allCurrentAtEnd: settled ? 'yes' : `no: ${after.current} of ${viewers} live with the last seq 30 s after the publisher stopped`,
       refusedSeenByViewers: after.refused - before.refused,
       connackTimeouts: after.timeouts - before.timeouts,
       connectErrors: after.errors + after.closed - before.errors - before.closed,

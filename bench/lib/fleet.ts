@@ -188,7 +188,7 @@ export function startFleet (job: Omit<HerdJob, 'count' | 'first'>, viewers: numb
   })))
   return {
     status: () => {
-      const sum: HerdStatus = { live: 0, affected: 0, recovered: 0, maxRecoveredMs: 0, attempts: 0, refused: 0, timeouts: 0, errors: 0, closed: 0, lost: 0, duplicates: 0, gaps: 0, resets: 0, epochChanges: 0, subFailed: 0, delivered: 0, perUrl: job.urls.map(() => 0), phase }
+      const sum: HerdStatus = { live: 0, affected: 0, recovered: 0, maxRecoveredMs: 0, current: 0, attempts: 0, refused: 0, timeouts: 0, errors: 0, closed: 0, lost: 0, duplicates: 0, gaps: 0, resets: 0, epochChanges: 0, subFailed: 0, delivered: 0, perUrl: job.urls.map(() => 0), phase }
       if (latest.filter(Boolean).length < workers.length) return sum // not every worker has reported since the last drop or mark
       for (const s of latest) {
         for (const [k, v] of Object.entries(s) as Array<[keyof HerdStatus, unknown]>) {

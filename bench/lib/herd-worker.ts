@@ -57,6 +57,8 @@ export interface HerdStatus {
   epochChanges: number
   subFailed: number
   delivered: number
+  /** Viewers live and holding, on every feed, the publisher's last acknowledged seq. */
+  current: number
   /** Live viewers per URL index. */
   perUrl: number[]
   /** Drops and marks seen so far: the parent ignores a status from before its last one. */
@@ -64,7 +66,7 @@ export interface HerdStatus {
 }
 
 const job = workerData as HerdJob
-const stats: Omit<HerdStatus, 'live' | 'affected' | 'recovered' | 'maxRecoveredMs' | 'perUrl' | 'phase'> = { attempts: 0, refused: 0, timeouts: 0, errors: 0, closed: 0, lost: 0, duplicates: 0, gaps: 0, resets: 0, epochChanges: 0, subFailed: 0, delivered: 0 }
+const stats: Omit<HerdStatus, 'live' | 'affected' | 'recovered' | 'maxRecoveredMs' | 'current' | 'perUrl' | 'phase'> = { attempts: 0, refused: 0, timeouts: 0, errors: 0, closed: 0, lost: 0, duplicates: 0, gaps: 0, resets: 0, epochChanges: 0, subFailed: 0, delivered: 0 }
 const urls = job.urls.map((u) => new URL(u))
 let acked: number[] = job.feeds.map(() => 0)
 const feedIndex = new Map(job.feeds.map((f, i) => [f, i]))
@@ -240,18 +242,19 @@ function caughtUp (v: Viewer): void {
 
 function status (): HerdStatus {
   const perUrl = urls.map(() => 0)
-  let live = 0; let affected = 0; let recovered = 0; let maxRecoveredMs = 0
+  let live = 0; let affected = 0; let recovered = 0; let maxRecoveredMs = 0; let current = 0
   for (const v of viewers) {
-    if (v.live) { live++; perUrl[v.order[v.at]]++ }
+    if (v.live) { live++; perUrl[v.order[v.at]]++; if (v.last.every((s, f) => s >= acked[f])) current++ }
     if (v.affectedAt > 0) affected++
     if (v.affectedAt > 0 && v.recoveredMs >= 0) { recovered++; if (v.recoveredMs > maxRecoveredMs) maxRecoveredMs = v.recoveredMs }
   }
-  return { ...stats, live, affected, recovered, maxRecoveredMs, perUrl, phase }
+  return { ...stats, live, affected, recovered, maxRecoveredMs, current, perUrl, phase }
 }
 
 function affect (v: Viewer, at: number): void {
   v.affectedAt = at
   v.recoveredMs = -1
+  v.target = null // back only after a new SUBACK (a viewer marked is still connected to the node about to die)
 }
 
 let phase = 0
