@@ -6,7 +6,7 @@
  *    `new/clients` of clean-session clients); `new/clients` of a persistent session still goes to every node, which
  *    is how a node hears that a session it holds was taken over elsewhere;
  *  - `$replay/...` subscriptions: nothing is ever published there (the feed hub serves them).
- * It also closes two gaps of mqemitter-redis (see shared/AEDES-NOTES.md, Cluster):
+ * It also closes two gaps of mqemitter-redis 7.2.1:
  *  - a second subscriber of a topic is confirmed only once the first one's Redis SUBSCRIBE is, so no message
  *    published elsewhere in between is missed;
  *  - a message on a channel under the prefix that is not one of ours (another application) is dropped and counted,
