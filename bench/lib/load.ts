@@ -61,15 +61,7 @@ export function startLoad (job: Omit<LoadJob, 'count' | 'first'>, viewers: numbe
   done.catch(() => {})
 
   const report = async (): Promise<LoadReport> => {
-    const parts = await Promise.all(workers.map(async (w) => await new Promise<{ received: number, connected: number, joined: number, histogram: string }>((resolve) => {
-      const on = (m: { cmd: string, received: number, connected: number, joined: number, histogram: string }): void => {
-        if (m.cmd !== 'report') return
-        w.off('message', on)
-        resolve(m)
-      }
-      w.on('message', on)
-      w.postMessage({ cmd: 'report' })
-    })))
+    const parts = await askReports<{ received: number, connected: number, joined: number, histogram: string }>(workers)
     const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 })
     for (const p of parts) histogram.add(hdr.decodeFromCompressedBase64(p.histogram))
     const sum = (k: 'received' | 'connected' | 'joined'): number => parts.reduce((a, p) => a + p[k], 0)
@@ -95,4 +87,19 @@ export function startLoad (job: Omit<LoadJob, 'count' | 'first'>, viewers: numbe
     },
     stop: async () => { for (const w of workers) await w.terminate() }
   }
+}
+
+/**
+ * Sends `{cmd: 'report'}` to every worker and resolves with each one's `{cmd: 'report', ...}` answer, in worker order.
+ */
+export async function askReports<T> (workers: Worker[]): Promise<T[]> {
+  return await Promise.all(workers.map(async (w) => await new Promise<T>((resolve) => {
+    const on = (m: { cmd: string }): void => {
+      if (m.cmd !== 'report') return
+      w.off('message', on)
+      resolve(m as T)
+    }
+    w.on('message', on)
+    w.postMessage({ cmd: 'report' })
+  })))
 }

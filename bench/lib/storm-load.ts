@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { readFileSync } from 'node:fs'
 import * as hdr from 'hdr-histogram-js'
 import type { StormJob, StormStats } from './storm-worker.js'
+import { askReports } from './load.js'
 
 const WORKER = fileURLToPath(new URL('./storm-worker.js', import.meta.url))
 
@@ -74,15 +75,7 @@ export function startStorm (job: Omit<StormJob, 'first' | 'maxOpen'> & { first?:
   const done = Promise.all(finished).then(() => {})
   done.catch(() => {})
   const report = async (): Promise<{ stats: StormStats, histogram: hdr.Histogram }> => {
-    const parts = await Promise.all(workers.map(async (w) => await new Promise<{ stats: StormStats, histogram: string }>((resolve) => {
-      const on = (m: { cmd: string, stats: StormStats, histogram: string }): void => {
-        if (m.cmd !== 'report') return
-        w.off('message', on)
-        resolve(m)
-      }
-      w.on('message', on)
-      w.postMessage({ cmd: 'report' })
-    })))
+    const parts = await askReports<{ stats: StormStats, histogram: string }>(workers)
     const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 })
     for (const p of parts) histogram.add(hdr.decodeFromCompressedBase64(p.histogram))
     return { stats: sumStats(parts.map((p) => p.stats)), histogram }
