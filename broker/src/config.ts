@@ -28,9 +28,11 @@ interface OptionSpec {
  *    viewers' p99 stayed near 50 ms, from 2,000 it passed 120 ms;
  *  - maxConnections 20,000: about 12 KB per idle viewer (240 MB), and one message to 20,000 viewers keeps the loop
  *    about 260-300 ms (131-148 ms at 10,000);
- *  - overloadLagMs 500: above that turn, so that a goal delivered to a full node is not taken for overload.
+ *  - overloadLagMs 500: above that turn, so that a goal delivered to a full node is not taken for overload;
+ *  - maxRefusalRate 1,200/s: a clear refusal costs 100-160 µs, so at most about a sixth of a core goes to them; beyond,
+ *    a connection shed at accept costs 20-25 µs.
  */
-export const ADMISSION_DEFAULTS = { maxConnections: 20_000, maxConnRate: 1200, maxConnBurst: 1000, overloadLagMs: 500 } as const
+export const ADMISSION_DEFAULTS = { maxConnections: 20_000, maxConnRate: 1200, maxConnBurst: 1000, overloadLagMs: 500, maxRefusalRate: 1200 } as const
 
 const port = z.number().int().min(0).max(65535)
 const topicFilter = z.string().min(1).refine((f) => isValidFilter(f), 'must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last)')
@@ -59,6 +61,9 @@ export const configSchema = z.object({
   maxConnsPerAddress: z.number().int().min(0).default(0),
   maxConnRatePerAddress: z.number().int().min(0).default(0),
   overloadLagMs: z.number().int().min(0).max(60_000).default(ADMISSION_DEFAULTS.overloadLagMs),
+  maxRefusalRate: z.number().int().min(0).default(ADMISSION_DEFAULTS.maxRefusalRate),
+  /** A port of its own for /healthz and /readyz (never shed, apart from the WebSocket listener's queue). */
+  metricsPort: port.optional(),
   /** Redis URL that makes this node a cluster member; without it the node uses the embedded store. */
   redis: z.string().regex(/^rediss?:\/\/[^\s/]+(\/\d{1,5})?\/?$/, 'must be a redis:// or rediss:// URL: [user:password@]host[:port][/database number]').optional(),
   /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
@@ -105,6 +110,8 @@ export const options: OptionSpec[] = [
   { key: 'maxConnsPerAddress', flag: 'max-conns-per-address', env: 'TRIBUNE_MAX_CONNS_PER_ADDRESS', parse: int, doc: 'connections one IP address may hold; 0 for no limit (default 0: behind a load balancer or NAT many viewers share one)' },
   { key: 'maxConnRatePerAddress', flag: 'max-conn-rate-per-address', env: 'TRIBUNE_MAX_CONN_RATE_PER_ADDRESS', parse: int, doc: 'new connections per second from one IP address; 0 for no limit (default 0)' },
   { key: 'overloadLagMs', flag: 'overload-lag-ms', env: 'TRIBUNE_OVERLOAD_LAG_MS', parse: int, doc: `event-loop lag, ms, beyond which the node refuses new connections until it recovers; 0 off (default ${ADMISSION_DEFAULTS.overloadLagMs})` },
+  { key: 'maxRefusalRate', flag: 'max-refusal-rate', env: 'TRIBUNE_MAX_REFUSAL_RATE', parse: int, doc: `refusals (CONNACK 3, HTTP 503) the node answers a second; beyond, new connections are closed at accept without an answer for 100 ms at a time (cheaper); 0 for no limit (default ${ADMISSION_DEFAULTS.maxRefusalRate})` },
+  { key: 'metricsPort', flag: 'metrics-port', env: 'TRIBUNE_METRICS_PORT', parse: int, doc: 'HTTP port of its own for /healthz and /readyz, on --host, answered even while a storm fills the WebSocket listener or new connections are shed; 0 for any (default: none, they are on the WebSocket port)' },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
   { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis; a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },

@@ -15,6 +15,7 @@ import { Feeds, type FeedClient, type MessageStream, type OutgoingQueue } from '
 import { createBroker, type IncomingStore } from './broker.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
+import { listenHttp } from './listeners/http.js'
 import { Access, type AccessClient } from './auth/access.js'
 import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
@@ -156,15 +157,22 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       const spec = { name: l.name, host: l.host, port: l.port, tls: l.tls, requestCert: l.methods?.includes('cert') ?? access.local === false }
       if (l.protocol === 'mqtt' || l.protocol === 'mqtts') {
         const { server, open } = await listenTcp(spec, limits, handle, onRefused, admission)
+        admission.attach(server)
         servers.push(server)
         tcpOpen.push(open)
         ports[l.name] = (server.address() as AddressInfo).port
       } else {
         const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused, admission)
+        admission.attach(web.server)
         servers.push(web.server)
         wsServers.push(web)
         ports[l.name] = (web.server.address() as AddressInfo).port
       }
+    }
+    if (config.metricsPort !== undefined) {
+      const server = await listenHttp(config.host, config.metricsPort, { health, ready })
+      servers.push(server)
+      ports.metrics = (server.address() as AddressInfo).port
     }
   } catch (err) {
     for (const s of servers) s.close()
@@ -235,7 +243,8 @@ function createAdmission (config: BrokerConfig, log: Logger): Admission {
     maxConnBurst: config.maxConnBurst,
     maxConnsPerAddress: config.maxConnsPerAddress,
     maxConnRatePerAddress: config.maxConnRatePerAddress,
-    overloadLagMs: config.overloadLagMs
+    overloadLagMs: config.overloadLagMs,
+    maxRefusalRate: config.maxRefusalRate
   }, log)
 }
 

@@ -189,3 +189,45 @@ test('500 client-library viewers offered at once to a node with --max-conn-rate 
   expect(stats.refused.rate).toBeGreaterThan(300)
   console.log(`500 viewers in, each with seqs 1..40 once, after ${stats.refused.rate} refusals (rate)`)
 }, 90_000)
+
+test('beyond --max-refusal-rate clear refusals, new connections are closed at accept without an answer; --metrics-port answers meanwhile', async () => {
+  const node = await brokerForTest({ maxConnRate: 1, maxConnBurst: 1, maxRefusalRate: 20, metricsPort: 0 })
+  const metrics = `http://127.0.0.1:${node.ports.metrics}`
+  const start = Date.now()
+  const codes = await Promise.all(Array.from({ length: 300 }, async () => await tcpConnack(node.tcpPort)))
+  const seconds = (Date.now() - start) / 1000
+  const accepted = count(codes, (c) => c === 0)
+  const refused = count(codes, (c) => c === 3)
+  const closed = count(codes, (c) => c === 'closed')
+  expect(accepted + refused + closed).toBe(300)
+  expect(accepted).toBeLessThanOrEqual(1 + Math.ceil(seconds) + 1)
+  // The budget: 20 at once, 20 more a second.
+  expect(refused).toBeGreaterThanOrEqual(20)
+  expect(refused).toBeLessThanOrEqual(20 + Math.ceil(20 * seconds) + 1)
+  expect(closed).toBeGreaterThan(100)
+  const health = await fetch(`${metrics}/healthz`)
+  expect(health.status).toBe(200)
+  const body = await health.json() as { admission: { refused: { rate: number }, shed: number } }
+  expect(body.admission.refused.rate).toBe(refused)
+  expect(body.admission.shed).toBe(closed)
+  expect((await fetch(`${metrics}/readyz`)).status).toBe(200)
+  // Once the budget has grown back (20 a second), refusals are clear again (the rate's one token taken first).
+  await new Promise((resolve) => setTimeout(resolve, 1200))
+  expect(node.admission.stats().shedding).toBe(false)
+  expect([await tcpConnack(node.tcpPort), await tcpConnack(node.tcpPort)]).toEqual([0, 3])
+  // WebSocket upgrades are shed too: beyond the budget the connection closes before any HTTP answer.
+  const outcomes = await Promise.all(Array.from({ length: 100 }, async () => await new Promise<string>((resolve) => {
+    const socket = new WebSocket(node.wsUrl, 'mqtt')
+    onCleanup(() => { socket.terminate() })
+    socket.on('open', () => resolve('open'))
+    socket.on('unexpected-response', (_req, res) => { resolve(`HTTP ${res.statusCode ?? 0}`); res.resume() })
+    socket.on('error', (err) => resolve((err as NodeJS.ErrnoException).code ?? err.message))
+  })))
+  const wsRefused = count(outcomes, (o) => o === 'HTTP 503')
+  const wsClosed = count(outcomes, (o) => o === 'ECONNRESET' || o === 'socket hang up')
+  expect(count(outcomes, (o) => o === 'open')).toBeLessThanOrEqual(1)
+  expect(wsRefused).toBeGreaterThanOrEqual(15)
+  expect(wsRefused).toBeLessThanOrEqual(25)
+  expect(wsRefused + wsClosed + count(outcomes, (o) => o === 'open')).toBe(100)
+  console.log(`300 at once: ${accepted} taken, ${refused} CONNACK 3, ${closed} closed at accept, in ${seconds.toFixed(2)} s; then 100 WebSocket upgrades: ${wsRefused} answered 503, ${wsClosed} closed at accept`)
+})

@@ -12,12 +12,15 @@
  *     node, shared by every listener: what it protects, the node's CPU and event loop, is per node, and a herd on one
  *     listener must not get more because another is idle).
  * A limit of 0 is off. Refusals are counted by reason and logged as one summary line per interval.
+ * Beyond `maxRefusalRate` clear refusals a second, new connections are closed at accept without an answer (shed.ts).
  */
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log.js'
 import { TokenBucket } from './token-bucket.js'
 import { LagMonitor } from './lag.js'
+import { Shedder } from './shed.js'
+import type { Server } from 'node:net'
 
 /** Why a connection was refused. */
 export type RefusalReason = 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate'
@@ -32,6 +35,8 @@ export interface AdmissionLimits {
   maxConnsPerAddress: number
   maxConnRatePerAddress: number
   overloadLagMs: number
+  /** Clear refusals (CONNACK 3, HTTP 503) a second, and at once, before new connections are shed (shed.ts). */
+  maxRefusalRate: number
 }
 
 /** What `/healthz` shows. */
@@ -42,6 +47,10 @@ export interface AdmissionStats {
   accepted: number
   /** Connections refused since start, by reason. */
   refused: Record<RefusalReason, number>
+  /** Connections closed at accept without an answer since start (the clear refusals' budget was spent). */
+  shed: number
+  /** True while new connections are closed at accept. */
+  shedding: boolean
   /** True while overload protection refuses new connections. */
   overloaded: boolean
   /** The last sampled event-loop lag, ms. */
@@ -70,6 +79,8 @@ export class Admission {
   readonly #log: Logger
   readonly #bucket: TokenBucket | null
   readonly #lag: LagMonitor | null
+  readonly #shedder: Shedder
+  #shedAtSummary = 0
   /** Connections held per address (only when a per-address limit is on). */
   readonly #perAddress = new Map<string, number>()
   readonly #addressBuckets = new Map<string, TokenBucket>()
@@ -95,6 +106,7 @@ export class Admission {
     const now = performance.now()
     this.#bucket = limits.maxConnRate > 0 ? new TokenBucket(limits.maxConnRate, Math.max(1, limits.maxConnBurst), now) : null
     this.#lag = limits.overloadLagMs > 0 ? new LagMonitor(limits.overloadLagMs) : null
+    this.#shedder = new Shedder(limits.maxRefusalRate)
     this.#trackAddresses = limits.maxConnsPerAddress > 0 || limits.maxConnRatePerAddress > 0
     this.#timer = setInterval(() => this.#summary(), SUMMARY_MS)
     this.#timer.unref()
@@ -115,6 +127,7 @@ export class Admission {
       }
       this.#refused[reason]++
       this.#refusedSinceSummary[reason]++
+      this.#shedder.refused()
       return reason
     }
     this.#connections++
@@ -122,6 +135,11 @@ export class Admission {
     this.#acceptedSinceSummary++
     if (this.limits.maxConnsPerAddress > 0) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
     return null
+  }
+
+  /** Lets shedding close new connections of this listener's server at accept (shed.ts). */
+  attach (server: Server): void {
+    this.#shedder.attach(server)
   }
 
   /** A connection taken by {@link Admission.admit} closed (`peer` as given to it). */
@@ -168,13 +186,22 @@ export class Admission {
   }
 
   stats (): AdmissionStats {
-    return { connections: this.#connections, accepted: this.#accepted, refused: { ...this.#refused }, overloaded: this.overloaded, lagMs: Math.round(this.#lag?.lastLagMs ?? 0) }
+    return {
+      connections: this.#connections,
+      accepted: this.#accepted,
+      refused: { ...this.#refused },
+      shed: this.#shedder.stats().shed,
+      shedding: this.#shedder.shedding,
+      overloaded: this.overloaded,
+      lagMs: Math.round(this.#lag?.lastLagMs ?? 0)
+    }
   }
 
   /** Stops the timers (and writes the last summary). */
   close (): void {
     clearInterval(this.#timer)
     this.#lag?.close()
+    this.#shedder.close()
     this.#summary()
   }
 
@@ -206,10 +233,14 @@ export class Admission {
     // Per-address buckets that are full again hold nothing worth keeping.
     const now = performance.now()
     for (const [address, bucket] of this.#addressBuckets) if (bucket.full(now)) this.#addressBuckets.delete(address)
+    const shedNow = this.#shedder.stats().shed
+    const shed = shedNow - this.#shedAtSummary
+    this.#shedAtSummary = shedNow
     const total = REFUSAL_REASONS.reduce((sum, r) => sum + refused[r], 0)
-    if (total === 0) return
+    if (total === 0 && shed === 0) return
     const byReason = Object.fromEntries(REFUSAL_REASONS.filter((r) => refused[r] > 0).map((r) => [r, refused[r]]))
-    this.#log.warn({ refused: byReason, accepted, connections: this.#connections, lagMaxMs, intervalMs: SUMMARY_MS }, `admission: refused ${total} new connections in the last ${SUMMARY_MS / 1000} s`)
+    const shedNote = shed > 0 ? ` and closed ${shed} at accept without an answer (over --max-refusal-rate)` : ''
+    this.#log.warn({ refused: byReason, shed, accepted, connections: this.#connections, lagMaxMs, intervalMs: SUMMARY_MS }, `admission: refused ${total} new connections${shedNote} in the last ${SUMMARY_MS / 1000} s`)
   }
 }
 

@@ -14,15 +14,9 @@ import { guardWebSocket, type ConnectionLimits } from './guard.js'
 import type { Admission } from '../admission/admission.js'
 import { refuseUpgrade, closeSoon } from '../admission/refuse.js'
 import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
+import { answerRoute, type HttpRoutes } from './http.js'
 
 const noop = (): void => {}
-
-export interface HttpRoutes {
-  /** Answers GET /healthz: status code and JSON body. */
-  health: () => { status: number, body: unknown }
-  /** Answers GET /readyz: 200 when the node can take new viewers and publishes (its store is reachable), else 503. */
-  ready: () => { status: number, body: unknown }
-}
 
 /**
  * Starts the HTTP server with the WebSocket endpoint. Each upgrade first passes admission control (admission/): a refused
@@ -38,13 +32,7 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   const path = spec.path
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
-    const route = url.pathname === '/healthz' ? routes.health : url.pathname === '/readyz' ? routes.ready : null
-    if (route !== null && (req.method === 'GET' || req.method === 'HEAD')) {
-      const { status, body } = route()
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
-      res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body))
-      return
-    }
+    if (answerRoute(routes, req, res, url.pathname)) return
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
   }

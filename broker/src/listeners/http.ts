@@ -1,0 +1,44 @@
+/**
+ * The node's HTTP routes for tooling (`GET /healthz` liveness, `GET /readyz` readiness), answered on the WebSocket
+ * listener's HTTP server and, with `--metrics-port`, on a server of their own: that one is never shed by admission
+ * control and has no WebSocket clients queued before it, so monitoring still gets answers during a storm.
+ */
+import http from 'node:http'
+
+export interface HttpRoutes {
+  /** Answers GET /healthz: status code and JSON body. */
+  health: () => { status: number, body: unknown }
+  /** Answers GET /readyz: 200 when the node can take new viewers and publishes (its store is reachable), else 503. */
+  ready: () => { status: number, body: unknown }
+}
+
+/**
+ * Answers `req` when it is a GET or HEAD of one of the routes (JSON, not cached).
+ * @returns false when the request is for something else (the caller answers it)
+ */
+export function answerRoute (routes: HttpRoutes, req: http.IncomingMessage, res: http.ServerResponse, pathname: string): boolean {
+  const route = pathname === '/healthz' ? routes.health : pathname === '/readyz' ? routes.ready : null
+  if (route === null || (req.method !== 'GET' && req.method !== 'HEAD')) return false
+  const { status, body } = route()
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+  res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body))
+  return true
+}
+
+/**
+ * Starts the HTTP server of `--metrics-port`: the routes above, 404 naming them for anything else.
+ * @throws when the port cannot be bound, naming the address
+ */
+export async function listenHttp (host: string, port: number, routes: HttpRoutes): Promise<http.Server> {
+  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
+    const pathname = new URL(req.url ?? '/', 'http://x').pathname
+    if (answerRoute(routes, req, res, pathname)) return
+    res.writeHead(404, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${pathname}; this port answers GET /healthz and /readyz` }))
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new Error(`metrics port on ${host}:${port}: ${err.message}`)))
+    server.listen(port, host, () => resolve())
+  })
+  return server
+}
