@@ -25,7 +25,8 @@ export interface HttpRoutes {
 }
 
 /**
- * Starts the HTTP server with the WebSocket endpoint. Each upgrade first passes admission control (admission/): a refused
+ * Starts the HTTP server with the WebSocket endpoint. A plain request to the WebSocket path gets 426 Upgrade Required
+ * (`Upgrade: websocket`), to any other path but the two below 404. Each upgrade first passes admission control (admission/): a refused
  * one is answered 503 with Retry-After before any WebSocket is made. `/healthz` and `/readyz` are always answered.
  * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection; the CONNECT
  *   timeout (ms) also bounds how long an HTTP connection may take to send its request
@@ -43,6 +44,13 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
       const { status, body } = route()
       res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body))
+      return
+    }
+    if (url.pathname === path) {
+      // The WebSocket path asked without an upgrade (a browser, curl): RFC 9110 section 15.5.22, 426 with the
+      // protocol to switch to.
+      res.writeHead(426, { upgrade: 'websocket', connection: 'Upgrade', 'content-type': 'application/json' })
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: `${path} takes MQTT over WebSocket only: connect an MQTT client (e.g. MQTT.js to ws://<host>:<port>${path}), which sends the WebSocket upgrade` }))
       return
     }
     res.writeHead(404, { 'content-type': 'application/json' })
