@@ -2,7 +2,7 @@
 // broker has open (naming it), and stops cleanly on SIGTERM.
 import { spawn } from 'node:child_process'
 import net, { type AddressInfo } from 'node:net'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
 import { brokerForTest, tempDir } from '../helpers/broker.js'
@@ -105,3 +105,29 @@ describe('tribune broker command line', () => {
     expect(out).toContain('broker closed')
   })
 })
+
+describe('tribune --version', () => {
+  it.each([['--version'], ['-v']])('%s prints the version in package.json', async (flag) => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }
+    const r = await run([flag])
+    expect(r.code).toBe(0)
+    expect(r.out).toBe(`tribune ${version}\n`)
+  })
+})
+
+describe('a mistyped flag', () => {
+  it.each([
+    [['watch', 'matches/x/events', '--form', 'last-5'], 'tribune watch: unknown option --form; did you mean --from?'],
+    [['broker', '--prot', '1884'], 'tribune broker: unknown option --prot; did you mean --port?'],
+    [['broker', '--bogus'], 'tribune broker: unknown option --bogus'],
+    [['cluster', '--nodse', '2'], 'tribune cluster: unknown option --nodse; did you mean --nodes?'],
+    [['replay', 'x.json', '--sped', '3'], 'tribune replay: unknown option --sped; did you mean --speed?'],
+    [['demo', '--fiel', 'x.json'], 'tribune demo: unknown option --fiel; did you mean --file?'],
+    [['hash-password', '--api-kye'], 'tribune hash-password: unknown option --api-kye; did you mean --api-key?']
+  ])('%j exits 2 naming it and the flag meant, if one is close', async (args, message) => {
+    const r = await run(args)
+    expect(r.code).toBe(2)
+    expect(r.err.split('\n')[0]).toBe(message)
+  })
+})
+

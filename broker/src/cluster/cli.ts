@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { join, resolve } from 'node:path'
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { ConfigError, helpText, loadConfig } from '../config.js'
+import { ConfigError, helpText, loadConfig, options } from '../config.js'
+import { UnknownFlagError, closestFlag } from '../../../client/src/flags.js'
 import { createLogger } from '../log.js'
 import { freePort, spawnRedisServer, type RedisServer } from './redis-server.js'
 
@@ -61,9 +62,12 @@ export async function clusterMain (argv: string[]): Promise<number> {
   let config
   try {
     const flags: Record<string, string | undefined> = {}
+    const known = ['config', ...options.map((o) => o.flag)]
     for (let i = 0; i < args.length; i++) {
       if (!args[i].startsWith('--')) throw new ConfigError(`unexpected argument ${args[i]}`)
-      flags[args[i].slice(2)] = args[++i]
+      const name = args[i].slice(2)
+      if (!known.includes(name)) throw new UnknownFlagError(args[i], closestFlag(name, [...known, 'nodes', 'help']))
+      flags[name] = args[++i]
     }
     config = loadConfig(flags, process.env)
   } catch (err) {
