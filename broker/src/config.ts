@@ -187,7 +187,26 @@ export function loadConfig (flags: Record<string, string | undefined>, env: Node
       origin[spec.key] = `--${spec.flag}`
     }
   }
-  return resolveConfig(input as BrokerOptions, origin)
+  const config = resolveConfig(input as BrokerOptions, origin)
+  if (file !== undefined) refuseUnusedByListeners(config, origin, file)
+  return config
+}
+
+/**
+ * With a `listeners` section, `port` and `wsPort` open nothing (each listener has its own port), and `host` and
+ * `wsPath` only fill in listeners that set none. One of them given (flag, variable or file) where it would change
+ * nothing is refused rather than ignored, so that nobody believes a port open or moved that is not.
+ * @throws ConfigError naming the option, where it came from, and what to do instead
+ */
+function refuseUnusedByListeners (config: BrokerConfig, origin: Record<string, string>, file: string): void {
+  const listeners = config.listeners
+  if (listeners === undefined) return
+  const unused = new Map<keyof BrokerConfig, string>([['port', 'each listener has its own port'], ['wsPort', 'each listener has its own port']])
+  if (listeners.every((l) => l.host !== undefined)) unused.set('host', 'every listener sets its own host')
+  if (!listeners.some((l) => (l.protocol === 'ws' || l.protocol === 'wss') && l.path === undefined)) unused.set('wsPath', 'no WebSocket listener goes without its own path')
+  const lines = [...unused].filter(([key]) => origin[key] !== undefined).map(([key, why]) =>
+    `${origin[key]}: not used when the config file sets "listeners" (${why}; got ${JSON.stringify(config[key])}): change the listeners in ${file}, or leave it out`)
+  if (lines.length > 0) throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
 }
 
 /**
@@ -222,7 +241,9 @@ export function helpText (): string {
     'Options (flag, environment variable, meaning); flags beat variables, which beat the config file:',
     ...rows,
     `  --${'config'.padEnd(fw)} ${'TRIBUNE_CONFIG'.padEnd(ew)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000}),`,
-    `  ${''.padEnd(fw + ew + 4)} plus "auth" and "listeners" (see README, Auth; examples/secure.json)`,
+    `  ${''.padEnd(fw + ew + 4)} plus "auth" and "listeners" (see README, Auth; examples/secure.json). With "listeners",`,
+    `  ${''.padEnd(fw + ew + 4)} --port and --ws-port are refused (each listener has its own port); --host and --ws-path`,
+    `  ${''.padEnd(fw + ew + 4)} fill in the listeners that set none, and are refused when none would use them`,
     `  --${'help'.padEnd(fw)} ${''.padEnd(ew)} show this text`,
     '',
     'Signals: SIGINT/SIGTERM stop cleanly; SIGHUP re-reads the configuration and applies its auth section.'

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
 import { brokerForTest, tempDir } from '../helpers/broker.js'
 import { connect } from '../helpers/mqtt.js'
+import { loadConfig } from '../../broker/src/config.js'
 
 const BIN = join(import.meta.dirname, '../../bin/tribune.js')
 
@@ -128,6 +129,38 @@ describe('a mistyped flag', () => {
     const r = await run(args)
     expect(r.code).toBe(2)
     expect(r.err.split('\n')[0]).toBe(message)
+  })
+})
+
+describe('flags and a config file with listeners', () => {
+  const configFile = (content: Record<string, unknown>): string => {
+    const file = join(tempDir(), 'listeners.json')
+    writeFileSync(file, JSON.stringify({ dataDir: ':memory:', listeners: [{ protocol: 'mqtt', port: 0 }, { protocol: 'ws', port: 0 }], ...content }))
+    return file
+  }
+
+  it('refuses --port and --ws-port, from a flag, a variable or the file, saying why', async () => {
+    const file = configFile({})
+    const flags = await run(['broker', '--config', file, '--port', '1884', '--ws-port', '8081'])
+    expect(flags.code).toBe(2)
+    expect(flags.err).toContain(`--port: not used when the config file sets "listeners" (each listener has its own port; got 1884): change the listeners in ${file}, or leave it out`)
+    expect(flags.err).toContain(`--ws-port: not used when the config file sets "listeners" (each listener has its own port; got 8081)`)
+    const env = await run(['broker', '--config', file], { TRIBUNE_PORT: '1884' })
+    expect(env.code).toBe(2)
+    expect(env.err).toContain('TRIBUNE_PORT: not used when the config file sets "listeners"')
+    const inFile = configFile({ wsPort: 9000 })
+    const own = await run(['broker', '--config', inFile])
+    expect(own.code).toBe(2)
+    expect(own.err).toContain(`${inFile}: wsPort: not used when the config file sets "listeners" (each listener has its own port; got 9000)`)
+  })
+
+  it('applies --host and --ws-path to the listeners that set none, and refuses them when none would use them', async () => {
+    const { planListeners } = await import('../../broker/src/listeners/plan.js')
+    const open = loadConfig({ config: configFile({}), host: '127.0.0.2', 'ws-path': '/live' }, {})
+    expect(planListeners(open).map((l) => [l.protocol, l.host, l.path])).toEqual([['mqtt', '127.0.0.2', '/live'], ['ws', '127.0.0.2', '/live']])
+    const set = configFile({ listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0 }, { protocol: 'ws', host: '127.0.0.1', port: 0, path: '/mqtt' }] })
+    expect(() => loadConfig({ config: set, host: '0.0.0.0' }, {})).toThrow('--host: not used when the config file sets "listeners" (every listener sets its own host; got "0.0.0.0")')
+    expect(() => loadConfig({ config: set }, { TRIBUNE_WS_PATH: '/live' })).toThrow('TRIBUNE_WS_PATH: not used when the config file sets "listeners" (no WebSocket listener goes without its own path; got "/live")')
   })
 })
 
