@@ -5,8 +5,9 @@ import net, { type AddressInfo } from 'node:net'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
-import { brokerForTest, tempDir } from '../helpers/broker.js'
-import { connect } from '../helpers/mqtt.js'
+import { brokerForTest, onCleanup, tempDir } from '../helpers/broker.js'
+import { connect, waitFor } from '../helpers/mqtt.js'
+import { SAMPLE, secureConfig } from '../helpers/auth.js'
 import { loadConfig } from '../../broker/src/config.js'
 
 const BIN = join(import.meta.dirname, '../../bin/tribune.js')
@@ -164,3 +165,39 @@ describe('flags and a config file with listeners', () => {
   })
 })
 
+describe('connection log', () => {
+  it('logs each connect and disconnect at info in one line: client id, identity, role, transport, peer, and no secret', async () => {
+    const cfg = secureConfig() as Record<string, unknown>
+    cfg.logLevel = 'info'
+    const file = join(tempDir(), 'secure.json')
+    writeFileSync(file, JSON.stringify(cfg))
+    const p = spawn(process.execPath, [BIN, 'broker', '--config', file])
+    let out = ''
+    p.stdout.on('data', (d) => { out += d })
+    p.stderr.on('data', (d) => { out += d })
+    onCleanup(() => { if (p.exitCode === null) p.kill('SIGKILL') })
+    const lines = (): any[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
+    await waitFor(() => lines().some((l) => l.msg === 'broker listening') || p.exitCode !== null, 'the broker listening')
+    const ports = lines().find((l) => l.msg === 'broker listening').ports as Record<string, number>
+    const publisher = await connect(`mqtt://127.0.0.1:${ports['mqtt:#2']}`, { clientId: 'scores-1', username: SAMPLE.publisher.username, password: SAMPLE.publisher.password })
+    const viewer = await connect(`ws://127.0.0.1:${ports['ws:#0']}/mqtt`, { clientId: 'tv-1', username: 'apikey', password: SAMPLE.apiKey, clean: false })
+    const publisherPeer = `127.0.0.1:${String((publisher.stream as net.Socket).localPort)}`
+    const line = (msg: string, clientId: string): any => lines().find((l) => l.msg === msg && l.clientId === clientId)
+    await waitFor(() => line('client connected', 'scores-1') !== undefined && line('client connected', 'tv-1') !== undefined, 'two connect lines')
+    const scores = { level: 30, clientId: 'scores-1', identity: 'user:scores-svc', role: 'publisher', method: 'password', clean: true, transport: 'mqtt', listener: 'mqtt:#2', peer: publisherPeer }
+    const tv = { level: 30, clientId: 'tv-1', identity: 'apikey:tv-app', role: 'viewer', method: 'apikey', clean: false, transport: 'ws', listener: 'ws:#0' }
+    expect(line('client connected', 'scores-1')).toMatchObject(scores)
+    expect(line('client connected', 'tv-1')).toMatchObject(tv)
+    expect(line('client connected', 'tv-1').peer).toMatch(/^127\.0\.0\.1:\d+$/)
+    await publisher.endAsync()
+    viewer.stream.destroy() // a connection lost, not a DISCONNECT
+    await waitFor(() => line('client disconnected', 'scores-1') !== undefined && line('client disconnected', 'tv-1') !== undefined, 'two disconnect lines')
+    expect(line('client disconnected', 'scores-1')).toMatchObject(scores)
+    expect(line('client disconnected', 'tv-1')).toMatchObject({ ...tv, peer: line('client connected', 'tv-1').peer })
+    expect(out).not.toContain(SAMPLE.publisher.password)
+    expect(out).not.toContain(SAMPLE.apiKey)
+    const exited = new Promise((resolve) => p.on('close', resolve))
+    p.kill('SIGTERM')
+    expect(await exited).toBe(0)
+  })
+})
