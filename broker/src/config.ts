@@ -68,6 +68,8 @@ export const configSchema = z.object({
   /** How often a node tells the cluster it is alive, in ms; wills of a silent node are published after 3 to 7 of these. */
   heartbeatInterval: z.number().int().min(100).max(3_600_000).default(5000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Log lines as JSON, or pretty (readable, one line each); unset: pretty when stdout is a terminal (log.ts). */
+  logFormat: z.enum(['pretty', 'json'], 'must be pretty or json').optional(),
   /** Who may connect and what each may do; without it the broker runs in local mode (loopback only, no checks). */
   auth: authSchema.optional(),
   /** Listeners with their own auth methods; without it, MQTT on `port` and WebSocket on `wsPort` at `host`. */
@@ -109,7 +111,8 @@ export const options: OptionSpec[] = [
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
   { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis; a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
   { key: 'heartbeatInterval', flag: 'heartbeat-interval', env: 'TRIBUNE_HEARTBEAT_INTERVAL', parse: int, doc: 'ms between a cluster node\'s heartbeats; a dead node\'s wills follow within 7 of them (default 5000)' },
-  { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
+  { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  { key: 'logFormat', flag: 'log-format', env: 'TRIBUNE_LOG_FORMAT', parse: str, doc: 'pretty|json: one readable line per event, or JSON lines (default: pretty when stdout is a terminal, else json)' }
 ]
 
 /** Error for a refused option; `message` names the option, where it came from, and the bad value. */

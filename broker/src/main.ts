@@ -53,7 +53,7 @@ export interface BrokerNode {
  */
 export async function startBroker (options: BrokerOptions = {}, logger?: Logger): Promise<BrokerNode> {
   const config = resolveConfig(options)
-  const log = logger ?? createLogger(config.logLevel)
+  const log = logger ?? createLogger(config.logLevel, config.logFormat)
   const planned = planListeners(config)
   const access = await createAccess(config, planned, log)
   let aedes: Aedes | undefined

@@ -38,7 +38,8 @@ describe('tribune broker command line', () => {
     [['broker', '--port', '70000'], '--port'],
     [['broker', '--feeds', 'a/#/b'], '--feeds'],
     [['broker', '--bogus'], 'bogus'],
-    [['broker', '--log-level', 'loud'], '--log-level']
+    [['broker', '--log-level', 'loud'], '--log-level'],
+    [['broker', '--log-format', 'xml'], '--log-format: must be pretty or json (got "xml")']
   ])('refuses %j naming the option', async (args, name) => {
     const r = await run(args)
     expect(r.code).toBe(2)
@@ -49,6 +50,9 @@ describe('tribune broker command line', () => {
     const env = await run(['broker'], { TRIBUNE_WS_PORT: '-1' })
     expect(env.code).toBe(2)
     expect(env.err).toContain('TRIBUNE_WS_PORT')
+    const format = await run(['broker'], { TRIBUNE_LOG_FORMAT: 'text' })
+    expect(format.code).toBe(2)
+    expect(format.err).toContain('TRIBUNE_LOG_FORMAT: must be pretty or json (got "text")')
     const dir = tempDir()
     const file = join(dir, 'bad.json')
     writeFileSync(file, JSON.stringify({ port: 1883, feedHistory: 0, colour: 'red' }))
@@ -105,6 +109,8 @@ describe('tribune broker command line', () => {
     await closed
     expect(await exited).toBe(0)
     expect(out).toContain('broker closed')
+    // Not a terminal: JSON lines.
+    for (const line of out.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow()
   })
 })
 
@@ -162,6 +168,77 @@ describe('flags and a config file with listeners', () => {
     const set = configFile({ listeners: [{ protocol: 'mqtt', host: '127.0.0.1', port: 0 }, { protocol: 'ws', host: '127.0.0.1', port: 0, path: '/mqtt' }] })
     expect(() => loadConfig({ config: set, host: '0.0.0.0' }, {})).toThrow('--host: not used when the config file sets "listeners" (every listener sets its own host; got "0.0.0.0")')
     expect(() => loadConfig({ config: set }, { TRIBUNE_WS_PATH: '/live' })).toThrow('TRIBUNE_WS_PATH: not used when the config file sets "listeners" (no WebSocket listener goes without its own path; got "/live")')
+  })
+})
+
+/** Log output without its colours. */
+const plain = (text: string): string => text.replace(/\x1b\[[0-9;]*m/g, '')
+
+/**
+ * `tribune broker --port 0 --ws-port 0 --data-dir :memory: ...args` on a pseudo-terminal (`script`, util-linux), as a
+ * person at a terminal runs it; `ctrlC()` types Ctrl-C there. Killed after the test if still running.
+ */
+function onTerminal (args: string[]): { out: () => string, ctrlC: () => void, exited: Promise<number | null> } {
+  const command = [process.execPath, BIN, 'broker', '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', ...args].map((a) => JSON.stringify(a)).join(' ')
+  const p = spawn('script', ['-qefc', command, '/dev/null'])
+  let out = ''
+  p.stdout.on('data', (d) => { out += d })
+  const exited = new Promise<number | null>((resolve) => p.on('close', resolve))
+  onCleanup(() => {
+    if (p.exitCode !== null) return
+    // The broker itself first: closing its terminal only sends it SIGHUP, which reloads it.
+    const pid = /\(tribune\/(\d+)\)|"pid":(\d+)/.exec(plain(out))
+    if (pid !== null) process.kill(Number(pid[1] ?? pid[2]), 'SIGKILL')
+    p.kill('SIGKILL')
+  })
+  return { out: () => out, ctrlC: () => { p.stdin.write('\x03') }, exited }
+}
+
+const PRETTY_PREFIX = /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(tribune\/\d+\): /
+
+describe('log format', () => {
+  it('is pretty on a terminal: one readable, coloured line per event (a client\'s connect too); Ctrl-C stops the node', async () => {
+    const t = onTerminal([])
+    await waitFor(() => /"tcpPort":\d+/.test(plain(t.out())), 'the broker listening')
+    const lines = (): string[] => plain(t.out()).split('\r\n')
+    // Its CONNACK also shows that the node runs past its start, where it handles SIGINT.
+    const c = await connect(`mqtt://127.0.0.1:${/"tcpPort":(\d+)/.exec(plain(t.out()))?.[1] ?? ''}`, { clientId: 'tty-viewer' })
+    await waitFor(() => lines().some((l) => l.includes('client connected')), 'the connect line')
+    const line = lines().find((l) => l.includes('client connected')) ?? ''
+    expect(line).toMatch(PRETTY_PREFIX)
+    expect(line.replace(PRETTY_PREFIX, '')).toBe('client connected ' +
+      `{"clientId":"tty-viewer","identity":"local","role":"operator","method":"local","clean":true,"transport":"mqtt","listener":"mqtt:0","peer":"127.0.0.1:${String((c.stream as net.Socket).localPort)}"}`)
+    expect(lines().find((l) => l.includes('broker listening'))).toMatch(new RegExp(`${PRETTY_PREFIX.source}broker listening \\{"id":`))
+    expect(t.out()).toContain('\x1b[') // colours
+    expect(lines().filter((l) => l.startsWith('{'))).toEqual([]) // no JSON
+    t.ctrlC()
+    expect(await t.exited).toBe(0)
+    expect(plain(t.out())).toMatch(/INFO \(tribune\/\d+\): broker closed/)
+  })
+
+  it('is JSON on a terminal with --log-format json', async () => {
+    const t = onTerminal(['--log-format', 'json'])
+    await waitFor(() => t.out().includes('"msg":"broker listening"'), 'the broker listening')
+    const listening = JSON.parse(t.out().split('\r\n').find((l) => l.includes('"msg":"broker listening"')) ?? '') as { tcpPort: number }
+    await connect(`mqtt://127.0.0.1:${listening.tcpPort}`) // past its start, where it handles SIGINT
+    t.ctrlC()
+    expect(await t.exited).toBe(0)
+    const lines = t.out().replace('^C', '').trim().split('\r\n')
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toContain('broker closed')
+  })
+
+  it('is pretty without colours into a pipe with --log-format pretty', async () => {
+    const p = spawn(process.execPath, [BIN, 'broker', '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', '--log-format', 'pretty'])
+    let out = ''
+    p.stdout.on('data', (d) => { out += d })
+    onCleanup(() => { if (p.exitCode === null) p.kill('SIGKILL') })
+    await waitFor(() => out.includes('broker listening'), 'the broker listening')
+    const closed = new Promise((resolve) => p.on('close', resolve))
+    p.kill('SIGTERM')
+    expect(await closed).toBe(0)
+    expect(out).not.toContain('\x1b[')
+    expect(out).toMatch(new RegExp(`${PRETTY_PREFIX.source}broker listening \\{"id":`, 'm'))
+    expect(out).toMatch(new RegExp(`${PRETTY_PREFIX.source}broker closed`, 'm'))
   })
 })
 

@@ -74,7 +74,7 @@ export async function clusterMain (argv: string[]): Promise<number> {
     console.error(`tribune cluster: ${(err as Error).message}\n\nRun tribune cluster --help for the options.`)
     return 2
   }
-  const log = createLogger(config.logLevel).child({ role: 'cluster' })
+  const log = createLogger(config.logLevel, config.logFormat).child({ role: 'cluster' })
   let redis: RedisServer | null = null
   let stopping = false
   let redisUrl = config.redis
