@@ -90,7 +90,7 @@ export const options: OptionSpec[] = [
   { key: 'port', flag: 'port', env: 'TRIBUNE_PORT', parse: int, doc: 'MQTT over TCP port, 0 for any free port (default 1883)' },
   { key: 'wsPort', flag: 'ws-port', env: 'TRIBUNE_WS_PORT', parse: int, doc: 'HTTP port for MQTT over WebSocket and /healthz, 0 for any (default 8080)' },
   { key: 'wsPath', flag: 'ws-path', env: 'TRIBUNE_WS_PATH', parse: str, doc: 'WebSocket path (default /mqtt, subprotocol mqtt)' },
-  { key: 'dataDir', flag: 'data-dir', env: 'TRIBUNE_DATA_DIR', parse: str, doc: 'directory of the embedded store, or :memory: (default ./data)' },
+  { key: 'dataDir', flag: 'data-dir', env: 'TRIBUNE_DATA_DIR', parse: str, doc: 'directory of the embedded store, or :memory: for none (default ./data: a data/ folder in the working directory)' },
   { key: 'feeds', flag: 'feeds', env: 'TRIBUNE_FEEDS', parse: list, doc: 'comma-separated topic filters that are feeds (default matches/+/events)' },
   { key: 'feedHistory', flag: 'feed-history', env: 'TRIBUNE_FEED_HISTORY', parse: int, doc: 'messages of history kept per feed (default 1000)' },
   { key: 'maxPacketSize', flag: 'max-packet-size', env: 'TRIBUNE_MAX_PACKET_SIZE', parse: int, doc: 'largest MQTT packet accepted, in bytes (default 262144)' },

@@ -1,8 +1,10 @@
-// Tests whether `tribune broker` refuses bad options naming them, lists options on --help, refuses a data dir another
-// broker has open (naming it), and stops cleanly on SIGTERM.
+// Tests whether `tribune broker` refuses bad options naming them (and the flags a config's listeners leave unused,
+// with a "did you mean" for a mistyped flag of any command), lists options on --help, prints its version, refuses a
+// data dir another broker has open (naming it), logs pretty lines on a terminal and JSON elsewhere, logs each client's
+// connect and disconnect in one line without secrets, and stops cleanly on SIGTERM.
 import { spawn } from 'node:child_process'
 import net, { type AddressInfo } from 'node:net'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it, expect } from 'vitest'
 import { brokerForTest, onCleanup, tempDir } from '../helpers/broker.js'
@@ -31,6 +33,23 @@ describe('tribune broker command line', () => {
     for (const flag of ['--port', '--ws-port', '--host', '--data-dir', '--config', '--feeds', '--feed-history', '--max-packet-size']) {
       expect(r.out).toContain(flag)
     }
+  })
+
+  it('keeps its store in data/ under the working directory by default, as --help says, and logs its full path', async () => {
+    const help = await run(['broker', '--help'])
+    expect(help.out).toContain('(default ./data: a data/ folder in the working directory)')
+    const cwd = tempDir()
+    const p = spawn(process.execPath, [BIN, 'broker', '--port', '0', '--ws-port', '0'], { cwd })
+    let out = ''
+    p.stdout.on('data', (d) => { out += d })
+    onCleanup(() => { if (p.exitCode === null) p.kill('SIGKILL') })
+    await waitFor(() => out.includes('"msg":"broker listening"'), 'the broker listening')
+    const listening = JSON.parse(out.split('\n').find((l) => l.includes('"msg":"broker listening"')) ?? '') as { dataDir: string }
+    expect(listening.dataDir).toBe(join(realpathSync(cwd), 'data'))
+    expect(statSync(join(cwd, 'data')).isDirectory()).toBe(true)
+    const exited = new Promise((resolve) => p.on('close', resolve))
+    p.kill('SIGTERM')
+    expect(await exited).toBe(0)
   })
 
   it.each([
