@@ -13,7 +13,7 @@ const commands = {
 function usage () {
   const lines = ['Usage: tribune <command> [options]', '', 'Commands:']
   for (const [name, [, , what]] of Object.entries(commands)) lines.push(`  ${name.padEnd(14)} ${what}`)
-  lines.push('', 'Run `tribune <command> --help` for the options of a command.')
+  lines.push('', 'Run `tribune <command> --help` for the options of a command; `tribune --version` (-v) prints the version.')
   return lines.join('\n')
 }
 
@@ -21,6 +21,11 @@ const [name, ...rest] = process.argv.slice(2)
 if (!name || name === '--help' || name === '-h' || name === 'help') {
   console.log(usage())
   process.exit(name ? 0 : 2)
+}
+if (name === '--version' || name === '-v') {
+  const { readFileSync } = await import('node:fs')
+  console.log(`tribune ${JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version}`)
+  process.exit(0)
 }
 const entry = commands[name]
 if (!entry) {

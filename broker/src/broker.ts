@@ -11,6 +11,7 @@ import type { IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
+import { clientLogFields } from './connection-log.js'
 
 export type { IncomingStore } from './hooks/context.js'
 
@@ -80,7 +81,10 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     if ((client as unknown as { closed: boolean }).closed) (broker as unknown as { unregisterClient: (c: Client) => void }).unregisterClient(client)
   })
   broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(client as unknown as FeedClient))
+  // One line each at info (connection-log.ts); `clientReady` comes once CONNECT is complete (CONNACK 0 sent).
+  broker.on('clientReady', (client: Client) => log.info(clientLogFields(client, parts.access), 'client connected'))
   broker.on('clientDisconnect', (client: Client) => {
+    log.info(clientLogFields(client, parts.access), 'client disconnected')
     feeds.disconnected(client as unknown as FeedClient)
   })
   broker.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))

@@ -1,7 +1,7 @@
 /**
  * `tribune broker`: reads flags, environment and config file, starts a node, and stops it cleanly on SIGINT/SIGTERM.
  */
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../../client/src/flags.js'
 import { ConfigError, helpText, loadConfig, options } from './config.js'
 import { startBroker } from './main.js'
 
@@ -14,7 +14,7 @@ export async function brokerMain (argv: string[]): Promise<number> {
   try {
     const spec: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } }
     for (const o of options) spec[o.flag] = { type: 'string' }
-    flags = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false }).values
+    flags = parseFlags({ args: argv, options: spec, allowPositionals: false }).values
   } catch (err) {
     console.error(`tribune broker: ${(err as Error).message}\n\n${helpText()}`)
     return 2

@@ -73,6 +73,8 @@ export const configSchema = z.object({
   /** How often a node tells the cluster it is alive, in ms; wills of a silent node are published after 3 to 7 of these. */
   heartbeatInterval: z.number().int().min(100).max(3_600_000).default(5000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Log lines as JSON, or pretty (readable, one line each); unset: pretty when stdout is a terminal (log.ts). */
+  logFormat: z.enum(['pretty', 'json'], 'must be pretty or json').optional(),
   /** Who may connect and what each may do; without it the broker runs in local mode (loopback only, no checks). */
   auth: authSchema.optional(),
   /** Listeners with their own auth methods; without it, MQTT on `port` and WebSocket on `wsPort` at `host`. */
@@ -93,7 +95,7 @@ export const options: OptionSpec[] = [
   { key: 'port', flag: 'port', env: 'TRIBUNE_PORT', parse: int, doc: 'MQTT over TCP port, 0 for any free port (default 1883)' },
   { key: 'wsPort', flag: 'ws-port', env: 'TRIBUNE_WS_PORT', parse: int, doc: 'HTTP port for MQTT over WebSocket and /healthz, 0 for any (default 8080)' },
   { key: 'wsPath', flag: 'ws-path', env: 'TRIBUNE_WS_PATH', parse: str, doc: 'WebSocket path (default /mqtt, subprotocol mqtt)' },
-  { key: 'dataDir', flag: 'data-dir', env: 'TRIBUNE_DATA_DIR', parse: str, doc: 'directory of the embedded store, or :memory: (default ./data)' },
+  { key: 'dataDir', flag: 'data-dir', env: 'TRIBUNE_DATA_DIR', parse: str, doc: 'directory of the embedded store, or :memory: for none (default ./data: a data/ folder in the working directory)' },
   { key: 'feeds', flag: 'feeds', env: 'TRIBUNE_FEEDS', parse: list, doc: 'comma-separated topic filters that are feeds (default matches/+/events)' },
   { key: 'feedHistory', flag: 'feed-history', env: 'TRIBUNE_FEED_HISTORY', parse: int, doc: 'messages of history kept per feed (default 1000)' },
   { key: 'maxPacketSize', flag: 'max-packet-size', env: 'TRIBUNE_MAX_PACKET_SIZE', parse: int, doc: 'largest MQTT packet accepted, in bytes (default 262144)' },
@@ -116,7 +118,8 @@ export const options: OptionSpec[] = [
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
   { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis; a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
   { key: 'heartbeatInterval', flag: 'heartbeat-interval', env: 'TRIBUNE_HEARTBEAT_INTERVAL', parse: int, doc: 'ms between a cluster node\'s heartbeats; a dead node\'s wills follow within 7 of them (default 5000)' },
-  { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' }
+  { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
+  { key: 'logFormat', flag: 'log-format', env: 'TRIBUNE_LOG_FORMAT', parse: str, doc: 'pretty|json: one readable line per event, or JSON lines (default: pretty when stdout is a terminal, else json)' }
 ]
 
 /** Error for a refused option; `message` names the option, where it came from, and the bad value. */
@@ -194,7 +197,26 @@ export function loadConfig (flags: Record<string, string | undefined>, env: Node
       origin[spec.key] = `--${spec.flag}`
     }
   }
-  return resolveConfig(input as BrokerOptions, origin)
+  const config = resolveConfig(input as BrokerOptions, origin)
+  if (file !== undefined) refuseUnusedByListeners(config, origin, file)
+  return config
+}
+
+/**
+ * With a `listeners` section, `port` and `wsPort` open nothing (each listener has its own port), and `host` and
+ * `wsPath` only fill in listeners that set none. One of them given (flag, variable or file) where it would change
+ * nothing is refused rather than ignored, so that nobody believes a port open or moved that is not.
+ * @throws ConfigError naming the option, where it came from, and what to do instead
+ */
+function refuseUnusedByListeners (config: BrokerConfig, origin: Record<string, string>, file: string): void {
+  const listeners = config.listeners
+  if (listeners === undefined) return
+  const unused = new Map<keyof BrokerConfig, string>([['port', 'each listener has its own port'], ['wsPort', 'each listener has its own port']])
+  if (listeners.every((l) => l.host !== undefined)) unused.set('host', 'every listener sets its own host')
+  if (!listeners.some((l) => (l.protocol === 'ws' || l.protocol === 'wss') && l.path === undefined)) unused.set('wsPath', 'no WebSocket listener goes without its own path')
+  const lines = [...unused].filter(([key]) => origin[key] !== undefined).map(([key, why]) =>
+    `${origin[key]}: not used when the config file sets "listeners" (${why}; got ${JSON.stringify(config[key])}): change the listeners in ${file}, or leave it out`)
+  if (lines.length > 0) throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
 }
 
 /**
@@ -229,7 +251,9 @@ export function helpText (): string {
     'Options (flag, environment variable, meaning); flags beat variables, which beat the config file:',
     ...rows,
     `  --${'config'.padEnd(fw)} ${'TRIBUNE_CONFIG'.padEnd(ew)} JSON file of options, keys as in camelCase (e.g. {"wsPort": 9000}),`,
-    `  ${''.padEnd(fw + ew + 4)} plus "auth" and "listeners" (see README, Auth; examples/secure.json)`,
+    `  ${''.padEnd(fw + ew + 4)} plus "auth" and "listeners" (see README, Auth; examples/secure.json). With "listeners",`,
+    `  ${''.padEnd(fw + ew + 4)} --port and --ws-port are refused (each listener has its own port); --host and --ws-path`,
+    `  ${''.padEnd(fw + ew + 4)} fill in the listeners that set none, and are refused when none would use them`,
     `  --${'help'.padEnd(fw)} ${''.padEnd(ew)} show this text`,
     '',
     'Signals: SIGINT/SIGTERM stop cleanly; SIGHUP re-reads the configuration and applies its auth section.'

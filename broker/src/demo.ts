@@ -2,7 +2,7 @@
  * `tribune demo`: the main job on one machine. Starts a broker node (embedded store, default ports) and replays a
  * World Cup file into it as live match events, then keeps serving until SIGINT/SIGTERM.
  */
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../../client/src/flags.js'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, loadConfig, options } from './config.js'
 import { startBroker } from './main.js'
@@ -28,7 +28,7 @@ export async function demoMain (argv: string[]): Promise<number> {
   try {
     const spec: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' }, file: { type: 'string' }, speed: { type: 'string' } }
     for (const o of options) spec[o.flag] = { type: 'string' }
-    flags = parseArgs({ args: argv, options: spec, strict: true }).values
+    flags = parseFlags({ args: argv, options: spec }).values
   } catch (err) {
     console.error(`tribune demo: ${(err as Error).message}\n\n${USAGE}`)
     return 2

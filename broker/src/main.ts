@@ -7,6 +7,7 @@ import type { AddressInfo, Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
 import type { WebSocketServer, WebSocket } from 'ws'
 import type { Duplex } from 'node:stream'
+import { resolve as resolvePath } from 'node:path'
 import { ADMISSION_DEFAULTS, ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
 import { openStores } from './stores.js'
@@ -54,7 +55,7 @@ export interface BrokerNode {
  */
 export async function startBroker (options: BrokerOptions = {}, logger?: Logger): Promise<BrokerNode> {
   const config = resolveConfig(options)
-  const log = logger ?? createLogger(config.logLevel)
+  const log = logger ?? createLogger(config.logLevel, config.logFormat)
   const planned = planListeners(config)
   const access = await createAccess(config, planned, log)
   let aedes: Aedes | undefined
@@ -182,7 +183,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const portOf = (protocol: string): number => ports[planned.find((l) => l.protocol === protocol)?.name ?? ''] ?? 0
   const tcpPort = portOf('mqtt')
   const wsPort = portOf('ws')
-  log.info({ id: broker.id, tcpPort, wsPort, ports, store: stores.kind, dataDir: stores.kind === 'embedded' ? config.dataDir : undefined, feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
+  log.info({ id: broker.id, tcpPort, wsPort, ports, store: stores.kind, dataDir: stores.kind !== 'embedded' ? undefined : config.dataDir === ':memory:' ? config.dataDir : resolvePath(config.dataDir), feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
   if (access.local) {
     log.warn('no auth section: listening on loopback only, and every local client may publish, subscribe and administer (add an auth section to accept other clients)')
   }

@@ -2,7 +2,7 @@
 // Dispatched by bin/tribune.js (contract: export `watchMain(argv: string[]): Promise<number>`).
 
 import process from 'node:process'
-import { parseArgs } from 'node:util'
+import { parseFlags } from './flags.js'
 import type { FeedEnvelope, ResetNotice } from './envelope.js'
 import { assertFeedTopic, isFeedLikeTopic, isValidTopicFilter, parseFeedStart, type FeedStart } from './replay.js'
 import { withoutPassword } from './targets.js'
@@ -61,10 +61,9 @@ class UsageError extends Error {}
 function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
   let parsed
   try {
-    parsed = parseArgs({
+    parsed = parseFlags({
       args: argv,
       allowPositionals: true,
-      strict: true,
       options: {
         url: { type: 'string', multiple: true },
         from: { type: 'string' },

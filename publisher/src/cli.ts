@@ -3,7 +3,7 @@
  * (dispatched from bin/tribune.js). Exit codes: 0 done, 1 unreadable or malformed file / connection or publish
  * failure, 2 bad command line, 130 interrupted (SIGINT/SIGTERM).
  */
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../../client/src/flags.js'
 import { withoutPassword } from '../../client/src/targets.js'
 import { Publisher } from './index.js'
 import { runReplay, type ReplayProgress } from './replay/run.js'
@@ -55,17 +55,16 @@ interface ReplayArgs {
 class UsageError extends Error {}
 
 /**
- * Parses the replay command line with node:util parseArgs (strict).
+ * Parses the replay command line (client/src/flags.ts: node:util parseArgs, strict).
  * @returns the arguments, or 'help'
  * @throws UsageError naming the unknown flag or the bad value
  */
 function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
   let parsed
   try {
-    parsed = parseArgs({
+    parsed = parseFlags({
       args: argv,
       allowPositionals: true,
-      strict: true,
       options: {
         url: { type: 'string', multiple: true },
         speed: { type: 'string' },

@@ -117,13 +117,23 @@ describe('bad input', () => {
     expect(got.map((m) => m.topic)).toEqual(['m/ok']) // nothing on "m/\uFFFD("
   })
 
-  it('answers /healthz and 404 elsewhere', async () => {
-    const node = await brokerForTest()
+  it('answers /healthz, 426 Upgrade Required at the WebSocket path without an upgrade, and 404 elsewhere', async () => {
+    const node = await brokerForTest({ wsPath: '/live' })
     const res = await fetch(`http://127.0.0.1:${node.wsPort}/healthz`)
     expect(res.status).toBe(200)
     expect(await res.json()).toMatchObject({ status: 'ok', clients: 0 })
+    for (const method of ['GET', 'HEAD', 'POST']) {
+      const plain = await fetch(`http://127.0.0.1:${node.wsPort}/live?x=1`, { method })
+      expect(plain.status).toBe(426)
+      expect(plain.headers.get('upgrade')).toBe('websocket')
+      if (method === 'GET') expect(((await plain.json()) as { error: string }).error).toContain('/live takes MQTT over WebSocket only')
+    }
     const other = await fetch(`http://127.0.0.1:${node.wsPort}/nope`)
     expect(other.status).toBe(404)
+    expect(((await other.json()) as { error: string }).error).toContain('MQTT over WebSocket is at /live')
+    // The same path still takes MQTT over WebSocket.
+    const viewer = await connect(`ws://127.0.0.1:${node.wsPort}/live`)
+    expect(viewer.connected).toBe(true)
   })
 
   it('drops at shutdown a WebSocket and a TCP connection that never sent CONNECT, and one that did', async () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { watchMain } from '../../client/src/cli.js'
+import { closestFlag, editDistance } from '../../client/src/flags.js'
 
 async function run (argv: string[]): Promise<{ code: number, out: string[], err: string[] }> {
   const out: string[] = []
@@ -16,7 +17,9 @@ describe('tribune watch arguments (no broker needed)', () => {
   })
 
   it.each([
-    [['x/events', '--bogus'], /--bogus/],
+    [['x/events', '--bogus'], /^tribune watch: unknown option --bogus$/],
+    [['x/events', '--form', 'last-5'], /^tribune watch: unknown option --form; did you mean --from\?$/],
+    [['x/events', '--conut=3'], /^tribune watch: unknown option --conut; did you mean --count\?$/],
     [['x/events', '--url'], /--url/],
     [['x/events', '--from', 'first-3'], /--from: invalid start "first-3"/],
     [['x/state', '--from', 'all'], /--from applies to feeds only/],
@@ -35,6 +38,26 @@ describe('tribune watch arguments (no broker needed)', () => {
     expect(code).toBe(2)
     expect(out).toEqual([])
     expect(err[0]).toMatch(message)
+  })
+})
+
+describe('the "did you mean" of every tribune command', () => {
+  it('counts a swap of neighbours as one edit', () => {
+    expect(editDistance('form', 'from')).toBe(1)
+    expect(editDistance('ws-prot', 'ws-port')).toBe(1)
+    expect(editDistance('kitten', 'sitting')).toBe(3)
+    expect(editDistance('', 'abc')).toBe(3)
+  })
+
+  it('suggests the closest flag within 1 edit for short names and 2 for longer ones, else none', () => {
+    const watch = ['url', 'from', 'feed', 'count', 'help']
+    expect(closestFlag('form', watch)).toBe('--from')
+    expect(closestFlag('fed', watch)).toBe('--feed')
+    expect(closestFlag('URL', watch)).toBe('--url')
+    expect(closestFlag('bogus', watch)).toBeUndefined()
+    expect(closestFlag('fxxm', watch)).toBeUndefined() // 2 edits from --from: too far for 4 letters
+    expect(closestFlag('log-formt', ['log-level', 'log-format'])).toBe('--log-format')
+    expect(closestFlag('max-conection', ['max-connections', 'max-conn-rate'])).toBe('--max-connections')
   })
 })
 

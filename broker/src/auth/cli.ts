@@ -4,7 +4,7 @@
  *   tribune hash-password --api-key  makes a new API key, prints the key (give it to the app) and its sha256 (for the config)
  *   tribune hash-password --api-key --key K   prints the sha256 of an existing key K
  */
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../../../client/src/flags.js'
 import { apiKeyDigest, hashPassword, newApiKey } from './secrets.js'
 
 const USAGE = `Usage: tribune hash-password [--api-key [--key KEY]]
@@ -19,7 +19,7 @@ with --key KEY, the digest of that key.
 export async function hashPasswordMain (argv: string[]): Promise<number> {
   let values
   try {
-    values = parseArgs({ args: argv, options: { 'api-key': { type: 'boolean' }, key: { type: 'string' }, help: { type: 'boolean' } }, strict: true }).values
+    values = parseFlags({ args: argv, options: { 'api-key': { type: 'boolean' }, key: { type: 'string' }, help: { type: 'boolean' } } }).values
   } catch (err) {
     console.error(`tribune hash-password: ${(err as Error).message}\n\n${USAGE}`)
     return 2

@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { join, resolve } from 'node:path'
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { ConfigError, helpText, loadConfig } from '../config.js'
+import { ConfigError, helpText, loadConfig, options } from '../config.js'
+import { UnknownFlagError, closestFlag } from '../../../client/src/flags.js'
 import { createLogger } from '../log.js'
 import { freePort, spawnRedisServer, type RedisServer } from './redis-server.js'
 
@@ -61,16 +62,19 @@ export async function clusterMain (argv: string[]): Promise<number> {
   let config
   try {
     const flags: Record<string, string | undefined> = {}
+    const known = ['config', ...options.map((o) => o.flag)]
     for (let i = 0; i < args.length; i++) {
       if (!args[i].startsWith('--')) throw new ConfigError(`unexpected argument ${args[i]}`)
-      flags[args[i].slice(2)] = args[++i]
+      const name = args[i].slice(2)
+      if (!known.includes(name)) throw new UnknownFlagError(args[i], closestFlag(name, [...known, 'nodes', 'help']))
+      flags[name] = args[++i]
     }
     config = loadConfig(flags, process.env)
   } catch (err) {
     console.error(`tribune cluster: ${(err as Error).message}\n\nRun tribune cluster --help for the options.`)
     return 2
   }
-  const log = createLogger(config.logLevel).child({ role: 'cluster' })
+  const log = createLogger(config.logLevel, config.logFormat).child({ role: 'cluster' })
   let redis: RedisServer | null = null
   let stopping = false
   let redisUrl = config.redis

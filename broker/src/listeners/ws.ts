@@ -19,7 +19,8 @@ import { answerRoute, type HttpRoutes } from './http.js'
 const noop = (): void => {}
 
 /**
- * Starts the HTTP server with the WebSocket endpoint. Each upgrade first passes admission control (admission/): a refused
+ * Starts the HTTP server with the WebSocket endpoint. A plain request to the WebSocket path gets 426 Upgrade Required
+ * (`Upgrade: websocket`), to any other path but the two below 404. Each upgrade first passes admission control (admission/): a refused
  * one is answered 503 with Retry-After before any WebSocket is made. `/healthz` and `/readyz` are always answered.
  * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection; the CONNECT
  *   timeout (ms) also bounds how long an HTTP connection may take to send its request
@@ -33,6 +34,13 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
     if (answerRoute(routes, req, res, url.pathname)) return
+    if (url.pathname === path) {
+      // The WebSocket path asked without an upgrade (a browser, curl): RFC 9110 section 15.5.22, 426 with the
+      // protocol to switch to.
+      res.writeHead(426, { upgrade: 'websocket', connection: 'Upgrade', 'content-type': 'application/json' })
+      res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: `${path} takes MQTT over WebSocket only: connect an MQTT client (e.g. MQTT.js to ws://<host>:<port>${path}), which sends the WebSocket upgrade` }))
+      return
+    }
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
   }
