@@ -133,8 +133,8 @@ export class Access {
 
   /**
    * May a message on `topic` go to `client`? Clean sessions were checked at SUBSCRIBE and are not checked again
-   * here (this runs per message); persistent sessions are, since aedes stores a denied topic of a multi-topic
-   * SUBSCRIBE and delivers it on reconnect.
+   * here (this runs per message); persistent sessions are, since messages queued for them may predate a reload of
+   * their rules.
    */
   mayForward (client: AccessClient, topic: string): boolean {
     if (client.clean) return true

@@ -213,6 +213,20 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     await super.incomingStorePacket(client, packet)
   }
 
+  /**
+   * Queues a message for the persistent sessions whose filters match its topic, once per session: aedes passes one
+   * entry per matching filter, and aedes-persistence-redis would queue the message once for each (a session with two
+   * overlapping filters got it twice on reconnect, and the message's count of sessions never reached 0). MQTT 3.1.1
+   * section 3.3.5: one copy at the highest QoS of the matching subscriptions.
+   */
+  override async outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: unknown): Promise<void> {
+    if (subs.length > 1) {
+      const seen = new Set<string>()
+      subs = subs.filter((sub) => !seen.has(sub.clientId) && seen.add(sub.clientId) !== undefined)
+    }
+    await super.outgoingEnqueueCombi(subs, packet)
+  }
+
   override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
     if (this.#stateless(client)) return (async function * () {})()
     return super.outgoingStream(client)

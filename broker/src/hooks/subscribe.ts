@@ -1,7 +1,9 @@
 /**
  * SUBSCRIBE and delivery: each topic filter is checked against the identity's rules (0x80 when denied, the other
  * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
- * `authorizeForward` re-checks messages for persistent sessions, which aedes may have stored for a denied topic.
+ * `authorizeForward` re-checks messages queued for persistent sessions, whose rules may have changed since (SIGHUP).
+ * A refused filter is not stored in a persistent session (patches/aedes+1.2.0.patch), and one stored before is
+ * removed when the session is restored and the filter refused again.
  */
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
