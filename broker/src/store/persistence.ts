@@ -10,6 +10,7 @@
 import type { Readable } from 'node:stream'
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
 import { RetainedCache, type RetainedPacket } from './retained.js'
+import { markRedeliveries } from './redelivery.js'
 
 /**
  * QoS 1/2 messages queued for one persistent session that is offline at most; later ones are dropped until it
@@ -148,9 +149,13 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     this.#incoming.delete(client.id)
   }
 
+  /**
+   * A session's queued messages for aedes to send at its connect. One sent before holds the packet identifier it was
+   * sent with (aedes stores it before the write): it goes again with DUP set [MQTT-3.3.1-1].
+   */
   override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
     if (this.#stateless(client)) return (async function * () {})()
-    return super.outgoingStream(client)
+    return markRedeliveries(super.outgoingStream(client), (packet) => (packet.messageId ?? 0) > 0)
   }
 
   /**
