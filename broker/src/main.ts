@@ -9,7 +9,7 @@ import type { WebSocketServer, WebSocket } from 'ws'
 import type { Duplex } from 'node:stream'
 import { ADMISSION_DEFAULTS, ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
-import { openStores } from './stores.js'
+import { openStores, type NodeStores } from './stores.js'
 import { FeedHub } from './feeds/hub.js'
 import { Feeds, type FeedClient, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
@@ -91,16 +91,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     throw err
   }
   const broker: Aedes = aedes
-  // A node back under the id of a run that died: that run's wills are due (its clients are gone).
-  for (const will of await stores.orphanWills().catch((err: Error) => { log.warn({ reason: err.message }, 'reading wills left by an earlier run failed'); return [] })) {
-    // Through authorizePublish as aedes' own will sweep does: a will on a feed topic is stamped like any feed message.
-    const packet = { cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false }
-    broker.authorizePublish(null as never, packet as never, (err?: Error | null) => {
-      if (err != null) return
-      broker.publish(packet as never, () => { void stores.delWill(will).catch(() => {}) })
-    })
-    log.info({ clientId: will.clientId, topic: will.topic }, 'published the will of a client of an earlier run of this node')
-  }
+  // Wills an earlier run left (it died: its clients are gone) are due, before any client connects: a client coming
+  // back with the same id must not find its new will deleted as the old one.
+  await publishOrphanWills(broker, stores, log)
   // After a cut in the message stream: list the feeds again (some may have been created meanwhile), then catch up.
   stores.onResubscribed(() => {
     void (async () => {
@@ -210,6 +203,26 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await closing
   }
   return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission }
+}
+
+/**
+ * Publishes the wills an earlier run of this node left behind (MQTT 3.1.1 section 3.1.2.5), each once, then deletes
+ * it; resolves when all are done. Each goes through authorizePublish, as aedes' own will sweep does (a will on a feed
+ * topic is stamped like any feed message); a will it refuses is deleted unpublished.
+ */
+async function publishOrphanWills (broker: Aedes, stores: NodeStores, log: Logger): Promise<void> {
+  const wills = await stores.orphanWills().catch((err: Error) => {
+    log.warn({ reason: err.message }, 'reading wills left by an earlier run failed')
+    return []
+  })
+  await Promise.all(wills.map(async (will) => {
+    const packet = { cmd: 'publish' as const, topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false }
+    const refused = await new Promise<Error | null>((resolve) => broker.authorizePublish(null, packet, (err) => resolve(err ?? null)))
+    if (refused === null) await new Promise<void>((resolve) => broker.publish(packet, () => resolve()))
+    await stores.delWill(will).catch((err: Error) => log.warn({ clientId: will.clientId, reason: err.message }, 'deleting a published will failed'))
+    if (refused === null) log.info({ clientId: will.clientId, topic: will.topic }, 'published the will of a client of an earlier run of this node')
+    else log.warn({ clientId: will.clientId, topic: will.topic, reason: refused.message }, 'will of a client of an earlier run refused; deleted')
+  }))
 }
 
 /** Open files kept for the store, Redis, logs and the listeners themselves, under the process limit. */
