@@ -11,6 +11,8 @@ import type { IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
+import { watchLiveness } from './listeners/guard.js'
+import type { LivenessOptions } from './listeners/liveness.js'
 
 export type { IncomingStore } from './hooks/context.js'
 
@@ -25,6 +27,8 @@ export interface BrokerParts {
   access: Access
   log: Logger
   limits: HookLimits & { connectTimeoutMs: number }
+  /** How the connection of a client with keep alive 0 is watched for a dead peer. */
+  liveness: LivenessOptions
 }
 
 /**
@@ -47,7 +51,8 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
         if (err != null) log.error({ topic, err }, 'publishing a stored feed message failed')
       })
     },
-    clients: () => (broker as unknown as { clients: Record<string, Client> } | null)?.clients ?? {}
+    clients: () => (broker as unknown as { clients: Record<string, Client> } | null)?.clients ?? {},
+    watchLiveness: (client: Client) => { watchLiveness(client.conn, parts.liveness) }
   }
   const startReplay = (client: FeedClient, topic: string, qos: number): void => {
     feeds.startReplay(client, topic, qos).catch((err: Error) => {

@@ -81,9 +81,11 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       maxTopicLevels: config.maxTopicLevels,
       maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
       maxKeepalive: config.maxKeepalive,
+      keepaliveZero: config.keepaliveZero,
       connectTimeoutMs: config.connectTimeoutMs
     }
-    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits })
+    const liveness = { idleTimeoutMs: config.idleTimeoutMs, wsPingIntervalMs: config.wsPingIntervalMs }
+    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness })
     await feeds.listen((aedes as unknown as { mq: MessageStream }).mq)
   } catch (err) {
     await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))

@@ -26,7 +26,7 @@ describe('tribune broker command line', () => {
   it('lists every option on --help', async () => {
     const r = await run(['broker', '--help'])
     expect(r.code).toBe(0)
-    for (const flag of ['--port', '--ws-port', '--host', '--data-dir', '--config', '--feeds', '--feed-history', '--max-packet-size']) {
+    for (const flag of ['--port', '--ws-port', '--host', '--data-dir', '--config', '--feeds', '--feed-history', '--max-packet-size', '--keepalive-zero', '--idle-timeout', '--ws-ping-interval']) {
       expect(r.out).toContain(flag)
     }
   })
@@ -36,7 +36,9 @@ describe('tribune broker command line', () => {
     [['broker', '--port', '70000'], '--port'],
     [['broker', '--feeds', 'a/#/b'], '--feeds'],
     [['broker', '--bogus'], 'bogus'],
-    [['broker', '--log-level', 'loud'], '--log-level']
+    [['broker', '--log-level', 'loud'], '--log-level'],
+    [['broker', '--keepalive-zero', 'maybe'], '--keepalive-zero'],
+    [['broker', '--idle-timeout', '500'], '--idle-timeout']
   ])('refuses %j naming the option', async (args, name) => {
     const r = await run(args)
     expect(r.code).toBe(2)
