@@ -2,7 +2,7 @@
  * Wiring only: config -> auth -> stores -> broker -> listeners. Returns a handle that reloads auth and closes
  * everything in order.
  */
-import { shareEncodings, type DeliveringClient } from './delivery.js'
+import { shareEncodings } from './delivery.js'
 import type { AddressInfo, Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
 import type { WebSocketServer, WebSocket } from 'ws'
@@ -11,7 +11,7 @@ import { ADMISSION_DEFAULTS, ConfigError, resolveConfig, type BrokerOptions, typ
 import { createLogger, type Logger } from './log.js'
 import { openStores, type NodeStores } from './stores.js'
 import { FeedHub } from './feeds/hub.js'
-import { Feeds, type FeedClient, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
+import { Feeds, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
@@ -20,6 +20,7 @@ import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
 import { Admission, openFileLimit } from './admission/admission.js'
+import { asDeliveringClient, asFeedClient, connectedClients, handleConnection, messageStream } from './aedes-internals.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -57,9 +58,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const planned = planListeners(config)
   const access = await createAccess(config, planned, log)
   let aedes: Aedes | undefined
-  const clientTable = (): Record<string, Client> => (aedes as unknown as { clients: Record<string, Client> } | undefined)?.clients ?? {}
+  const clientTable = (): Readonly<Record<string, Client>> => connectedClients(aedes)
   const stores = await openStores(config, log, (id) => {
-    const client = clientTable()[id] as unknown as AccessClient | undefined
+    const client: AccessClient | undefined = clientTable()[id]
     return client === undefined ? undefined : { clean: client.clean, identity: access.identity(client)?.id }
   })
   const { persistence, feeds: store } = stores
@@ -86,7 +87,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     }
     const liveness = { idleTimeoutMs: config.idleTimeoutMs, wsPingIntervalMs: config.wsPingIntervalMs }
     aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness })
-    await feeds.listen((aedes as unknown as { mq: MessageStream }).mq)
+    await feeds.listen(messageStream(aedes))
   } catch (err) {
     await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))
     await stores.close().catch(() => {})
@@ -109,9 +110,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
-    const client = (broker.handle as unknown as ConnectionHandler)(stream, req)
-    shareEncodings(client as unknown as DeliveringClient)
-    stream.once('close', () => feeds.disconnected(client as FeedClient))
+    const client = handleConnection(broker, stream, req)
+    shareEncodings(asDeliveringClient(client))
+    stream.once('close', () => feeds.disconnected(asFeedClient(client)))
     return client
   }
   const health = (): { status: number, body: unknown } => ({
@@ -181,8 +182,8 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     }
     const auth = await Authenticator.create(nextConfig.auth).catch((err: Error) => { throw new ConfigError(`reload: ${err.message}`) })
     const clients = Object.values(clientTable())
-    const gone = await access.reload(auth, clients as unknown as AccessClient[])
-    for (const client of gone) (client as unknown as Client).close()
+    const gone = await access.reload(auth, clients)
+    for (const client of gone) client.close()
     const changed = (Object.keys(nextConfig) as Array<keyof BrokerConfig>).filter((k) => k !== 'auth' && JSON.stringify(nextConfig[k]) !== JSON.stringify(config[k]))
     log.info({ disconnected: gone.length, notApplied: changed }, changed.length > 0 ? 'auth reloaded; other changed options need a restart' : 'auth reloaded')
     return gone.length

@@ -148,9 +148,9 @@ export class Access {
    * credential's current role and rules; those whose credential is gone, revoked or changed are returned (they must
    * be disconnected).
    */
-  async reload (auth: Authenticator, clients: Iterable<AccessClient>): Promise<AccessClient[]> {
+  async reload<C extends AccessClient> (auth: Authenticator, clients: Iterable<C>): Promise<C[]> {
     this.#auth = auth
-    const gone: AccessClient[] = []
+    const gone: C[] = []
     for (const client of clients) {
       const id = this.#identities.get(client)
       if (id === undefined) continue

@@ -8,6 +8,7 @@
 import type { Client, ConnectPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import { isDollar, refusal, topicTooBig, type HookContext } from './context.js'
+import { connDetailsOf, connectWillOf } from '../aedes-internals.js'
 
 type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
 
@@ -42,7 +43,7 @@ export function connectHooks (ctx: HookContext): {
         cb(refusal(2, `keep alive ${keepalive} s refused: it must be ${allowed}`), false)
         return
       }
-      const will = (client as unknown as { _will?: { topic: string } | null })._will
+      const will = connectWillOf(client)
       const willTooBig = will != null ? topicTooBig(will.topic, ctx.limits) : null
       if (willTooBig !== null) {
         cb(refusal(5, `not authorized: will ${willTooBig}`), false)
@@ -53,10 +54,10 @@ export function connectHooks (ctx: HookContext): {
         cb(refusal(5, `not authorized: will topic ${will.topic} is a $ topic`), false)
         return
       }
-      const holder = ctx.clients()[client.id] as unknown as AccessClient | undefined
-      access.connect(client as unknown as AccessClient, { username, password, will, holder }).then((result) => {
+      const holder: AccessClient | undefined = ctx.clients()[client.id]
+      access.connect(client, { username, password, will, holder }).then((result) => {
         if ('returnCode' in result) {
-          log.warn({ clientId: client.id, username, peer: (client as unknown as AccessClient).connDetails?.ipAddress, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
+          log.warn({ clientId: client.id, username, peer: connDetailsOf(client)?.ipAddress, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
           cb(refusal(result.returnCode, result.reason), false)
           return
         }
