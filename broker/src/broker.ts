@@ -12,6 +12,9 @@ import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
 import { clientLogFields } from './connection-log.js'
+import { watchLiveness } from './listeners/guard.js'
+import { asFeedClient, connectedClients, onBrokerError, unregisterClient } from './aedes-internals.js'
+import type { LivenessOptions } from './listeners/liveness.js'
 
 export type { IncomingStore } from './hooks/context.js'
 
@@ -26,6 +29,8 @@ export interface BrokerParts {
   access: Access
   log: Logger
   limits: HookLimits & { connectTimeoutMs: number }
+  /** How the connection of a client with keep alive 0 is watched for a dead peer. */
+  liveness: LivenessOptions
 }
 
 /**
@@ -44,11 +49,12 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     persistence: parts.persistence,
     limits: parts.limits,
     publish: (topic: string, payload: Buffer) => {
-      broker?.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false } as never, (err?: Error) => {
+      broker?.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err?: Error) => {
         if (err != null) log.error({ topic, err }, 'publishing a stored feed message failed')
       })
     },
-    clients: () => (broker as unknown as { clients: Record<string, Client> } | null)?.clients ?? {}
+    clients: () => connectedClients(broker),
+    watchLiveness: (client: Client) => { watchLiveness(client.conn, parts.liveness) }
   }
   const startReplay = (client: FeedClient, topic: string, qos: number): void => {
     feeds.startReplay(client, topic, qos).catch((err: Error) => {
@@ -58,7 +64,7 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   broker = await Aedes.createBroker({
     id: parts.id,
     persistence: parts.persistence,
-    ...(parts.mq !== undefined ? { mq: parts.mq as never } : {}),
+    ...(parts.mq !== undefined ? { mq: parts.mq } : {}),
     ...(parts.heartbeatInterval !== undefined ? { heartbeatInterval: parts.heartbeatInterval } : {}),
     connectTimeout: parts.limits.connectTimeoutMs,
     ...connectHooks(ctx),
@@ -67,28 +73,28 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   })
   broker.on('subscribe', (subs: Array<{ topic: string, qos: number }>, client: Client) => {
     for (const sub of subs) {
-      if (sub.qos !== 128 && feeds.isReplay(sub.topic)) startReplay(client as unknown as FeedClient, sub.topic, sub.qos)
+      if (sub.qos !== 128 && feeds.isReplay(sub.topic)) startReplay(asFeedClient(client), sub.topic, sub.qos)
     }
   })
   // aedes (patched) handles a client's SUBSCRIBE and UNSUBSCRIBE packets one after the other, in arrival order, so a
   // `$replay` ends here in order too. Not at a persistent session's close (aedes emits no event then): its position stays.
   broker.on('unsubscribe', (topics: string[], client: Client) => {
-    for (const topic of topics) if (feeds.isReplay(topic)) feeds.unsubscribed(client as unknown as FeedClient, topic)
+    for (const topic of topics) if (feeds.isReplay(topic)) feeds.unsubscribed(asFeedClient(client), topic)
   })
   broker.on('client', (client: Client) => {
     // aedes registers a connection that closed while it was taking over a client id (its close ran before the
     // registration): take it out again, or it stays counted and held forever.
-    if ((client as unknown as { closed: boolean }).closed) (broker as unknown as { unregisterClient: (c: Client) => void }).unregisterClient(client)
+    if (client.closed && broker !== null) unregisterClient(broker, client)
   })
-  broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(client as unknown as FeedClient))
+  broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(asFeedClient(client)))
   // One line each at info (connection-log.ts); `clientReady` comes once CONNECT is complete (CONNACK 0 sent).
   broker.on('clientReady', (client: Client) => log.info(clientLogFields(client, parts.access), 'client connected'))
   broker.on('clientDisconnect', (client: Client) => {
     log.info(clientLogFields(client, parts.access), 'client disconnected')
-    feeds.disconnected(client as unknown as FeedClient)
+    feeds.disconnected(asFeedClient(client))
   })
   broker.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
   broker.on('connectionError', (_client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))
-  ;(broker as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err }, 'broker error'))
+  onBrokerError(broker, (err) => log.error({ err }, 'broker error'))
   return broker
 }

@@ -53,6 +53,12 @@ export const configSchema = z.object({
   maxTopicLength: z.number().int().min(16).max(65535).default(1024),
   maxTopicLevels: z.number().int().min(2).max(100).default(32),
   maxKeepalive: z.number().int().min(1).max(65535).default(1200),
+  /** Keep alive 0 (MQTT 3.1.1 section 3.1.2.10): accepted, the connection watched for a dead peer; or CONNACK 2. */
+  keepaliveZero: z.enum(['accept', 'refuse']).default('accept'),
+  /** ms without a byte from a keep alive 0 client before it is closed; 0 off (listeners/liveness.ts). */
+  idleTimeoutMs: z.number().int().min(0).max(86_400_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000 ms').default(0),
+  /** ms between WebSocket pings to a keep alive 0 client; an unanswered ping closes it at the next; 0 off. */
+  wsPingIntervalMs: z.number().int().min(0).max(3_600_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000 ms').default(60_000),
   connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
   /** Admission control (admission/admission.ts); 0 turns a limit off. Defaults from bench/RESULTS.md (see README). */
   maxConnections: z.number().int().min(0).default(ADMISSION_DEFAULTS.maxConnections),
@@ -104,7 +110,10 @@ export const options: OptionSpec[] = [
   { key: 'maxSubscriptionsPerClient', flag: 'max-subscriptions-per-client', env: 'TRIBUNE_MAX_SUBSCRIPTIONS_PER_CLIENT', parse: int, doc: 'topic filters one client may hold; more get SUBACK 0x80 (default 512)' },
   { key: 'maxTopicLength', flag: 'max-topic-length', env: 'TRIBUNE_MAX_TOPIC_LENGTH', parse: int, doc: 'longest topic name or filter, in bytes (default 1024)' },
   { key: 'maxTopicLevels', flag: 'max-topic-levels', env: 'TRIBUNE_MAX_TOPIC_LEVELS', parse: int, doc: 'most levels in a topic name or filter (default 32)' },
-  { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; 0 or more than this gets CONNACK 2 (default 1200)' },
+  { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; more gets CONNACK 2 (default 1200)' },
+  { key: 'keepaliveZero', flag: 'keepalive-zero', env: 'TRIBUNE_KEEPALIVE_ZERO', parse: str, doc: 'accept|refuse a client asking for keep alive 0 (no keep alive); accepted, it is watched by TCP keepalive, WebSocket pings and --idle-timeout; refused, it gets CONNACK 2 (default accept)' },
+  { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'TRIBUNE_IDLE_TIMEOUT', parse: int, doc: 'ms after which a client with keep alive 0 that sent nothing is disconnected; 0 off (default 0)' },
+  { key: 'wsPingIntervalMs', flag: 'ws-ping-interval', env: 'TRIBUNE_WS_PING_INTERVAL', parse: int, doc: 'ms between WebSocket pings to a client with keep alive 0; one unanswered by the next disconnects it; 0 off (default 60000)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
   { key: 'maxConnections', flag: 'max-connections', env: 'TRIBUNE_MAX_CONNECTIONS', parse: int, doc: `connections the node holds at most (TCP, TLS, WebSocket); more are refused; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnections}, lowered to the open-file limit less 256)` },
   { key: 'maxConnRate', flag: 'max-conn-rate', env: 'TRIBUNE_MAX_CONN_RATE', parse: int, doc: `new connections per second the node takes, all listeners together; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnRate})` },

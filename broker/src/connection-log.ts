@@ -4,8 +4,8 @@
  * (`apikey:<id>`, `user:<name>`, `jwt:<sub>`, `cert:<cn>`, `anonymous`, `local`), never a password, key or token.
  */
 import type { Client } from 'aedes'
-import type { Access, AccessClient } from './auth/access.js'
-import type { ConnDetails } from './listeners/tcp.js'
+import type { Access } from './auth/access.js'
+import { connDetailsOf } from './aedes-internals.js'
 
 /** The fields of a connect or disconnect line. */
 export interface ClientLogFields {
@@ -25,16 +25,15 @@ export interface ClientLogFields {
 
 /** The fields that describe `client` in a log line, its identity as `access` knows it. */
 export function clientLogFields (client: Client, access: Access): ClientLogFields {
-  const c = client as unknown as AccessClient & { connDetails?: Partial<ConnDetails> | null }
-  const details = c.connDetails ?? undefined
-  const who = access.identity(c)
+  const details = connDetailsOf(client) ?? undefined
+  const who = access.identity(client)
   const address = details?.ipAddress
   return {
     clientId: client.id,
     identity: who?.id,
     role: who?.role,
     method: who?.method,
-    clean: c.clean,
+    clean: client.clean,
     // Listener names are `<protocol>:<port>` (listeners/plan.ts).
     transport: details?.listener?.split(':')[0],
     listener: details?.listener,

@@ -2,7 +2,7 @@
  * Wiring only: config -> auth -> stores -> broker -> listeners. Returns a handle that reloads auth and closes
  * everything in order.
  */
-import { shareEncodings, type DeliveringClient } from './delivery.js'
+import { shareEncodings } from './delivery.js'
 import type { AddressInfo, Server } from 'node:net'
 import type { Aedes, Client } from 'aedes'
 import type { WebSocketServer, WebSocket } from 'ws'
@@ -10,9 +10,9 @@ import type { Duplex } from 'node:stream'
 import { resolve as resolvePath } from 'node:path'
 import { ADMISSION_DEFAULTS, ConfigError, resolveConfig, type BrokerOptions, type BrokerConfig } from './config.js'
 import { createLogger, type Logger } from './log.js'
-import { openStores } from './stores.js'
+import { openStores, type NodeStores } from './stores.js'
 import { FeedHub } from './feeds/hub.js'
-import { Feeds, type FeedClient, type MessageStream, type OutgoingQueue } from './feeds/feeds.js'
+import { Feeds, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
@@ -22,6 +22,7 @@ import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
 import { Admission, openFileLimit } from './admission/admission.js'
+import { asDeliveringClient, asFeedClient, connectedClients, handleConnection, messageStream } from './aedes-internals.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -59,9 +60,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const planned = planListeners(config)
   const access = await createAccess(config, planned, log)
   let aedes: Aedes | undefined
-  const clientTable = (): Record<string, Client> => (aedes as unknown as { clients: Record<string, Client> } | undefined)?.clients ?? {}
+  const clientTable = (): Readonly<Record<string, Client>> => connectedClients(aedes)
   const stores = await openStores(config, log, (id) => {
-    const client = clientTable()[id] as unknown as AccessClient | undefined
+    const client: AccessClient | undefined = clientTable()[id]
     return client === undefined ? undefined : { clean: client.clean, identity: access.identity(client)?.id }
   })
   const { persistence, feeds: store } = stores
@@ -83,26 +84,21 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       maxTopicLevels: config.maxTopicLevels,
       maxSubscriptionsPerClient: config.maxSubscriptionsPerClient,
       maxKeepalive: config.maxKeepalive,
+      keepaliveZero: config.keepaliveZero,
       connectTimeoutMs: config.connectTimeoutMs
     }
-    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits })
-    await feeds.listen((aedes as unknown as { mq: MessageStream }).mq)
+    const liveness = { idleTimeoutMs: config.idleTimeoutMs, wsPingIntervalMs: config.wsPingIntervalMs }
+    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness })
+    await feeds.listen(messageStream(aedes))
   } catch (err) {
     await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))
     await stores.close().catch(() => {})
     throw err
   }
   const broker: Aedes = aedes
-  // A node back under the id of a run that died: that run's wills are due (its clients are gone).
-  for (const will of await stores.orphanWills().catch((err: Error) => { log.warn({ reason: err.message }, 'reading wills left by an earlier run failed'); return [] })) {
-    // Through authorizePublish as aedes' own will sweep does: a will on a feed topic is stamped like any feed message.
-    const packet = { cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false }
-    broker.authorizePublish(null as never, packet as never, (err?: Error | null) => {
-      if (err != null) return
-      broker.publish(packet as never, () => { void stores.delWill(will).catch(() => {}) })
-    })
-    log.info({ clientId: will.clientId, topic: will.topic }, 'published the will of a client of an earlier run of this node')
-  }
+  // Wills an earlier run left (it died: its clients are gone) are due, before any client connects: a client coming
+  // back with the same id must not find its new will deleted as the old one.
+  await publishOrphanWills(broker, stores, log)
   // After a cut in the message stream: list the feeds again (some may have been created meanwhile), then catch up.
   stores.onResubscribed(() => {
     void (async () => {
@@ -116,9 +112,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
-    const client = (broker.handle as unknown as ConnectionHandler)(stream, req)
-    shareEncodings(client as unknown as DeliveringClient)
-    stream.once('close', () => feeds.disconnected(client as FeedClient))
+    const client = handleConnection(broker, stream, req)
+    shareEncodings(asDeliveringClient(client))
+    stream.once('close', () => feeds.disconnected(asFeedClient(client)))
     return client
   }
   const health = (): { status: number, body: unknown } => ({
@@ -195,8 +191,8 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     }
     const auth = await Authenticator.create(nextConfig.auth).catch((err: Error) => { throw new ConfigError(`reload: ${err.message}`) })
     const clients = Object.values(clientTable())
-    const gone = await access.reload(auth, clients as unknown as AccessClient[])
-    for (const client of gone) (client as unknown as Client).close()
+    const gone = await access.reload(auth, clients)
+    for (const client of gone) client.close()
     const changed = (Object.keys(nextConfig) as Array<keyof BrokerConfig>).filter((k) => k !== 'auth' && JSON.stringify(nextConfig[k]) !== JSON.stringify(config[k]))
     log.info({ disconnected: gone.length, notApplied: changed }, changed.length > 0 ? 'auth reloaded; other changed options need a restart' : 'auth reloaded')
     return gone.length
@@ -219,6 +215,26 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await closing
   }
   return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission }
+}
+
+/**
+ * Publishes the wills an earlier run of this node left behind (MQTT 3.1.1 section 3.1.2.5), each once, then deletes
+ * it; resolves when all are done. Each goes through authorizePublish, as aedes' own will sweep does (a will on a feed
+ * topic is stamped like any feed message); a will it refuses is deleted unpublished.
+ */
+async function publishOrphanWills (broker: Aedes, stores: NodeStores, log: Logger): Promise<void> {
+  const wills = await stores.orphanWills().catch((err: Error) => {
+    log.warn({ reason: err.message }, 'reading wills left by an earlier run failed')
+    return []
+  })
+  await Promise.all(wills.map(async (will) => {
+    const packet = { cmd: 'publish' as const, topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false }
+    const refused = await new Promise<Error | null>((resolve) => broker.authorizePublish(null, packet, (err) => resolve(err ?? null)))
+    if (refused === null) await new Promise<void>((resolve) => broker.publish(packet, () => resolve()))
+    await stores.delWill(will).catch((err: Error) => log.warn({ clientId: will.clientId, reason: err.message }, 'deleting a published will failed'))
+    if (refused === null) log.info({ clientId: will.clientId, topic: will.topic }, 'published the will of a client of an earlier run of this node')
+    else log.warn({ clientId: will.clientId, topic: will.topic, reason: refused.message }, 'will of a client of an earlier run refused; deleted')
+  }))
 }
 
 /** Open files kept for the store, Redis, logs and the listeners themselves, under the process limit. */

@@ -22,7 +22,7 @@ export interface NodeStores {
   feeds: FeedStore
   /** The message stream between nodes; undefined for a single node (aedes' in-memory one). */
   mq: Emitter | undefined
-  /** Wills an earlier run of this node left behind (a cluster member only); publish them at start. */
+  /** Wills an earlier run of this node left behind (its clients are gone); publish them at start. */
   orphanWills: () => Promise<Array<{ clientId: string, brokerId: string, topic: string, payload: Buffer, qos: number, retain: boolean }>>
   /** Deletes a will once published. */
   delWill: (will: { clientId: string, brokerId: string }) => Promise<void>
@@ -74,8 +74,8 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
     feeds,
     mq: undefined,
     sessionOwners: undefined,
-    orphanWills: async () => [],
-    delWill: async () => {},
+    orphanWills: async () => await persistence.orphanWills(),
+    delWill: async (w) => { await persistence.delWill({ id: w.clientId }) },
     kind: 'embedded',
     ready: () => true,
     onResubscribed: () => {},

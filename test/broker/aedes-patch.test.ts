@@ -4,7 +4,7 @@
 // a client ends when its connection closes, however it closes ('end' and 'close' listeners instead of
 // stream.finished()); the set of inbound QoS 2 messages awaiting PUBREL exists only once a client sends one; a
 // SUBACK has a return code for every filter, a repeated one too; a QoS 2 retransmission in the same read as the
-// original is not published again.
+// original is not published again; a persistent session stores only the filters granted.
 import { describe, it, expect } from 'vitest'
 import { readFileSync } from 'node:fs'
 import net from 'node:net'
@@ -156,5 +156,11 @@ describe('aedes patch', () => {
     await waitFor(() => got.length >= 1, 'the message')
     await new Promise((resolve) => setTimeout(resolve, 200)) // a second copy, if any, has arrived by now
     expect(got.map((m) => m.topic)).toEqual(['twice/a']) // stock aedes: three
+  })
+
+  it('stores a persistent session\'s granted filters only, and forgets a stored one refused when the session is restored', async () => {
+    // What this changes is shown on both stores by test/broker/refused-filter.test.ts; here: the parts are applied.
+    expect(aedesFile('subscribe.js')).toContain('persistence.addSubscriptions(client, [sub])')
+    expect(aedesFile('subscribe.js')).toMatch(/restoreTopicActions = runFall\(\[\s+authorize,\s+forgetRefused,/)
   })
 })

@@ -30,7 +30,7 @@ describe('tribune broker command line', () => {
   it('lists every option on --help', async () => {
     const r = await run(['broker', '--help'])
     expect(r.code).toBe(0)
-    for (const flag of ['--port', '--ws-port', '--host', '--data-dir', '--config', '--feeds', '--feed-history', '--max-packet-size']) {
+    for (const flag of ['--port', '--ws-port', '--host', '--data-dir', '--config', '--feeds', '--feed-history', '--max-packet-size', '--keepalive-zero', '--idle-timeout', '--ws-ping-interval']) {
       expect(r.out).toContain(flag)
     }
   })
@@ -58,7 +58,9 @@ describe('tribune broker command line', () => {
     [['broker', '--feeds', 'a/#/b'], '--feeds'],
     [['broker', '--bogus'], 'bogus'],
     [['broker', '--log-level', 'loud'], '--log-level'],
-    [['broker', '--log-format', 'xml'], '--log-format: must be pretty or json (got "xml")']
+    [['broker', '--log-format', 'xml'], '--log-format: must be pretty or json (got "xml")'],
+    [['broker', '--keepalive-zero', 'maybe'], '--keepalive-zero'],
+    [['broker', '--idle-timeout', '500'], '--idle-timeout']
   ])('refuses %j naming the option', async (args, name) => {
     const r = await run(args)
     expect(r.code).toBe(2)

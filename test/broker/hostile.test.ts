@@ -260,7 +260,7 @@ describe('hostile clients', () => {
 })
 
 describe('per-client limits', () => {
-  it('refuses topics too long or too deep, too many subscriptions, and keep alive 0 or too long', async () => {
+  it('refuses topics too long or too deep, too many subscriptions, and a keep alive too long', async () => {
     const node = await brokerForTest({ maxTopicLength: 64, maxTopicLevels: 6, maxSubscriptionsPerClient: 3, maxKeepalive: 120 })
     const v = await connect(node.tcpUrl)
     const refused = async (filter: string): Promise<boolean> => JSON.stringify(await v.subscribeAsync(filter).catch((e: Error) => e)).includes('128')
@@ -275,10 +275,9 @@ describe('per-client limits', () => {
     const closed = new Promise((resolve) => deep.once('close', resolve))
     deep.publish('a/b/c/d/e/f/g/h', 'x', { qos: 1 })
     await closed
-    for (const keepalive of [0, 121]) {
-      const err = await connect(node.tcpUrl, { keepalive }).catch((e: { code?: number }) => e)
-      expect((err as { code?: number }).code).toBe(2)
-    }
+    const err = await connect(node.tcpUrl, { keepalive: 121 }).catch((e: { code?: number }) => e)
+    expect((err as { code?: number }).code).toBe(2)
     expect((await connect(node.tcpUrl, { keepalive: 120 })).connected).toBe(true)
+    expect((await connect(node.tcpUrl, { keepalive: 0 })).connected).toBe(true) // no keep alive (test/broker/keepalive.test.ts)
   })
 })

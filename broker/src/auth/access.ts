@@ -133,8 +133,8 @@ export class Access {
 
   /**
    * May a message on `topic` go to `client`? Clean sessions were checked at SUBSCRIBE and are not checked again
-   * here (this runs per message); persistent sessions are, since aedes stores a denied topic of a multi-topic
-   * SUBSCRIBE and delivers it on reconnect.
+   * here (this runs per message); persistent sessions are, since messages queued for them may predate a reload of
+   * their rules.
    */
   mayForward (client: AccessClient, topic: string): boolean {
     if (client.clean) return true
@@ -148,9 +148,9 @@ export class Access {
    * credential's current role and rules; those whose credential is gone, revoked or changed are returned (they must
    * be disconnected).
    */
-  async reload (auth: Authenticator, clients: Iterable<AccessClient>): Promise<AccessClient[]> {
+  async reload<C extends AccessClient> (auth: Authenticator, clients: Iterable<C>): Promise<C[]> {
     this.#auth = auth
-    const gone: AccessClient[] = []
+    const gone: C[] = []
     for (const client of clients) {
       const id = this.#identities.get(client)
       if (id === undefined) continue

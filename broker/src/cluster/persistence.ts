@@ -16,8 +16,12 @@ import type { Redis } from 'ioredis'
 import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
 import { RetainedCache, type RetainedPacket } from '../store/retained.js'
 import type { Emitter, StreamPacket } from './emitter.js'
+import { markRedeliveries, type QueuedPacket } from '../store/redelivery.js'
 
 const require = createRequire(import.meta.url)
+
+/** The hash of a persistent session's messages sent and not yet acknowledged (see outgoingUpdate). */
+const sentKey = (clientId: string): string => `outgoing-sent:${encodeURIComponent(clientId)}`
 const msgpack = require('msgpack-lite') as { encode: (v: unknown) => Buffer, decode: (b: Buffer) => unknown }
 
 interface SessionClient {
@@ -199,7 +203,7 @@ export class ClusterPersistence extends AsyncRedisPersistence {
 
   override async cleanSubscriptions (client: SessionClient): Promise<void> {
     if (this.#stateless(client)) return
-    await super.cleanSubscriptions(client)
+    await Promise.all([super.cleanSubscriptions(client), this.#conn.del(sentKey(client.id))])
   }
 
   override async cleanIncoming (client: SessionClient): Promise<void> {
@@ -213,9 +217,56 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     await super.incomingStorePacket(client, packet)
   }
 
+  /**
+   * Queues a message for the persistent sessions whose filters match its topic, once per session: aedes passes one
+   * entry per matching filter, and aedes-persistence-redis would queue the message once for each (a session with two
+   * overlapping filters got it twice on reconnect, and the message's count of sessions never reached 0). MQTT 3.1.1
+   * section 3.3.5: one copy at the highest QoS of the matching subscriptions.
+   */
+  override async outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: unknown): Promise<void> {
+    if (subs.length > 1) {
+      const seen = new Set<string>()
+      subs = subs.filter((sub) => !seen.has(sub.clientId) && seen.add(sub.clientId) !== undefined)
+    }
+    await super.outgoingEnqueueCombi(subs, packet)
+  }
+
+  /**
+   * Notes a message about to be sent to a persistent session: aedes-persistence-redis keeps one copy of a message
+   * for all the sessions it is queued for, so which sessions it was sent to is kept apart, per session: the hash
+   * `outgoing-sent:<client id>`, packet identifier -> the message's `<brokerId>:<brokerCounter>` (a reused
+   * identifier replaces its entry; the session's PUBACK or PUBCOMP deletes it). Both commands go out at once.
+   */
+  override async outgoingUpdate (client: SessionClient, packet: QueuedPacket): Promise<void> {
+    if (packet.cmd !== 'publish' || packet.brokerId === undefined || packet.messageId == null) {
+      await super.outgoingUpdate(client, packet)
+      return
+    }
+    await Promise.all([
+      super.outgoingUpdate(client, packet),
+      this.#conn.hset(sentKey(client.id), packet.messageId, `${packet.brokerId}:${String(packet.brokerCounter)}`)
+    ])
+  }
+
+  /** A message acknowledged (PUBACK, or PUBCOMP for QoS 2): it leaves the session's queue and its sent record. */
+  override async outgoingClearMessageId (client: SessionClient, packet: { messageId?: number }): Promise<unknown> {
+    if (packet.messageId === undefined || this.#stateless(client)) return await super.outgoingClearMessageId(client, packet)
+    const [cleared] = await Promise.all([super.outgoingClearMessageId(client, packet), this.#conn.hdel(sentKey(client.id), String(packet.messageId))])
+    return cleared
+  }
+
+  /**
+   * A session's queued messages for aedes to send at its connect; those sent to it before go again with DUP set
+   * [MQTT-3.3.1-1] (one HGETALL per reconnect of a persistent session).
+   */
   override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
     if (this.#stateless(client)) return (async function * () {})()
-    return super.outgoingStream(client)
+    const conn = this.#conn
+    const queue = super.outgoingStream(client)
+    return (async function * () {
+      const sent = new Set(Object.values(await conn.hgetall(sentKey(client.id))))
+      yield * markRedeliveries(queue, (packet) => sent.has(`${String(packet.brokerId)}:${String(packet.brokerCounter)}`))
+    })()
   }
 
   /**

@@ -1,11 +1,14 @@
 /**
  * CONNECT: `preConnect` notes what aedes does not check, `authenticate` turns credentials into an identity
  * (auth/access.ts) or a CONNACK refusal: 2 identifier rejected, 4 bad user name or password, 5 not authorized.
+ * A client that asks for keep alive 0 (MQTT 3.1.1 section 3.1.2.10) is accepted and its connection watched for a dead
+ * peer (listeners/liveness.ts), unless the node refuses keep alive 0 (`--keepalive-zero refuse`: CONNACK 2).
  * Secrets never reach the log: only the reason and the identity or user name.
  */
 import type { Client, ConnectPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import { isDollar, refusal, topicTooBig, type HookContext } from './context.js'
+import { connDetailsOf, connectWillOf } from '../aedes-internals.js'
 
 type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
 
@@ -16,12 +19,15 @@ export function connectHooks (ctx: HookContext): {
   const { access, log } = ctx
   const emptyIdPersistent = new WeakSet<Client>()
   const badKeepalive = new WeakMap<Client, number>()
+  /** Clients that asked for keep alive 0 (MQTT 3.1.1 section 3.1.2.10): aedes never times them out. */
+  const noKeepalive = new WeakSet<Client>()
 
   return {
     preConnect (client, packet, cb) {
       if (packet.clientId === '' && !packet.clean) emptyIdPersistent.add(client)
       const keepalive = packet.keepalive ?? 0
-      if (keepalive === 0 || keepalive > ctx.limits.maxKeepalive) badKeepalive.set(client, keepalive)
+      if ((keepalive === 0 && ctx.limits.keepaliveZero === 'refuse') || keepalive > ctx.limits.maxKeepalive) badKeepalive.set(client, keepalive)
+      else if (keepalive === 0) noKeepalive.add(client)
       cb(null, true)
     },
     authenticate (client, username, password, cb) {
@@ -33,10 +39,11 @@ export function connectHooks (ctx: HookContext): {
       const keepalive = badKeepalive.get(client)
       if (keepalive !== undefined) {
         // MQTT 3.1.1 has no code for this; like Mosquitto, answer "identifier rejected" (2).
-        cb(refusal(2, `keep alive ${keepalive} s refused: it must be 1 to ${ctx.limits.maxKeepalive} s`), false)
+        const allowed = ctx.limits.keepaliveZero === 'refuse' ? `1 to ${ctx.limits.maxKeepalive} s (keep alive 0 is refused here)` : `0 to ${ctx.limits.maxKeepalive} s`
+        cb(refusal(2, `keep alive ${keepalive} s refused: it must be ${allowed}`), false)
         return
       }
-      const will = (client as unknown as { _will?: { topic: string } | null })._will
+      const will = connectWillOf(client)
       const willTooBig = will != null ? topicTooBig(will.topic, ctx.limits) : null
       if (willTooBig !== null) {
         cb(refusal(5, `not authorized: will ${willTooBig}`), false)
@@ -47,14 +54,16 @@ export function connectHooks (ctx: HookContext): {
         cb(refusal(5, `not authorized: will topic ${will.topic} is a $ topic`), false)
         return
       }
-      const holder = ctx.clients()[client.id] as unknown as AccessClient | undefined
-      access.connect(client as unknown as AccessClient, { username, password, will, holder }).then((result) => {
+      const holder: AccessClient | undefined = ctx.clients()[client.id]
+      access.connect(client, { username, password, will, holder }).then((result) => {
         if ('returnCode' in result) {
-          log.warn({ clientId: client.id, username, peer: (client as unknown as AccessClient).connDetails?.ipAddress, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
+          log.warn({ clientId: client.id, username, peer: connDetailsOf(client)?.ipAddress, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
           cb(refusal(result.returnCode, result.reason), false)
           return
         }
-        log.debug({ clientId: client.id, identity: result.id, role: result.role, method: result.method }, 'CONNECT accepted')
+        const watched = noKeepalive.has(client)
+        log.debug({ clientId: client.id, identity: result.id, role: result.role, method: result.method, ...(watched ? { keepalive: 0 } : {}) }, 'CONNECT accepted')
+        if (watched) ctx.watchLiveness(client)
         cb(null, true)
       }, (err: Error) => {
         log.error({ err, clientId: client.id }, 'authentication failed')

@@ -19,6 +19,8 @@ export interface HookContext {
   limits: HookLimits
   /** Publishes a stored feed message as the broker (no hook runs again). */
   publish: (topic: string, payload: Buffer) => void
+  /** Watches the connection of a client accepted with keep alive 0 for a dead peer (listeners/liveness.ts). */
+  watchLiveness: (client: Client) => void
 }
 
 /** Per-client limits the hooks enforce (see config.ts for units and defaults). */
@@ -27,6 +29,8 @@ export interface HookLimits {
   maxTopicLevels: number
   maxSubscriptionsPerClient: number
   maxKeepalive: number
+  /** Whether keep alive 0 is accepted or refused with CONNACK 2 (config.ts `keepaliveZero`). */
+  keepaliveZero: 'accept' | 'refuse'
 }
 
 /** Why a topic name or filter is too long or too deep, or null when it is within the limits. */

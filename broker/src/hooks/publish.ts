@@ -4,7 +4,6 @@
  * (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or closes).
  */
 import type { Client, PublishPacket } from 'aedes'
-import type { AccessClient } from '../auth/access.js'
 import { isDollar, topicTooBig, type HookContext } from './context.js'
 
 /**
@@ -13,8 +12,7 @@ import { isDollar, topicTooBig, type HookContext } from './context.js'
  * connected (lib/write.js), and a write to a stream already closed or ended never completes, so nothing is published.
  */
 function aedesWillAcknowledge (client: Client): boolean {
-  const c = client as unknown as { closed: boolean, connecting: boolean, connected: boolean, conn: { destroyed: boolean, writableEnded: boolean } }
-  return !c.closed && (c.connecting || c.connected) && !c.conn.destroyed && !c.conn.writableEnded
+  return !client.closed && (client.connecting || client.connected) && !client.conn.destroyed && !client.conn.writableEnded
 }
 
 export function publishHook (ctx: HookContext): (client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void) => void {
@@ -36,8 +34,8 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       callback(new Error(`PUBLISH refused: ${tooBig}`))
       return
     }
-    if (!access.mayPublish(client as unknown as AccessClient | null, topic)) {
-      const who = client !== null ? access.identity(client as unknown as AccessClient)?.id : undefined
+    if (!access.mayPublish(client, topic)) {
+      const who = client !== null ? access.identity(client)?.id : undefined
       log.warn({ clientId: client?.id, identity: who, topic, retain: packet.retain }, 'PUBLISH denied by the topic rules; connection closed')
       callback(new Error(`PUBLISH to ${topic} not authorized for ${who ?? 'this client'}`))
       return

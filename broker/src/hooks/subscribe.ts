@@ -1,12 +1,14 @@
 /**
  * SUBSCRIBE and delivery: each topic filter is checked against the identity's rules (0x80 when denied, the other
  * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
- * `authorizeForward` re-checks messages for persistent sessions, which aedes may have stored for a denied topic.
+ * `authorizeForward` re-checks messages queued for persistent sessions, whose rules may have changed since (SIGHUP).
+ * A refused filter is not stored in a persistent session (patches/aedes+1.2.0.patch), and one stored before is
+ * removed when the session is restored and the filter refused again.
  */
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
-import type { AccessClient } from '../auth/access.js'
 import type { FeedClient } from '../feeds/feeds.js'
 import { topicTooBig, type HookContext } from './context.js'
+import { asFeedClient, subscriptionsOf } from '../aedes-internals.js'
 
 /** Characters Redis pub/sub patterns give a meaning to. */
 const GLOB = /[*?[\]\\]/
@@ -21,7 +23,7 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       authorize(client, sub, callback)
     },
     authorizeForward (client, packet) {
-      if (access.mayForward(client as unknown as AccessClient, packet.topic)) return packet
+      if (access.mayForward(client, packet.topic)) return packet
       log.info({ clientId: client.id, topic: packet.topic }, 'message to a persistent session dropped: topic not allowed')
       return null
     }
@@ -42,15 +44,15 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
         return
       }
       const tooBig = topicTooBig(topic, ctx.limits)
-      const subscriptions = (client as unknown as { subscriptions: Record<string, unknown> }).subscriptions
+      const subscriptions = subscriptionsOf(client)
       const full = subscriptions[topic] === undefined && Object.keys(subscriptions).length >= ctx.limits.maxSubscriptionsPerClient
       if (tooBig !== null || full) {
         log.info({ clientId: client.id, reason: tooBig ?? `more than ${ctx.limits.maxSubscriptionsPerClient} subscriptions` }, 'SUBSCRIBE refused (0x80)')
         callback(null, null)
         return
       }
-      if (!access.maySubscribe(client as unknown as AccessClient, topic)) {
-        log.info({ clientId: client.id, identity: access.identity(client as unknown as AccessClient)?.id, topic }, 'SUBSCRIBE denied by the topic rules (0x80)')
+      if (!access.maySubscribe(client, topic)) {
+        log.info({ clientId: client.id, identity: access.identity(client)?.id, topic }, 'SUBSCRIBE denied by the topic rules (0x80)')
         callback(null, null)
         return
       }
@@ -58,7 +60,7 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
         callback(null, sub)
         return
       }
-      const feedClient = client as unknown as FeedClient
+      const feedClient = asFeedClient(client)
       try {
         feeds.authorizeReplay(feedClient, topic)
       } catch (err) {

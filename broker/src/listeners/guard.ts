@@ -14,10 +14,12 @@
  *    one system call and, on a WebSocket, one frame (MQTT 3.1.1 section 6.0 lets a frame hold several packets).
  * A WebSocket is guarded directly, without a second stream in between (ws' createWebSocketStream): one Node stream
  * per connection is what aedes needs, and every stream costs memory and a hop per write.
+ * A client with keep alive 0 has its connection watched for a dead peer ({@link watchLiveness}, listeners/liveness.ts).
  */
 import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
+import { Liveness, type LivenessOptions, type Watched } from './liveness.js'
 
 /** Follows packet boundaries across chunks; one per connection. */
 export class PacketSizeGuard {
@@ -156,6 +158,8 @@ abstract class GuardedStream extends Duplex {
   #refused = false
   /** When the unsent bytes were first seen above the limit (ms since epoch), 0 while below. */
   #overSince = 0
+  /** The watch on a client with keep alive 0 (null for the others). */
+  protected liveness: Liveness | null = null
 
   // No closure per connection for the report: the peer and a shared handler, joined only when it is refused.
   constructor (limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler) {
@@ -175,6 +179,17 @@ abstract class GuardedStream extends Duplex {
   protected abstract destroyTransport (): void
   protected abstract get transportClosed (): boolean
 
+  /** Watches this connection for a dead peer (its client asked for keep alive 0); once. */
+  watch (opts: LivenessOptions): void {
+    if (this.liveness !== null || this.destroyed) return
+    this.liveness = new Liveness(this.watched(), opts)
+  }
+
+  /** What the watch may do with this connection: close it (a WebSocket adds its ping). */
+  protected watched (): Watched {
+    return { refuse: (reason) => this.refuse(reason) }
+  }
+
   /** Closes the connection for `reason` (reported once); nothing received after this reaches aedes. */
   refuse (reason: string): void {
     if (this.#refused) return
@@ -187,6 +202,7 @@ abstract class GuardedStream extends Duplex {
   /** Bytes from the peer: checked, then handed to aedes. */
   protected received (chunk: Buffer): void {
     if (this.#refused) return
+    this.liveness?.heard()
     const reason = this.#guard.check(chunk)
     if (reason !== null) this.refuse(reason)
     else if (!this.push(chunk)) this.pauseInput()
@@ -280,6 +296,7 @@ abstract class GuardedStream extends Duplex {
   }
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
+    this.liveness?.stop()
     this.flush(true) // what aedes wrote just before closing (a refusing CONNACK) still goes out
     this.destroyTransport()
     cb(err)
@@ -362,6 +379,14 @@ class WebSocketStream extends GuardedStream {
     }
   }
 
+  static #onPong (this: WebSocket): void { WebSocketStream.#of(this).liveness?.pong() }
+
+  protected override watched (): Watched {
+    this.#ws.on('pong', WebSocketStream.#onPong)
+    const ws = this.#ws
+    return { refuse: (reason) => this.refuse(reason), ping: () => { if (ws.readyState === 1) ws.ping() } }
+  }
+
   static #onError (this: WebSocket, err: Error): void {
     const self = WebSocketStream.#of(this)
     self.#errored = true
@@ -390,6 +415,17 @@ class WebSocketStream extends GuardedStream {
     else if (this.#closeCode === 0) this.#ws.terminate()
   }
   protected get transportClosed (): boolean { return this.#ws.readyState >= 2 } // CLOSING or CLOSED
+}
+
+/**
+ * Watches the connection aedes reads from (a client's `conn`) for a dead peer, as listeners/liveness.ts describes: for
+ * a client that asked for keep alive 0 (MQTT 3.1.1 section 3.1.2.10), which aedes then never times out.
+ * @returns false when `conn` is not a guarded connection (nothing is watched)
+ */
+export function watchLiveness (conn: unknown, opts: LivenessOptions): boolean {
+  if (!(conn instanceof GuardedStream)) return false
+  conn.watch(opts)
+  return true
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * MQTT over TCP, and over TLS (MQTT 3.1.1 section 4.2 and 5.4): TCP_NODELAY on (aedes leaves Nagle on otherwise:
- * ~43 ms round trips), each connection behind the connection guard (packet size, slow consumer), handed to aedes.
+ * ~43 ms round trips) and TCP keepalive, each connection behind the connection guard (packet size, slow consumer),
+ * handed to aedes.
  * On TLS listeners that accept client certificates, a verified certificate's CN goes with the connection.
  */
 import net from 'node:net'
@@ -10,6 +11,14 @@ import type { Duplex } from 'node:stream'
 import { guardConnection, type ConnectionLimits } from './guard.js'
 import type { Admission } from '../admission/admission.js'
 import { refuseMqtt, refuseTls } from '../admission/refuse.js'
+import { TCP_KEEPALIVE_IDLE_MS } from './liveness.js'
+
+/**
+ * Options of every accepted socket: TCP_NODELAY, and TCP keepalive (probes once idle for
+ * {@link TCP_KEEPALIVE_IDLE_MS}), so a peer whose host is gone is found even when its client sends nothing (keep
+ * alive 0; listeners/liveness.ts).
+ */
+export const SOCKET_OPTIONS = { noDelay: true, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_IDLE_MS } as const
 
 /** What a listener hands each connection to: aedes' `handle(stream, req)`. */
 export type ConnectionHandler = (stream: Duplex, req: { connDetails: ConnDetails }) => unknown
@@ -124,12 +133,12 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
     // own), so that a refused connection costs no handshake.
     const tlsServer = tls.createServer({ ...tlsOptions(spec.tls, spec.requestCert === true) }, onSocket)
     tlsServer.on('tlsClientError', () => {}) // a failed handshake closes that socket only
-    server = net.createServer({ noDelay: true }, (raw) => {
+    server = net.createServer(SOCKET_OPTIONS, (raw) => {
       if (admit(raw)) tlsServer.emit('connection', raw)
       else refuseTls(raw)
     })
   } else {
-    server = net.createServer({ noDelay: true }, (socket) => {
+    server = net.createServer(SOCKET_OPTIONS, (socket) => {
       if (admit(socket)) onSocket(socket)
       else refuseMqtt(socket)
     })

@@ -13,6 +13,7 @@ import { WebSocketServer, type WebSocket } from 'ws'
 import { guardWebSocket, type ConnectionLimits } from './guard.js'
 import type { Admission } from '../admission/admission.js'
 import { refuseUpgrade, closeSoon } from '../admission/refuse.js'
+import { TCP_KEEPALIVE_IDLE_MS } from './liveness.js'
 import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
 import { answerRoute, type HttpRoutes } from './http.js'
 
@@ -48,7 +49,8 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   // or its headers slowly, is dropped within the CONNECT timeout, as a silent MQTT connection is (Node's defaults: 60 s
   // for headers, 300 s for a request, checked every 30 s), so idle connections cannot pile up on this port.
   // keepAliveTimeout stays Node's 5 s. Upgraded connections leave Node's list of connections to check.
-  const timeouts = { headersTimeout: limits.connectTimeoutMs, requestTimeout: limits.connectTimeoutMs, connectionsCheckingInterval: 1000 }
+  // TCP keepalive on every accepted socket, as on the MQTT listeners (listeners/liveness.ts).
+  const timeouts = { headersTimeout: limits.connectTimeoutMs, requestTimeout: limits.connectTimeoutMs, connectionsCheckingInterval: 1000, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_IDLE_MS }
   const server: http.Server = spec.tls !== undefined
     ? https.createServer({ ...tlsOptions(spec.tls, spec.requestCert === true), ...timeouts }, onRequest)
     : http.createServer(timeouts, onRequest)

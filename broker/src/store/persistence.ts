@@ -10,6 +10,7 @@
 import type { Readable } from 'node:stream'
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
 import { RetainedCache, type RetainedPacket } from './retained.js'
+import { markRedeliveries } from './redelivery.js'
 
 /**
  * QoS 1/2 messages queued for one persistent session that is offline at most; later ones are dropped until it
@@ -29,6 +30,9 @@ export const MAX_IN_FLIGHT_PER_SESSION = 10 * MAX_QUEUED_PER_SESSION
 const CLIENT_KEY_PREFIXES = ['subscriptions:', 'outgoing:', 'outgoing-id:', 'incoming:', 'will:']
 
 interface SessionClient { id: string, clean?: boolean }
+
+/** A will as aedes-persistence-level stores it: the CONNECT's will, its client id and the node id it was stored by. */
+export interface StoredWill { clientId: string, brokerId: string, topic: string, payload: Buffer, qos: number, retain: boolean }
 
 /** The part of abstract-level this store reads at start. */
 interface KeyReader { keys: (range: { gte: string, lt: string }) => AsyncIterable<string> }
@@ -148,9 +152,13 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     this.#incoming.delete(client.id)
   }
 
+  /**
+   * A session's queued messages for aedes to send at its connect. One sent before holds the packet identifier it was
+   * sent with (aedes stores it before the write): it goes again with DUP set [MQTT-3.3.1-1].
+   */
   override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
     if (this.#stateless(client)) return (async function * () {})()
-    return super.outgoingStream(client)
+    return markRedeliveries(super.outgoingStream(client), (packet) => (packet.messageId ?? 0) > 0)
   }
 
   /**
@@ -173,6 +181,19 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     const deleted = await super.delWill(client)
     this.#wills.delete(client.id)
     return deleted
+  }
+
+  /**
+   * The wills stored when the node starts (MQTT 3.1.1 section 3.1.2.5). The embedded store belongs to one node
+   * process, and no client is connected yet, so each is the will of a client of an earlier run that ended without a
+   * DISCONNECT (a crash, kill -9): it is due now. aedes' own sweep would never publish those stored under the node's
+   * own id (it counts its own heartbeats), and those of another id only after 4 heartbeat intervals. Call once at
+   * start, before the listeners open.
+   */
+  async orphanWills (): Promise<StoredWill[]> {
+    const out: StoredWill[] = []
+    for await (const will of super.streamWill() as AsyncIterable<StoredWill>) out.push(will)
+    return out
   }
 
   /** Client ids this store counts as having state (memory kept per id; a clean viewer's leaves with its state). */

@@ -18,6 +18,8 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     outgoingStream (client: { id: string }): AsyncIterable<unknown>
     putWill (client: { id: string }, packet: unknown): Promise<unknown>
     delWill (client: { id: string }): Promise<unknown>
+    /** Stored wills, all of them without `brokers`; with it, those whose node id is not a key of it. */
+    streamWill (brokers?: Record<string, number>): AsyncIterable<unknown>
     destroy (): Promise<void>
   }
 }

@@ -14,6 +14,9 @@ declare module 'aedes-persistence-redis/asyncPersistence.js' {
     cleanIncoming (client: { id: string }): Promise<void>
     incomingStorePacket (client: { id: string }, packet: unknown): Promise<void>
     outgoingStream (client: { id: string }): AsyncIterable<unknown>
+    outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: unknown): Promise<void>
+    outgoingUpdate (client: { id: string }, packet: unknown): Promise<void>
+    outgoingClearMessageId (client: { id: string }, packet: { messageId?: number }): Promise<unknown>
     delWill (client: { id: string, brokerId?: string }): Promise<unknown>
     streamWill (brokers: Record<string, number>): AsyncIterable<unknown>
     destroy (): Promise<void>

@@ -1,0 +1,42 @@
+// Tests the contract broker/src/aedes-internals.ts relies on, against a running aedes: each accessor reads what it
+// says (the client table, the message stream, a CONNECT's will before authentication, a client's subscriptions, where
+// its connection came from, `connackSent`), so an aedes upgrade that moves one fails here and not in production.
+import { describe, it, expect } from 'vitest'
+import type { Client } from 'aedes'
+import { brokerForTest } from '../helpers/broker.js'
+import { connect, waitFor } from '../helpers/mqtt.js'
+import { asDeliveringClient, asFeedClient, connDetailsOf, connectWillOf, connectedClients, messageStream, subscriptionsOf } from '../../broker/src/aedes-internals.js'
+
+describe('aedes internals', () => {
+  it('reads the client table, the message stream, subscriptions, connection details and connackSent', async () => {
+    const node = await brokerForTest()
+    expect(connectedClients(null)).toEqual({})
+    const mqtt = await connect(node.tcpUrl, { clientId: 'reader' })
+    await mqtt.subscribeAsync('news/#', { qos: 1 })
+    const client = connectedClients(node.aedes).reader as Client
+    expect(client.id).toBe('reader')
+    expect(Object.keys(subscriptionsOf(client))).toEqual(['news/#'])
+    expect(subscriptionsOf(client)['news/#']?.qos).toBe(1)
+    expect(connDetailsOf(client)).toMatchObject({ ipAddress: '127.0.0.1', isWebsocket: false, listener: 'mqtt:0' })
+    expect(asFeedClient(client).connackSent).toBe(true)
+    expect(typeof asDeliveringClient(client)._nextId).toBe('number')
+    const seen: string[] = []
+    await new Promise<void>((resolve) => messageStream(node.aedes).on('probe/#', (packet, cb) => { seen.push(packet.topic); cb() }, resolve))
+    await mqtt.publishAsync('probe/1', 'x', { qos: 1 })
+    await waitFor(() => seen.includes('probe/1'), 'the message on the stream')
+  })
+
+  it('reads a CONNECT\'s will while it is being authenticated', async () => {
+    const node = await brokerForTest()
+    const wills: unknown[] = []
+    const authenticate = node.aedes.authenticate
+    node.aedes.authenticate = (client, username, password, cb) => {
+      wills.push(connectWillOf(client))
+      authenticate(client, username, password, cb)
+    }
+    await connect(node.tcpUrl, { clientId: 'with-will', will: { topic: 'gone/1', payload: Buffer.from('bye'), qos: 1, retain: true } })
+    await connect(node.tcpUrl, { clientId: 'without' })
+    expect(wills).toMatchObject([{ topic: 'gone/1', qos: 1, retain: true }, null])
+    expect((wills[0] as { payload: Buffer }).payload.toString()).toBe('bye')
+  })
+})
