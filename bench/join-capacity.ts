@@ -18,7 +18,7 @@
  */
 import { startSecureNode, JOIN_TOPICS, type SecureNode } from './lib/secure-node.js'
 import { startStorm } from './lib/storm-load.js'
-import { watchNode, peaks, cpuSplitMs } from './lib/node-watch.js'
+import { watchNode, peaks, cpuSplitMs, getHealth } from './lib/node-watch.js'
 import { countFlag } from './lib/args.js'
 import { startAudience, type Audience } from './lib/audience.js'
 import { admissionSection } from './lib/report.js'
@@ -50,6 +50,8 @@ export interface JoinBurst {
 
 export interface RefusalCost {
   transport: 'ws' | 'tcp'
+  /** Closed at accept without an answer (beyond --max-refusal-rate) rather than answered. */
+  shed?: boolean
   offered: number
   refused: number
   cpuUsPerRefusal: number
@@ -164,8 +166,9 @@ async function burst (node: SecureNode, audience: Audience, joins: number): Prom
   }
 }
 
-async function refusalBatch (node: SecureNode, transport: 'ws' | 'tcp', offered: number): Promise<RefusalCost> {
+async function refusalBatch (node: SecureNode, transport: 'ws' | 'tcp', offered: number, shed: boolean): Promise<RefusalCost> {
   await settle(node)
+  const shedBefore = (await getHealth(node.broker.healthUrl))?.health.admission?.shed ?? 0
   const cpu0 = cpuSplitMs(node.broker.pid)
   const own0 = cpuUs()
   const load = startStorm({ url: urlOf(node, transport), mode: 'batch', topics: JOIN_TOPICS, expect: node.expect, count: offered, concurrency: 200, retry: false })
@@ -173,11 +176,12 @@ async function refusalBatch (node: SecureNode, transport: 'ws' | 'tcp', offered:
     await load.done
     await settle(node) // the refused connections' closes handled
     const { stats } = await load.report()
-    const refused = Math.max(1, stats.refusedConnack + stats.refused503)
     const cpu1 = cpuSplitMs(node.broker.pid)
+    const shedCount = ((await getHealth(node.broker.healthUrl))?.health.admission?.shed ?? 0) - shedBefore
+    const refused = Math.max(1, shed ? shedCount : stats.refusedConnack + stats.refused503)
     const userUs = (cpu1.userMs - cpu0.userMs) * 1000 / refused
     const systemUs = (cpu1.systemMs - cpu0.systemMs) * 1000 / refused
-    return { transport, offered, refused, cpuUsPerRefusal: userUs + systemUs, userUsPerRefusal: userUs, systemUsPerRefusal: systemUs, generatorCpuUsPerAttempt: (cpuUs() - own0) / Math.max(1, stats.attempts) }
+    return { transport, shed, offered, refused, cpuUsPerRefusal: userUs + systemUs, userUsPerRefusal: userUs, systemUsPerRefusal: systemUs, generatorCpuUsPerAttempt: (cpuUs() - own0) / Math.max(1, stats.attempts) }
   } finally {
     await load.stop()
   }
@@ -238,15 +242,19 @@ export async function joinCapacity (opts: CapacityOptions = {}): Promise<Capacit
   } finally {
     await node.stop()
   }
-  node = await startSecureNode({ history, admission: 'on', args: ['--max-conn-rate', '1', '--max-conn-burst', '2'] }) // 2: the start-up probe's and the history publisher's
-  try {
-    for (const transport of ['tcp', 'ws'] as const) {
-      const r = await refusalBatch(node, transport, opts.refusals ?? 5000)
-      log(`  refusals over ${transport}: ${r.refused} of ${r.offered}, broker ${r.cpuUsPerRefusal.toFixed(1)} µs per refusal (user ${r.userUsPerRefusal.toFixed(1)}, system ${r.systemUsPerRefusal.toFixed(1)}), generator ${Math.round(r.generatorCpuUsPerAttempt)} µs per attempt`)
-      result.refusals.push(r)
+  for (const shed of [false, true]) {
+    // Burst 2: the start-up probe's and the history publisher's. Answered refusals without a budget; shed: a budget
+    // of one answered refusal a second, the rest closed at accept.
+    node = await startSecureNode({ history, admission: 'on', args: ['--max-conn-rate', '1', '--max-conn-burst', '2', '--max-refusal-rate', shed ? '1' : '0'] })
+    try {
+      for (const transport of ['tcp', 'ws'] as const) {
+        const r = await refusalBatch(node, transport, opts.refusals ?? 5000, shed)
+        log(`  ${shed ? 'shed at accept' : 'refusals'} over ${transport}: ${r.refused} of ${r.offered}, broker ${r.cpuUsPerRefusal.toFixed(1)} µs each (user ${r.userUsPerRefusal.toFixed(1)}, system ${r.systemUsPerRefusal.toFixed(1)}), generator ${Math.round(r.generatorCpuUsPerAttempt)} µs per attempt`)
+        result.refusals.push(r)
+      }
+    } finally {
+      await node.stop()
     }
-  } finally {
-    await node.stop()
   }
   for (const viewers of opts.fanoutViewers ?? [5000, 10_000]) {
     const f = await fanoutTurn(viewers, 8)

@@ -50,7 +50,7 @@ export interface StormRun {
   arrivedRate: number
   /** Connections the generator opened per second during the storm (first tries and retries). */
   attemptRate: number
-  /** Connections the node counted per second during the storm (taken + refused, /healthz). */
+  /** Connections the node counted per second during the storm (taken + refused + shed, /healthz). */
   nodeSeenRate: number
   /** The generator's CPU (this process, all threads) in cores during the storm; its worst timer lateness, ms. */
   generatorCores: number
@@ -130,7 +130,7 @@ export async function stormRun (opts: StormOptions, admission: 'on' | 'off'): Pr
       const atStart = watch.between(0, t0)
       const seen = (list: typeof samples): number => {
         const a = [...list].reverse().find((s) => s.health?.admission !== undefined)?.health?.admission
-        return a === undefined ? 0 : a.accepted + Object.values(a.refused).reduce((x, y) => x + y, 0)
+        return a === undefined ? 0 : a.accepted + Object.values(a.refused).reduce((x, y) => x + y, 0) + (a.shed ?? 0)
       }
       const left = stats.arrived - stats.joined
       const lastIn = admission === 'on' ? stats.lastRefusedJoinAt : stats.lastJoinAt

@@ -22,7 +22,7 @@ export function capacityEntries (c: CapacityResult, m: Measured): AdmissionResul
       s.joinsPerSecond, s.cpuUsPerJoin, s.brokerCores, s.generatorCpuUsPerJoin, s.p50JoinMs, s.p99JoinMs, s.peakLagMs])
   }
   const bursts: FigureTable = {
-    caption: 'Bursts: N WebSocket joins (anonymous) arriving at once while 1,000 WebSocket viewers get a message every 100 ms; peak lag is the node\'s own 50 ms sample read from /healthz every 20 ms; /healthz round trip includes waiting in the listener\'s accept queue behind the burst',
+    caption: 'Bursts: N WebSocket joins (anonymous) arriving at once while 1,000 WebSocket viewers get a message every 100 ms; peak lag is the node\'s own 50 ms sample read from /healthz (on its --metrics-port) every 20 ms',
     columns: [{ header: 'Joins at once', format: 'text' }, { header: 'All joined ms', format: 'int' }, { header: 'Broker CPU µs/join', format: 'int' },
       { header: 'Peak lag ms', format: 'int' }, { header: 'Peak /healthz ms', format: 'int' }, { header: 'Viewers p99 before ms', format: 'one' },
       { header: 'Viewers p99 during ms', format: 'one' }],
@@ -31,14 +31,15 @@ export function capacityEntries (c: CapacityResult, m: Measured): AdmissionResul
   const ws = c.sustained.find((s) => s.transport === 'ws' && s.auth === 'anonymous')
   const tcp = c.sustained.find((s) => s.transport === 'tcp')
   const cost: FigureTable = {
-    caption: 'Broker CPU (/proc) around a batch: refusals on a node with `--max-conn-rate 1` (connections offered 200 at once, each tried once), against the sustained joins above, same run',
+    caption: 'Broker CPU (/proc) around a batch: refusals on a node with `--max-conn-rate 1` (connections offered 200 at once, each tried once): answered (`--max-refusal-rate 0`), or closed at accept without an answer (shed: `--max-refusal-rate 1`), against the sustained joins above, same run',
     columns: [{ header: 'Connection', format: 'text' }, { header: 'Offered', format: 'int' }, { header: 'Refused', format: 'int' },
       { header: 'Broker CPU µs each', format: 'one' }, { header: 'of which user µs', format: 'one' }, { header: 'system µs', format: 'one' },
       { header: 'x a join\'s', format: 'two' }, { header: 'Generator CPU µs/attempt', format: 'int' }],
     rows: [
       ...c.refusals.map((r) => {
         const join = r.transport === 'ws' ? ws : tcp
-        return [r.transport === 'ws' ? 'refused, WebSocket (HTTP 503)' : 'refused, TCP (CONNACK 3)', r.offered, r.refused, r.cpuUsPerRefusal,
+        const how = r.shed === true ? 'shed at accept' : r.transport === 'ws' ? 'refused (HTTP 503)' : 'refused (CONNACK 3)'
+        return [`${how}, ${r.transport === 'ws' ? 'WebSocket' : 'TCP'}`, r.offered, r.refused, r.cpuUsPerRefusal,
           r.userUsPerRefusal, r.systemUsPerRefusal, join === undefined ? null : r.cpuUsPerRefusal / join.cpuUsPerJoin, r.generatorCpuUsPerAttempt]
       }),
       ...[ws, tcp].filter((s) => s !== undefined).map((s) => [`accepted join, ${s.transport === 'ws' ? 'WebSocket' : 'TCP'}`, null, null, s.cpuUsPerJoin, null, null, 1, s.generatorCpuUsPerJoin])
@@ -94,7 +95,7 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
     const parts = [`${label(r)}: ${int(r.arrivedRate)} new clients/s arrived of ${int(r.askedRate)} asked; the node took or refused ${int(r.nodeSeenRate)} connections/s at ${r.brokerCores.toFixed(2)} cores, the generator used ${r.generatorCores.toFixed(2)}`]
     if (r.timeouts > 0) parts.push(`${int(r.timeouts)} connection attempts had no answer within 10 s (SYNs dropped from the node's full accept queue) and were tried again`)
     if (r.generatorHeld > 0) parts.push(`up to ${int(r.generatorHeld)} arrivals waited for one of the generator's sockets, most of them held by such attempts`)
-    if (r.healthzUnanswered > 0) parts.push(`/healthz, behind the same WebSocket listener, went unanswered ${r.healthzUnanswered === 1 ? 'once' : `${r.healthzUnanswered} times`} (5 s timeout) and took up to ${(r.peakHealthzMs / 1000).toFixed(1)} s`)
+    if (r.healthzUnanswered > 0) parts.push(`/healthz (on the node\'s --metrics-port) went unanswered ${r.healthzUnanswered === 1 ? 'once' : `${r.healthzUnanswered} times`} (5 s timeout) and took up to ${(r.peakHealthzMs / 1000).toFixed(1)} s`)
     notes.push(`${parts.join('; ')}.`)
   }
   if (on !== undefined) {

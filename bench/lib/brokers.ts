@@ -15,8 +15,8 @@ import { freePort } from '../../broker/src/cluster/redis-server.js'
 
 const BIN = fileURLToPath(new URL('../../../bin/tribune.js', import.meta.url))
 
-/** Tribune's options that turn admission control off (broker/src/admission/): no rate, no lag threshold, no count. */
-export const ADMISSION_OFF = ['--max-conn-rate', '0', '--overload-lag-ms', '0', '--max-connections', '0'] as const
+/** Tribune's options that turn admission control off (broker/src/admission/): no rate, no lag threshold, no count, no shedding. */
+export const ADMISSION_OFF = ['--max-conn-rate', '0', '--overload-lag-ms', '0', '--max-connections', '0', '--max-refusal-rate', '0'] as const
 
 export interface StartOptions {
   /** Options for Tribune's node process (e.g. `--cpu-prof`); ignored for Mosquitto. */
@@ -31,7 +31,8 @@ export interface RunningBroker {
   name: string
   tcpUrl: string
   wsUrl: string
-  /** `GET /healthz` of the (first) node, on the WebSocket port. */
+  /** `GET /healthz` of the (first) node: Tribune's on its --metrics-port (never shed, no queue of WebSocket clients
+   * before it), Mosquitto's WebSocket port (it has no /healthz: the round trip still measures its accept queue). */
   healthUrl: string
   /** The broker's (or the cluster's primary) process id. */
   pid: number
@@ -52,6 +53,7 @@ export type BrokerKind = 'tribune' | 'mosquitto' | `tribune-cluster-${number}`
 export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] = [], opts: StartOptions = {}): Promise<RunningBroker> {
   const port = await freePort()
   const wsPort = await freePort()
+  const metricsPort = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'tribune-bench-broker-'))
   let child: ChildProcess
   if (kind === 'mosquitto') {
@@ -63,7 +65,7 @@ export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] =
     child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   } else {
     const cluster = kind.startsWith('tribune-cluster-') ? Number(kind.slice('tribune-cluster-'.length)) : 0
-    const args = ['--host', '127.0.0.1', '--port', String(port), '--ws-port', String(wsPort), '--data-dir', cluster > 0 ? dir : ':memory:',
+    const args = ['--host', '127.0.0.1', '--port', String(port), '--ws-port', String(wsPort), '--metrics-port', String(metricsPort), '--data-dir', cluster > 0 ? dir : ':memory:',
       '--log-level', 'warn', '--max-queued-bytes', String(64 * 1024 * 1024), '--max-keepalive', '65535',
       ...(opts.admission === 'on' ? [] : ADMISSION_OFF), ...(opts.brokerArgs ?? [])]
     child = spawn(process.execPath, [...nodeArgs, ...(opts.nodeArgs ?? []), BIN, ...(cluster > 0 ? ['cluster', '--nodes', String(cluster)] : ['broker']), ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -81,7 +83,7 @@ export async function startBrokerProcess (kind: BrokerKind, nodeArgs: string[] =
     name: kind,
     tcpUrl: `mqtt://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${wsPort}/mqtt`,
-    healthUrl: `http://127.0.0.1:${wsPort}/healthz`,
+    healthUrl: `http://127.0.0.1:${kind === 'mosquitto' ? wsPort : metricsPort}/healthz`,
     pid: child.pid ?? 0,
     rss: () => treeSum(child.pid ?? 0, rssOf),
     cpuMs: () => treeSum(child.pid ?? 0, cpuOf),

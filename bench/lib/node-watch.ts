@@ -10,7 +10,7 @@ import type { RefusalReason } from '../../broker/src/admission/admission.js'
 
 export interface Health {
   clients: number
-  admission?: { connections: number, accepted: number, refused: Record<RefusalReason, number>, overloaded: boolean, lagMs: number }
+  admission?: { connections: number, accepted: number, refused: Record<RefusalReason, number>, shed?: number, overloaded: boolean, lagMs: number }
 }
 
 export interface NodeSample {
@@ -86,7 +86,7 @@ export function peaks (samples: NodeSample[]): { rssBytes: number, lagMs: number
   }
 }
 
-/** Refusals by reason between two answered samples (the last answered sample in each list). */
+/** Refusals by reason, and connections shed at accept, between two answered samples (the last answered sample in each list). */
 export function refusedBetween (before: NodeSample[], after: NodeSample[]): Record<string, number> {
   const last = (list: NodeSample[]): Health['admission'] => [...list].reverse().find((s) => s.health?.admission !== undefined)?.health?.admission
   const a = last(before)
@@ -94,5 +94,6 @@ export function refusedBetween (before: NodeSample[], after: NodeSample[]): Reco
   const out: Record<string, number> = {}
   if (b === undefined) return out
   for (const [reason, n] of Object.entries(b.refused)) out[reason] = n - (a?.refused[reason as RefusalReason] ?? 0)
+  if ((b.shed ?? 0) > 0) out['shed at accept'] = (b.shed ?? 0) - (a?.shed ?? 0)
   return out
 }
