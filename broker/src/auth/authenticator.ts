@@ -7,7 +7,7 @@
  *   JWT: user name `jwt`, password the token;   password: user name and password;
  *   client certificate: a TLS client certificate whose CN is configured (on listeners that accept `cert`).
  */
-import { covers, defaultRules, ROLES, type Role, type TopicRules } from './acl.js'
+import { covers, defaultRules, isValidRule, ROLES, type Role, type TopicRules } from './acl.js'
 import type { AuthConfig, Method } from './schema.js'
 import { apiKeyDigest, verifyPassword } from './secrets.js'
 import { createJwtVerifier, type JwtVerifier } from './jwt.js'
@@ -206,13 +206,21 @@ export class Authenticator {
   }
 }
 
-/** A token's own rules may only narrow its role's: each claimed filter must be covered by one of the role's. */
+/**
+ * A token's own rules may only narrow its role's: each claimed allow filter must be covered by one of the role's;
+ * the role's deny filters stay, and the token's own (`deny: {publish, subscribe}`, valid rule filters) are added.
+ */
 function narrow (base: TopicRules, claim: unknown): TopicRules {
   if (claim === null || typeof claim !== 'object') return base
   const pick = (claimed: unknown, allowed: readonly string[]): string[] =>
     Array.isArray(claimed) ? claimed.filter((f): f is string => typeof f === 'string' && allowed.some((a) => covers(a, f))) : [...allowed]
-  const c = claim as { publish?: unknown, subscribe?: unknown }
-  return { publish: pick(c.publish, base.publish), subscribe: pick(c.subscribe, base.subscribe) }
+  const more = (claimed: unknown): string[] => Array.isArray(claimed) ? claimed.filter((f): f is string => typeof f === 'string' && isValidRule(f)) : []
+  const c = claim as { publish?: unknown, subscribe?: unknown, deny?: { publish?: unknown, subscribe?: unknown } | null }
+  const deny = {
+    publish: [...(base.deny?.publish ?? []), ...more(c.deny?.publish)],
+    subscribe: [...(base.deny?.subscribe ?? []), ...more(c.deny?.subscribe)]
+  }
+  return { publish: pick(c.publish, base.publish), subscribe: pick(c.subscribe, base.subscribe), deny }
 }
 
 function splitOnce (s: string): [string, string] {

@@ -3,13 +3,22 @@
  * SHA-256 digests (keys are long random strings), passwords as scrypt hashes made by `tribune hash-password`.
  */
 import { z } from 'zod'
-import { isValidFilter } from '../feeds/topic-filter.js'
-import { ROLES } from './acl.js'
+import { isValidRule, ROLES } from './acl.js'
 
-const filterOrSys = z.string().min(1).refine((f) => isValidFilter(f, true), 'must be an MQTT topic filter')
+const filterOrSys = z.string().min(1).refine(isValidRule, {
+  error: (issue) => `${JSON.stringify(issue.input)} is not a topic filter: \`+\` and \`#\` as whole levels, \`#\` last (a level may also be a prefix followed by \`+\`, e.g. \`test-+\`)`
+})
+/**
+ * Topic rules (auth/acl.ts): allow lists, and deny lists that win over them (`"deny": {"publish": [...], "subscribe":
+ * [...]}`), e.g. subscribe `#` except `internal/#`.
+ */
 const rules = z.object({
   publish: z.array(filterOrSys).default([]),
-  subscribe: z.array(filterOrSys).default([])
+  subscribe: z.array(filterOrSys).default([]),
+  deny: z.object({
+    publish: z.array(filterOrSys).default([]),
+    subscribe: z.array(filterOrSys).default([])
+  }).strict().optional()
 }).strict()
 const role = z.enum(ROLES)
 
