@@ -2,7 +2,8 @@
  * Access control for the broker's hooks: the identity of each connection, and what it may do.
  * One place answers, for a client: may it connect (credentials, will topic, client id), publish to a topic,
  * subscribe to a filter, receive a message. Without an auth section every client is the local operator and may do
- * anything (the broker then listens on loopback only; see main.ts).
+ * anything (the broker then listens on loopback only; see main.ts); the broker's own `$` prefixes are guarded by the
+ * hooks (hooks/context.ts), not here.
  */
 import { LOCAL_IDENTITY, type Authenticator, type Identity, type Refusal } from './authenticator.js'
 import { deniesSubscriptions, isDeniedTopic, mayPublish, maySubscribe, mayReceive } from './acl.js'
@@ -98,7 +99,7 @@ export class Access {
       // the client comes back: only clients with a credential get one. MQTT 3.1.1 section 3.1.2.4.
       return { returnCode: 5, reason: 'not authorized: anonymous clients must use a clean session' }
     }
-    if (req.will != null && !mayPublish(result.rules, req.will.topic)) {
+    if (req.will != null && auth !== null && !mayPublish(result.rules, req.will.topic)) {
       return { returnCode: 5, reason: `${result.id} may not publish its will to ${req.will.topic}` }
     }
     const holder = req.holder !== undefined ? this.#identities.get(req.holder) : undefined
@@ -126,19 +127,20 @@ export class Access {
 
   /**
    * May `client` publish to topic name `topic` (an allow rule matches, no deny rule does)? Wills of gone clients
-   * (client null) were checked at CONNECT.
+   * (client null) were checked at CONNECT. Local mode: yes.
    */
   mayPublish (client: AccessClient | null, topic: string): boolean {
-    if (client === null) return true
+    if (client === null || this.#auth === null) return true
     const id = this.#identities.get(client)
     return id !== undefined && mayPublish(id.rules, topic)
   }
 
   /**
    * May `client` subscribe to topic filter `filter` (a `$replay` filter: to its feed)? No when no allow rule covers
-   * it or a deny rule does; a filter that only overlaps a denied one is allowed (see {@link mayForward}).
+   * it or a deny rule does; a filter that only overlaps a denied one is allowed (see {@link mayForward}). Local: yes.
    */
   maySubscribe (client: AccessClient, filter: string): boolean {
+    if (this.#auth === null) return true
     const id = this.#identities.get(client)
     return id !== undefined && maySubscribe(id.rules, filter)
   }
@@ -153,6 +155,7 @@ export class Access {
    */
   mayForward (client: AccessClient, topic: string): boolean {
     if (client.clean && !this.#someDeny) return true
+    if (this.#auth === null) return true
     const id = this.#identities.get(client)
     if (id === undefined) return false
     if (client.clean) return topic.startsWith('$replay/') || !isDeniedTopic(id.rules, topic)
