@@ -94,10 +94,11 @@ export class Access {
       return result
     }
     this.#throttle.succeeded(address)
-    if (!client.clean && result.method === 'anonymous') {
+    if (!client.clean && result.method === 'anonymous' && auth?.anonymousPersistentSessions !== true) {
       // A persistent session is state the broker keeps (and, in a cluster, writes to Redis for every message) until
-      // the client comes back: only clients with a credential get one. MQTT 3.1.1 section 3.1.2.4.
-      return { returnCode: 5, reason: 'not authorized: anonymous clients must use a clean session' }
+      // the client comes back: only clients with a credential get one, unless auth.anonymous.persistentSessions.
+      // MQTT 3.1.1 section 3.1.2.4.
+      return { returnCode: 5, reason: 'not authorized: anonymous clients must use a clean session (auth.anonymous.persistentSessions is off)' }
     }
     if (req.will != null && auth !== null && !mayPublish(result.rules, req.will.topic)) {
       return { returnCode: 5, reason: `${result.id} may not publish its will to ${req.will.topic}` }
@@ -174,7 +175,7 @@ export class Access {
       const id = this.#identities.get(client)
       if (id === undefined) continue
       const now = await auth.refresh(id)
-      if (now === null) {
+      if (now === null || (now.method === 'anonymous' && !client.clean && !auth.anonymousPersistentSessions)) {
         gone.push(client)
         continue
       }

@@ -89,6 +89,11 @@ export class Authenticator {
     return out
   }
 
+  /** Whether anonymous clients may have persistent sessions (clean session off); `auth.anonymous.persistentSessions`. */
+  get anonymousPersistentSessions (): boolean {
+    return this.#config.anonymous?.persistentSessions === true
+  }
+
   /** The longest delay for failed logins from one address, ms. */
   get maxFailedLoginDelayMs (): number {
     return this.#config.maxFailedLoginDelayMs

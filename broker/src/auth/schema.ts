@@ -31,8 +31,12 @@ export const authSchema = z.object({
   publicFilters: z.array(filterOrSys).min(1).default(['matches/+/events', 'matches/+/state']),
   /** Rules that replace a role's defaults. */
   roles: z.object({ viewer: rules.optional(), publisher: rules.optional(), operator: rules.optional() }).strict().default({}),
-  /** Clients without credentials get this role (viewer unless said otherwise) on listeners that accept `anonymous`. */
-  anonymous: z.object({ role: role.default('viewer') }).strict().optional(),
+  /**
+   * Clients without credentials get this role (viewer unless said otherwise) on listeners that accept `anonymous`.
+   * `persistentSessions`: whether they may use clean session off (default false: CONNACK 5). All anonymous clients
+   * are one identity, so any of them may take over an anonymous session by its client id (Mosquitto's behaviour).
+   */
+  anonymous: z.object({ role: role.default('viewer'), persistentSessions: z.boolean().default(false) }).strict().optional(),
   apiKeys: z.array(z.object({
     id: z.string().min(1),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the hex SHA-256 of the key (tribune hash-password --api-key)'),
