@@ -87,7 +87,7 @@ export class Access {
     } else {
       const listener = client.connDetails?.listener ?? ''
       const methods = this.#listenerMethods.get(listener) ?? auth.methods
-      result = await auth.authenticate({ methods, username: req.username, password: req.password, certCN: client.connDetails?.certCN, certError: client.connDetails?.certError })
+      result = await auth.authenticate({ methods, listener, username: req.username, password: req.password, certCN: client.connDetails?.certCN, certError: client.connDetails?.certError })
     }
     if ('returnCode' in result) {
       await new Promise((resolve) => setTimeout(resolve, this.#throttle.failed(address, auth?.maxFailedLoginDelayMs ?? 0)))

@@ -34,6 +34,8 @@ export interface Refusal {
 export interface Presented {
   /** Methods the listener accepts. */
   methods: readonly Method[]
+  /** The listener's name (`mqtt:1883`), for refusal reasons. */
+  listener?: string
   username?: string
   password?: Buffer
   /** The CN of a verified TLS client certificate, if one was presented. */
@@ -117,7 +119,7 @@ export class Authenticator {
       const role = this.#config.anonymous.role
       return { id: 'anonymous', role, method: 'anonymous', rules: this.#roles[role], credential: 'anonymous' }
     }
-    return { returnCode: 5, reason: 'no credentials, and this listener does not accept anonymous clients' }
+    return { returnCode: 5, reason: `no credentials, and ${listenerName(p)} does not accept anonymous clients (it accepts: ${accepted(p)})` }
   }
 
   /**
@@ -161,7 +163,8 @@ export class Authenticator {
   }
 
   #allowed (p: Presented, method: Method): Refusal | null {
-    return p.methods.includes(method) ? null : { returnCode: 5, reason: `this listener does not accept ${method} credentials` }
+    // CONNACK 5 (not authorized), not 4: the credentials may be good, this listener does not take the method.
+    return p.methods.includes(method) ? null : { returnCode: 5, reason: `${listenerName(p)} does not accept ${method} credentials (it accepts: ${accepted(p)})` }
   }
 
   #apiKey (password: Buffer | undefined): Identity | Refusal {
@@ -226,6 +229,14 @@ function narrow (base: TopicRules, claim: unknown): TopicRules {
     subscribe: [...(base.deny?.subscribe ?? []), ...more(c.deny?.subscribe)]
   }
   return { publish: pick(c.publish, base.publish), subscribe: pick(c.subscribe, base.subscribe), deny }
+}
+
+function listenerName (p: Presented): string {
+  return p.listener !== undefined && p.listener !== '' ? `listener ${p.listener}` : 'this listener'
+}
+
+function accepted (p: Presented): string {
+  return p.methods.length > 0 ? p.methods.join(', ') : 'nothing configured'
 }
 
 function splitOnce (s: string): [string, string] {
