@@ -287,6 +287,24 @@ describe('a wildcard subscription that overlaps a denied filter', () => {
     }
   })
 
+  it('stops the denied topics through subscriptions already granted when a reload adds a deny rule, $replay included', async () => {
+    const node = await brokerForTest(denyConfig())
+    const tcp = `mqtt://127.0.0.1:${node.ports[Object.keys(node.ports).find((n) => n.startsWith('mqtt:')) ?? '']}`
+    const v = await connect(tcp, { username: 'apikey', password: keyOf('hash-only') })
+    const got = collect(v)
+    await v.subscribeAsync('#', { qos: 1 })
+    await v.subscribeAsync('$replay/all/matches/test-1/events', { qos: 1 })
+    const next = denyConfig() as BrokerOptions & { auth: { apiKeys: Array<{ id: string, rules?: { deny?: unknown } }> } }
+    const key = next.auth.apiKeys.find((k) => k.id === 'hash-only')
+    if (key?.rules === undefined) throw new Error('the hash-only key has rules')
+    key.rules = { ...key.rules, deny: { subscribe: ['internal/#', 'matches/test-+/events'] } }
+    expect(await node.reload({ ...next, host: '127.0.0.1', overloadLagMs: 0 })).toBe(0) // nobody disconnected
+    const ops = await connect(tcp, { ...SAMPLE.operator })
+    for (const topic of ['internal/x', 'matches/test-1/events', 'public/end']) await ops.publishAsync(topic, '{}', { qos: 1 })
+    await waitFor(() => got.some((m) => m.topic === 'public/end'), 'the end marker')
+    expect(got.map((m) => m.topic)).toEqual(['public/end'])
+  })
+
   for (const store of ['embedded', 'redis'] as const) {
     it(`never delivers a denied topic to a persistent session, before or after a reconnect (${store} store)`, async () => {
       const extra: BrokerOptions = store === 'redis' ? { redis: (await redisForTest()).url } : {}

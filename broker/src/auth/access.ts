@@ -6,7 +6,7 @@
  * hooks (hooks/context.ts), not here.
  */
 import { LOCAL_IDENTITY, type Authenticator, type Identity, type Refusal } from './authenticator.js'
-import { deniesSubscriptions, isDeniedTopic, mayPublish, maySubscribe, mayReceive } from './acl.js'
+import { deniesSubscriptions, isDeniedFilter, isDeniedTopic, mayPublish, maySubscribe, mayReceive } from './acl.js'
 import type { Method } from './schema.js'
 import { LoginThrottle } from './throttle.js'
 
@@ -152,14 +152,15 @@ export class Access {
    *  - Persistent sessions: the full check (allow and deny), since aedes stores a denied topic of a multi-topic
    *    SUBSCRIBE and delivers it on reconnect, and rules may have changed since (SIGHUP).
    *  - Clean sessions were checked at SUBSCRIBE; only the deny rules are checked again, because a granted wildcard
-   *    may overlap a denied filter (`#` and a deny of `internal/#`). Free until an identity with deny rules connects.
+   *    may overlap a denied filter (`#` and a deny of `internal/#`), and a reload may have added some (a `$replay`
+   *    topic: its feed). Free until an identity with deny rules connects.
    */
   mayForward (client: AccessClient, topic: string): boolean {
     if (client.clean && !this.#someDeny) return true
     if (this.#auth === null) return true
     const id = this.#identities.get(client)
     if (id === undefined) return false
-    if (client.clean) return topic.startsWith('$replay/') || !isDeniedTopic(id.rules, topic)
+    if (client.clean) return topic.startsWith('$replay/') ? !isDeniedFilter(id.rules, topic) : !isDeniedTopic(id.rules, topic)
     return topic.startsWith('$replay/') ? maySubscribe(id.rules, topic) : mayReceive(id.rules, topic)
   }
 

@@ -50,12 +50,16 @@ export function mayPublish (rules: TopicRules, topic: string): boolean {
  * covers it, and no deny filter covers it (or, for `$replay`, its feed).
  */
 export function maySubscribe (rules: TopicRules, filter: string): boolean {
-  const feed = replayFeed(filter)
-  const wanted = feed ?? filter
-  if (!rules.subscribe.some((allowed) => covers(allowed, wanted))) return false
+  const wanted = replayFeed(filter) ?? filter
+  return rules.subscribe.some((allowed) => covers(allowed, wanted)) && !isDeniedFilter(rules, filter)
+}
+
+/** True when a deny filter of `rules` covers topic filter `filter` (a `$replay` filter: it, or its feed). */
+export function isDeniedFilter (rules: TopicRules, filter: string): boolean {
   const deny = rules.deny?.subscribe
-  if (deny === undefined || deny.length === 0) return true
-  return !deny.some((d) => covers(d, wanted) || (feed !== null && covers(d, filter)))
+  if (deny === undefined || deny.length === 0) return false
+  const feed = replayFeed(filter)
+  return deny.some((d) => covers(d, filter) || (feed !== null && covers(d, feed)))
 }
 
 /**
