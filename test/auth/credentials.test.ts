@@ -65,8 +65,8 @@ describe('credentials', () => {
     expect(await code(tcp, { username: SAMPLE.publisher.username, password: 'wrong' })).toBe(4)
     expect(await code(tcp, { username: 'nobody', password: 'x' })).toBe(4)
     expect(await code(tcp, { ...SAMPLE.publisher })).toBe(0)
-    // The internal TCP listener takes passwords only; the public WebSocket listener takes no passwords.
-    expect(await code(tcp, { username: 'apikey', password: SAMPLE.apiKey })).toBe(5)
+    // The MQTT listener takes API keys, JWTs and passwords, not anonymous clients; WebSocket takes no passwords.
+    expect(await code(tcp, { username: 'apikey', password: SAMPLE.apiKey })).toBe(0)
     expect(await code(tcp, {})).toBe(5)
     expect(await code(ws, { ...SAMPLE.operator })).toBe(5)
     expect(await code(ws, {})).toBe(0)

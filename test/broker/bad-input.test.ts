@@ -1,5 +1,5 @@
 // Tests whether bad input gets a clear refusal while the broker keeps serving everyone else:
-// oversized packets (TCP and WebSocket), garbage bytes, a malformed packet, PUBLISH to $ topics.
+// oversized packets (TCP and WebSocket), garbage bytes, a malformed packet, PUBLISH to the broker's $replay topics.
 import net from 'node:net'
 import { describe, it, expect } from 'vitest'
 import WebSocket from 'ws'
@@ -71,7 +71,7 @@ describe('bad input', () => {
     expect(got[0].json.data).toBe('still here')
   })
 
-  it('refuses a PUBLISH to a $ topic by closing that client, without delivering it', async () => {
+  it('refuses a PUBLISH to a $replay topic by closing that client, without delivering it', async () => {
     const node = await brokerForTest()
     const spy = await connect(node.tcpUrl)
     const got = collect(spy)
@@ -84,7 +84,7 @@ describe('bad input', () => {
     expect(got).toEqual([])
   })
 
-  it('refuses a will on a $ topic (CONNACK 5) and a persistent session without client id (CONNACK 2)', async () => {
+  it('refuses a will on a $replay topic (CONNACK 5) and a persistent session without client id (CONNACK 2)', async () => {
     const node = await brokerForTest()
     const will = await connect(node.tcpUrl, { will: { topic: '$replay/all/matches/x/events', payload: Buffer.from('{"seq":9}'), qos: 1, retain: false } })
       .catch((err: Error & { code?: number }) => err)

@@ -66,7 +66,7 @@ describe('tribune watch', () => {
     const node = await brokerForTest(secureConfig())
     const port = (prefix: string): number => node.ports[Object.keys(node.ports).find((n) => n.startsWith(prefix)) ?? '']
     const mqttUrl = `mqtt://127.0.0.1:${port('mqtt:')}`
-    const noLogin = await watch(['matches/x/state', '--url', mqttUrl]) // this listener takes passwords only
+    const noLogin = await watch(['matches/x/state', '--url', mqttUrl]) // this listener takes no anonymous clients
     expect(noLogin.code).toBe(1)
     expect(noLogin.err).toMatch(/refused the login \(CONNACK [45]: .*\); give credentials in the URL/)
     const viewerWs = `ws://127.0.0.1:${port('ws:')}/mqtt` // anonymous viewers may read matches/..., nothing else

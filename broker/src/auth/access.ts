@@ -1,11 +1,12 @@
 /**
  * Access control for the broker's hooks: the identity of each connection, and what it may do.
  * One place answers, for a client: may it connect (credentials, will topic, client id), publish to a topic,
- * subscribe to a filter, receive a queued message. Without an auth section every client is the local operator
- * (the broker then listens on loopback only; see main.ts).
+ * subscribe to a filter, receive a message. Without an auth section every client is the local operator and may do
+ * anything (the broker then listens on loopback only; see main.ts); the broker's own `$` prefixes are guarded by the
+ * hooks (hooks/context.ts), not here.
  */
 import { LOCAL_IDENTITY, type Authenticator, type Identity, type Refusal } from './authenticator.js'
-import { mayPublish, maySubscribe, mayReceive } from './acl.js'
+import { deniesSubscriptions, isDeniedFilter, isDeniedTopic, mayPublish, maySubscribe, mayReceive } from './acl.js'
 import type { Method } from './schema.js'
 import { LoginThrottle } from './throttle.js'
 
@@ -45,6 +46,11 @@ export class Access {
   readonly #owners = new Map<string, string>()
   readonly #throttle = new LoginThrottle()
   #sessionOwners: SessionOwners | undefined
+  /**
+   * Set once an identity whose rules deny some subscriptions has connected: from then on deliveries to clean sessions
+   * are checked per message too (a granted wildcard may overlap a denied filter). Until then they cost nothing.
+   */
+  #someDeny = false
 
   /**
    * @param auth the authenticator, or null for local mode
@@ -81,19 +87,20 @@ export class Access {
     } else {
       const listener = client.connDetails?.listener ?? ''
       const methods = this.#listenerMethods.get(listener) ?? auth.methods
-      result = await auth.authenticate({ methods, username: req.username, password: req.password, certCN: client.connDetails?.certCN, certError: client.connDetails?.certError })
+      result = await auth.authenticate({ methods, listener, username: req.username, password: req.password, certCN: client.connDetails?.certCN, certError: client.connDetails?.certError })
     }
     if ('returnCode' in result) {
       await new Promise((resolve) => setTimeout(resolve, this.#throttle.failed(address, auth?.maxFailedLoginDelayMs ?? 0)))
       return result
     }
     this.#throttle.succeeded(address)
-    if (!client.clean && result.method === 'anonymous') {
+    if (!client.clean && result.method === 'anonymous' && auth?.anonymousPersistentSessions !== true) {
       // A persistent session is state the broker keeps (and, in a cluster, writes to Redis for every message) until
-      // the client comes back: only clients with a credential get one. MQTT 3.1.1 section 3.1.2.4.
-      return { returnCode: 5, reason: 'not authorized: anonymous clients must use a clean session' }
+      // the client comes back: only clients with a credential get one, unless auth.anonymous.persistentSessions.
+      // MQTT 3.1.1 section 3.1.2.4.
+      return { returnCode: 5, reason: 'not authorized: anonymous clients must use a clean session (auth.anonymous.persistentSessions is off)' }
     }
-    if (req.will != null && !mayPublish(result.rules, req.will.topic)) {
+    if (req.will != null && auth !== null && !mayPublish(result.rules, req.will.topic)) {
       return { returnCode: 5, reason: `${result.id} may not publish its will to ${req.will.topic}` }
     }
     const holder = req.holder !== undefined ? this.#identities.get(req.holder) : undefined
@@ -105,6 +112,7 @@ export class Access {
       return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} holds a persistent session of another identity in the cluster` }
     }
     this.#identities.set(client, result)
+    if (deniesSubscriptions(result.rules)) this.#someDeny = true
     if (!client.clean) {
       this.#owners.delete(client.id)
       this.#owners.set(client.id, result.id)
@@ -118,28 +126,41 @@ export class Access {
     return this.#identities.get(client)
   }
 
-  /** May `client` publish to topic name `topic`? Wills of gone clients (client null) were checked at CONNECT. */
+  /**
+   * May `client` publish to topic name `topic` (an allow rule matches, no deny rule does)? Wills of gone clients
+   * (client null) were checked at CONNECT. Local mode: yes.
+   */
   mayPublish (client: AccessClient | null, topic: string): boolean {
-    if (client === null) return true
+    if (client === null || this.#auth === null) return true
     const id = this.#identities.get(client)
     return id !== undefined && mayPublish(id.rules, topic)
   }
 
-  /** May `client` subscribe to topic filter `filter` (a `$replay` filter: to its feed)? */
+  /**
+   * May `client` subscribe to topic filter `filter` (a `$replay` filter: to its feed)? No when no allow rule covers
+   * it or a deny rule does; a filter that only overlaps a denied one is allowed (see {@link mayForward}). Local: yes.
+   */
   maySubscribe (client: AccessClient, filter: string): boolean {
+    if (this.#auth === null) return true
     const id = this.#identities.get(client)
     return id !== undefined && maySubscribe(id.rules, filter)
   }
 
   /**
-   * May a message on `topic` go to `client`? Clean sessions were checked at SUBSCRIBE and are not checked again
-   * here (this runs per message); persistent sessions are, since messages queued for them may predate a reload of
-   * their rules.
+   * May a message on `topic` go to `client`? Runs per message and per subscriber (aedes `authorizeForward`: live
+   * messages, retained messages sent at SUBSCRIBE, a persistent session's queue on reconnect).
+   *  - Persistent sessions: the full check (allow and deny), since messages queued for them may predate a reload of
+   *    their rules (SIGHUP).
+   *  - Clean sessions were checked at SUBSCRIBE; only the deny rules are checked again, because a granted wildcard
+   *    may overlap a denied filter (`#` and a deny of `internal/#`), and a reload may have added some (a `$replay`
+   *    topic: its feed). Free until an identity with deny rules connects.
    */
   mayForward (client: AccessClient, topic: string): boolean {
-    if (client.clean) return true
+    if (client.clean && !this.#someDeny) return true
+    if (this.#auth === null) return true
     const id = this.#identities.get(client)
     if (id === undefined) return false
+    if (client.clean) return topic.startsWith('$replay/') ? !isDeniedFilter(id.rules, topic) : !isDeniedTopic(id.rules, topic)
     return topic.startsWith('$replay/') ? maySubscribe(id.rules, topic) : mayReceive(id.rules, topic)
   }
 
@@ -155,8 +176,12 @@ export class Access {
       const id = this.#identities.get(client)
       if (id === undefined) continue
       const now = await auth.refresh(id)
-      if (now === null) gone.push(client)
-      else this.#identities.set(client, now)
+      if (now === null || (now.method === 'anonymous' && !client.clean && !auth.anonymousPersistentSessions)) {
+        gone.push(client)
+        continue
+      }
+      this.#identities.set(client, now)
+      if (deniesSubscriptions(now.rules)) this.#someDeny = true
     }
     return gone
   }

@@ -7,7 +7,7 @@
  *   JWT: user name `jwt`, password the token;   password: user name and password;
  *   client certificate: a TLS client certificate whose CN is configured (on listeners that accept `cert`).
  */
-import { covers, defaultRules, ROLES, type Role, type TopicRules } from './acl.js'
+import { covers, defaultRules, isValidRule, ROLES, type Role, type TopicRules } from './acl.js'
 import type { AuthConfig, Method } from './schema.js'
 import { apiKeyDigest, verifyPassword } from './secrets.js'
 import { createJwtVerifier, type JwtVerifier } from './jwt.js'
@@ -34,6 +34,8 @@ export interface Refusal {
 export interface Presented {
   /** Methods the listener accepts. */
   methods: readonly Method[]
+  /** The listener's name (`mqtt:1883`), for refusal reasons. */
+  listener?: string
   username?: string
   password?: Buffer
   /** The CN of a verified TLS client certificate, if one was presented. */
@@ -89,6 +91,11 @@ export class Authenticator {
     return out
   }
 
+  /** Whether anonymous clients may have persistent sessions (clean session off); `auth.anonymous.persistentSessions`. */
+  get anonymousPersistentSessions (): boolean {
+    return this.#config.anonymous?.persistentSessions === true
+  }
+
   /** The longest delay for failed logins from one address, ms. */
   get maxFailedLoginDelayMs (): number {
     return this.#config.maxFailedLoginDelayMs
@@ -112,7 +119,7 @@ export class Authenticator {
       const role = this.#config.anonymous.role
       return { id: 'anonymous', role, method: 'anonymous', rules: this.#roles[role], credential: 'anonymous' }
     }
-    return { returnCode: 5, reason: 'no credentials, and this listener does not accept anonymous clients' }
+    return { returnCode: 5, reason: `no credentials, and ${listenerName(p)} does not accept anonymous clients (it accepts: ${accepted(p)})` }
   }
 
   /**
@@ -156,7 +163,8 @@ export class Authenticator {
   }
 
   #allowed (p: Presented, method: Method): Refusal | null {
-    return p.methods.includes(method) ? null : { returnCode: 5, reason: `this listener does not accept ${method} credentials` }
+    // CONNACK 5 (not authorized), not 4: the credentials may be good, this listener does not take the method.
+    return p.methods.includes(method) ? null : { returnCode: 5, reason: `${listenerName(p)} does not accept ${method} credentials (it accepts: ${accepted(p)})` }
   }
 
   #apiKey (password: Buffer | undefined): Identity | Refusal {
@@ -206,13 +214,29 @@ export class Authenticator {
   }
 }
 
-/** A token's own rules may only narrow its role's: each claimed filter must be covered by one of the role's. */
+/**
+ * A token's own rules may only narrow its role's: each claimed allow filter must be covered by one of the role's;
+ * the role's deny filters stay, and the token's own (`deny: {publish, subscribe}`, valid rule filters) are added.
+ */
 function narrow (base: TopicRules, claim: unknown): TopicRules {
   if (claim === null || typeof claim !== 'object') return base
   const pick = (claimed: unknown, allowed: readonly string[]): string[] =>
     Array.isArray(claimed) ? claimed.filter((f): f is string => typeof f === 'string' && allowed.some((a) => covers(a, f))) : [...allowed]
-  const c = claim as { publish?: unknown, subscribe?: unknown }
-  return { publish: pick(c.publish, base.publish), subscribe: pick(c.subscribe, base.subscribe) }
+  const more = (claimed: unknown): string[] => Array.isArray(claimed) ? claimed.filter((f): f is string => typeof f === 'string' && isValidRule(f)) : []
+  const c = claim as { publish?: unknown, subscribe?: unknown, deny?: { publish?: unknown, subscribe?: unknown } | null }
+  const deny = {
+    publish: [...(base.deny?.publish ?? []), ...more(c.deny?.publish)],
+    subscribe: [...(base.deny?.subscribe ?? []), ...more(c.deny?.subscribe)]
+  }
+  return { publish: pick(c.publish, base.publish), subscribe: pick(c.subscribe, base.subscribe), deny }
+}
+
+function listenerName (p: Presented): string {
+  return p.listener !== undefined && p.listener !== '' ? `listener ${p.listener}` : 'this listener'
+}
+
+function accepted (p: Presented): string {
+  return p.methods.length > 0 ? p.methods.join(', ') : 'nothing configured'
 }
 
 function splitOnce (s: string): [string, string] {

@@ -3,13 +3,22 @@
  * SHA-256 digests (keys are long random strings), passwords as scrypt hashes made by `tribune hash-password`.
  */
 import { z } from 'zod'
-import { isValidFilter } from '../feeds/topic-filter.js'
-import { ROLES } from './acl.js'
+import { isValidRule, ROLES } from './acl.js'
 
-const filterOrSys = z.string().min(1).refine((f) => isValidFilter(f, true), 'must be an MQTT topic filter')
+const filterOrSys = z.string().min(1).refine(isValidRule, {
+  error: (issue) => `${JSON.stringify(issue.input)} is not a topic filter: \`+\` and \`#\` as whole levels, \`#\` last (a level may also be a prefix followed by \`+\`, e.g. \`test-+\`)`
+})
+/**
+ * Topic rules (auth/acl.ts): allow lists, and deny lists that win over them (`"deny": {"publish": [...], "subscribe":
+ * [...]}`), e.g. subscribe `#` except `internal/#`.
+ */
 const rules = z.object({
   publish: z.array(filterOrSys).default([]),
-  subscribe: z.array(filterOrSys).default([])
+  subscribe: z.array(filterOrSys).default([]),
+  deny: z.object({
+    publish: z.array(filterOrSys).default([]),
+    subscribe: z.array(filterOrSys).default([])
+  }).strict().optional()
 }).strict()
 const role = z.enum(ROLES)
 
@@ -22,8 +31,12 @@ export const authSchema = z.object({
   publicFilters: z.array(filterOrSys).min(1).default(['matches/+/events', 'matches/+/state']),
   /** Rules that replace a role's defaults. */
   roles: z.object({ viewer: rules.optional(), publisher: rules.optional(), operator: rules.optional() }).strict().default({}),
-  /** Clients without credentials get this role (viewer unless said otherwise) on listeners that accept `anonymous`. */
-  anonymous: z.object({ role: role.default('viewer') }).strict().optional(),
+  /**
+   * Clients without credentials get this role (viewer unless said otherwise) on listeners that accept `anonymous`.
+   * `persistentSessions`: whether they may use clean session off (default false: CONNACK 5). All anonymous clients
+   * are one identity, so any of them may take over an anonymous session by its client id (Mosquitto's behaviour).
+   */
+  anonymous: z.object({ role: role.default('viewer'), persistentSessions: z.boolean().default(false) }).strict().optional(),
   apiKeys: z.array(z.object({
     id: z.string().min(1),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be the hex SHA-256 of the key (tribune hash-password --api-key)'),

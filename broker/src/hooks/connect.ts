@@ -7,7 +7,7 @@
  */
 import type { Client, ConnectPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
-import { isDollar, refusal, topicTooBig, type HookContext } from './context.js'
+import { reservedPrefix, refusal, topicTooBig, type HookContext } from './context.js'
 import { connDetailsOf, connectWillOf } from '../aedes-internals.js'
 
 type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
@@ -44,25 +44,27 @@ export function connectHooks (ctx: HookContext): {
         return
       }
       const will = connectWillOf(client)
+      const listener = connDetailsOf(client)?.listener
       const willTooBig = will != null ? topicTooBig(will.topic, ctx.limits) : null
       if (willTooBig !== null) {
         cb(refusal(5, `not authorized: will ${willTooBig}`), false)
         return
       }
-      if (will != null && (isDollar(will.topic) || will.topic.includes('\u0000'))) {
-        log.warn({ clientId: client.id, topic: will.topic }, 'refused CONNECT: will topic is a $ topic')
-        cb(refusal(5, `not authorized: will topic ${will.topic} is a $ topic`), false)
+      const willReserved = will != null ? reservedPrefix(will.topic) : null
+      if (will != null && (willReserved !== null || will.topic.includes('\u0000'))) {
+        log.warn({ clientId: client.id, topic: will.topic, listener }, 'refused CONNECT: will topic is a topic of the broker ($SYS, $replay, $admin) or holds U+0000')
+        cb(refusal(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`), false)
         return
       }
       const holder: AccessClient | undefined = ctx.clients()[client.id]
       access.connect(client, { username, password, will, holder }).then((result) => {
         if ('returnCode' in result) {
-          log.warn({ clientId: client.id, username, peer: connDetailsOf(client)?.ipAddress, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
+          log.warn({ clientId: client.id, username, peer: connDetailsOf(client)?.ipAddress, listener, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
           cb(refusal(result.returnCode, result.reason), false)
           return
         }
         const watched = noKeepalive.has(client)
-        log.debug({ clientId: client.id, identity: result.id, role: result.role, method: result.method, ...(watched ? { keepalive: 0 } : {}) }, 'CONNECT accepted')
+        log.debug({ clientId: client.id, identity: result.id, role: result.role, method: result.method, listener, ...(watched ? { keepalive: 0 } : {}) }, 'CONNECT accepted')
         if (watched) ctx.watchLiveness(client)
         cb(null, true)
       }, (err: Error) => {

@@ -43,8 +43,20 @@ export function topicTooBig (topic: string, limits: HookLimits): string | null {
   return null
 }
 
-/** True for topics that belong to the broker (`$SYS`, `$replay`, `$admin`, ...). */
-export const isDollar = (topic: string): boolean => topic.charCodeAt(0) === 36
+/**
+ * The first topic levels that belong to the broker: `$SYS` (aedes' notices), `$replay` (feeds replayed), `$admin`
+ * (operators, under the topic rules). Other `$` topics (`$TopicA/B`) are ordinary topics under the topic rules;
+ * MQTT 3.1.1 section 4.7.2 only keeps them from first-level wildcards.
+ */
+export const RESERVED_PREFIXES: readonly string[] = ['$SYS', '$replay', '$admin']
+
+/** The reserved prefix (`$SYS`, `$replay`, `$admin`) that is the first level of `topic`, or null. */
+export function reservedPrefix (topic: string): string | null {
+  if (topic.charCodeAt(0) !== 36) return null // '$'
+  const slash = topic.indexOf('/')
+  const first = slash < 0 ? topic : topic.slice(0, slash)
+  return RESERVED_PREFIXES.includes(first) ? first : null
+}
 
 /** An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3). */
 export function refusal (returnCode: 2 | 4 | 5, message: string): Error & { returnCode: number } {

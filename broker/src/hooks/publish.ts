@@ -1,10 +1,11 @@
 /**
- * PUBLISH (and wills): `$` topics and U+0000 are refused; the identity's rules decide the rest; a feed publish is
- * stamped and stored before aedes acknowledges it. A refused PUBLISH closes the connection and is never delivered
+ * PUBLISH (and wills): the broker's own `$SYS` and `$replay` topics and U+0000 are refused; the identity's rules
+ * decide the rest (`$admin` and other `$` topics included); a feed publish is stamped and stored before aedes
+ * acknowledges it. A refused PUBLISH closes the connection and is never delivered
  * (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or closes).
  */
 import type { Client, PublishPacket } from 'aedes'
-import { isDollar, topicTooBig, type HookContext } from './context.js'
+import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
 
 /**
  * Whether aedes, given the go-ahead now, writes the PUBACK and then publishes the message itself: its next step
@@ -21,11 +22,12 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
   const recentQoS2 = new WeakMap<Client, Map<number, { topic: string, original: Buffer, envelope: Promise<Buffer | null> }>>()
   return function authorizePublish (client, packet, callback) {
     const topic = packet.topic
-    // Also wills published by the broker for a client that is gone (client null): `$` topics belong to the broker,
-    // except `$admin/...`, which the topic rules give to operators.
-    if ((isDollar(topic) && !topic.startsWith('$admin/')) || topic.includes('\u0000')) {
-      log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to a $ topic or a topic with U+0000')
-      callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: $ topics belong to the broker, and U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)`))
+    // Also wills published by the broker for a client that is gone (client null): `$SYS` and `$replay` belong to the
+    // broker; `$admin` is left to the topic rules (operators), and so are other `$` topics (`$TopicA/B`).
+    const reserved = reservedPrefix(topic)
+    if ((reserved !== null && reserved !== '$admin') || topic.includes('\u0000')) {
+      log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to a topic of the broker ($SYS, $replay) or with U+0000')
+      callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: ${reserved !== null ? `${reserved} topics belong to the broker` : 'U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)'}`))
       return
     }
     const tooBig = topicTooBig(topic, ctx.limits)
