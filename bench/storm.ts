@@ -70,6 +70,8 @@ export interface StormRun {
   refused: Record<string, number>
   refusedConnack: number
   refused503: number
+  /** Connections made and closed before any answer (shed at accept); absent in runs recorded before shedding. */
+  shed?: number
   errors: number
   timeouts: number
   arrived: number
@@ -155,6 +157,7 @@ export async function stormRun (opts: StormOptions, admission: 'on' | 'off'): Pr
         refused: refusedBetween(atStart, samples),
         refusedConnack: stats.refusedConnack,
         refused503: stats.refused503,
+        shed: stats.shed,
         errors: stats.errors,
         timeouts: stats.timeouts,
         arrived: stats.arrived,

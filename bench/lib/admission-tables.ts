@@ -80,12 +80,12 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
       `${int(r.joined)} of ${int(r.arrived)}`, r.joinP99Ms / 1000, r.drainMs === null ? null : r.drainMs / 1000])
   }
   const generator: FigureTable = {
-    caption: 'The load generator during the storm (worker threads on the same 2 cores): new clients asked and arrived per second, connections opened (first tries and retries) and counted by the node (taken + refused) per second',
+    caption: 'The load generator during the storm (worker threads on the same 2 cores): new clients asked and arrived per second, connections opened (first tries and retries) and counted by the node (taken + refused + shed) per second',
     columns: [{ header: 'Node', format: 'text' }, { header: 'Asked/s', format: 'int' }, { header: 'Arrived/s', format: 'int' },
       { header: 'Attempts/s', format: 'int' }, { header: 'Node saw/s', format: 'int' }, { header: 'Generator cores', format: 'two' },
-      { header: 'Generator timer lag ms', format: 'int' }, { header: 'Held back', format: 'int' }, { header: 'Refused (clients: 503 / CONNACK 3)', format: 'text' }, { header: 'Errors (timed out)', format: 'text' }],
+      { header: 'Generator timer lag ms', format: 'int' }, { header: 'Held back', format: 'int' }, { header: 'Refused (clients: 503 / CONNACK 3 / shed)', format: 'text' }, { header: 'Errors (timed out)', format: 'text' }],
     rows: runs.map((r) => [label(r), r.askedRate, r.arrivedRate, r.attemptRate, r.nodeSeenRate, r.generatorCores, r.generatorTimerLagMs, r.generatorHeld,
-      `${int(r.refused503)} / ${int(r.refusedConnack)}`, `${int(r.errors)} (${int(r.timeouts)})`])
+      `${int(r.refused503)} / ${int(r.refusedConnack)} / ${int(r.shed ?? 0)}`, `${int(r.errors)} (${int(r.timeouts)})`])
   }
   const on = runs.find((r) => r.admission === 'on')
   const off = runs.find((r) => r.admission === 'off')
@@ -99,7 +99,7 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
     notes.push(`${parts.join('; ')}.`)
   }
   if (on !== undefined) {
-    const refused = on.refused503 + on.refusedConnack
+    const refused = on.refused503 + on.refusedConnack + (on.shed ?? 0)
     if (refused > 0) notes.push(`Retries: ${(on.attemptRate / on.arrivedRate).toFixed(1)} connections opened per new client during the storm; the ${int(on.refusedThenJoined)} clients refused at least once were refused ${(refused / Math.max(1, on.refusedThenJoined)).toFixed(1)} times each on average before they got in.`)
     notes.push(on.left === 0
       ? `Every one of the ${int(on.arrived)} clients got in; the last refused one ${((on.drainMs ?? 0) / 1000).toFixed(0)} s after the storm (at best ${int((o.factor - 1) * o.seconds)} s: the backlog of ${o.factor - 1} x ${o.seconds} s of arrivals at the node's rate).`

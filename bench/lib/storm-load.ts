@@ -31,7 +31,7 @@ export function openFileLimit (): number {
   return m !== null ? Number(m[1]) : 65536
 }
 
-const SUMS: Array<keyof StormStats> = ['arrived', 'attempts', 'accepted', 'joined', 'refusedConnack', 'refused503', 'errors', 'timeouts', 'gaveUp', 'dropped', 'refusedThenJoined', 'waiting', 'open', 'held']
+const SUMS: Array<keyof StormStats> = ['arrived', 'attempts', 'accepted', 'joined', 'refusedConnack', 'refused503', 'shed', 'errors', 'timeouts', 'gaveUp', 'dropped', 'refusedThenJoined', 'waiting', 'open', 'held']
 const MAXES: Array<keyof StormStats> = ['maxOpen', 'maxHeld', 'lastRefusedJoinAt', 'lastJoinAt', 'maxTimerLagMs']
 
 export function sumStats (parts: StormStats[]): StormStats {

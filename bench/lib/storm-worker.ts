@@ -10,7 +10,8 @@
  *    float64 send time (ms since 1970) in its payload's first 8 bytes; {cmd:'ready'} once all are subscribed.
  * A refused client (CONNACK 3, or HTTP 503 to the upgrade) with `retry` tries again as the client library does
  * (client/src/backoff.ts reconnectDelay): at least the Retry-After (1 s after a CONNACK 3), plus full jitter
- * random(0, min(30 s, 500 ms * 2^attempt)); a connection that fails otherwise, after the jitter alone. Without
+ * random(0, min(30 s, 500 ms * 2^attempt)); a connection made and then closed or reset before any answer (the node
+ * shed it at accept) likewise after 1 s; a connection that fails otherwise, after the jitter alone. Without
  * `retry` it counts and gives up. Every 250 ms {cmd:'progress', stats}; {cmd:'done'} once every client arrived and
  * none is left connecting or waiting. Parent messages: {cmd:'reset'} (empties the histogram), {cmd:'report'}
  * (answers {cmd:'report', stats, histogram}), {cmd:'stop'} (no more arrivals).
@@ -58,6 +59,8 @@ export interface StormStats {
   /** Refusals: CONNACK 3 over TCP, 503 over WebSocket. */
   refusedConnack: number
   refused503: number
+  /** Connections made and closed or reset before any answer (shed at accept by the node). */
+  shed: number
   /** Connections that failed otherwise (reset, closed, timed out, other answers), of which timed out (no CONNACK or
    * upgrade answer within 10 s: on loopback, SYNs dropped by a full accept queue). */
   errors: number
@@ -93,7 +96,7 @@ const newHistogram = (): hdr.Histogram => hdr.build({ lowestDiscernibleValue: 1,
 /** Join time from arrival (µs; arrivals, closed, batch) or latency (µs; viewers). */
 let histogram = newHistogram()
 const stats: StormStats = {
-  arrived: 0, attempts: 0, accepted: 0, joined: 0, refusedConnack: 0, refused503: 0, errors: 0, timeouts: 0, gaveUp: 0, dropped: 0, refusedThenJoined: 0,
+  arrived: 0, attempts: 0, accepted: 0, joined: 0, refusedConnack: 0, refused503: 0, shed: 0, errors: 0, timeouts: 0, gaveUp: 0, dropped: 0, refusedThenJoined: 0,
   waiting: 0, open: 0, held: 0, maxOpen: 0, maxHeld: 0, lastRefusedJoinAt: 0, lastJoinAt: 0, maxTimerLagMs: 0, startedAt: Date.now()
 }
 
@@ -117,6 +120,8 @@ function attempt (c: Client): void {
   const hello = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `storm-${c.n}`, keepalive: 600, username: job.username, password: job.password === undefined ? undefined : Buffer.from(job.password) })
   const s: Socket = tcpConnect({ host: url.hostname, port, noDelay: true, localAddress: loopback ? `127.0.0.${2 + ((c.n + c.tries) % 50)}` : undefined })
   let settled = false
+  let made = false
+  let answered = false
   let inside = false
   let got = 0
   const timer = setTimeout(() => { stats.timeouts++; settle({ kind: 'error' }) }, CONNECT_TIMEOUT_MS)
@@ -132,6 +137,7 @@ function attempt (c: Client): void {
   }
   const onPacket = (type: number, flags: number, body: Buffer): void => {
     if (type === PacketType.CONNACK) {
+      answered = true
       if (body[1] === 3) { stats.refusedConnack++; settle({ kind: 'refused', floorMs: BACKOFF.refusedMinMs }); return }
       if (body[1] !== 0) { settle({ kind: 'error' }); return }
       clearTimeout(timer) // in: from here it waits for its messages as a viewer would
@@ -154,12 +160,13 @@ function attempt (c: Client): void {
     const ws = new WebSocketClient((b) => s.write(b), () => send(hello), (d) => reader.push(d))
     send = (b) => ws.write(b)
     let head: Buffer | undefined = Buffer.alloc(0)
-    s.on('connect', () => s.write(upgrade))
+    s.on('connect', () => { made = true; s.write(upgrade) })
     s.on('data', guarded((d) => {
       if (head === undefined) { ws.push(d); return }
       head = Buffer.concat([head, d])
       if (head.indexOf('\r\n\r\n') < 0) return
       const text = head.toString('latin1', 0, head.indexOf('\r\n\r\n'))
+      answered = true
       if (text.startsWith('HTTP/1.1 503')) {
         stats.refused503++
         const after = Number(/\r\nretry-after:\s*(\d+)/i.exec(text)?.[1] ?? NaN)
@@ -171,14 +178,18 @@ function attempt (c: Client): void {
       ws.push(all)
     }))
   } else {
-    s.on('connect', () => send(hello))
+    s.on('connect', () => { made = true; send(hello) })
     s.on('data', guarded((d) => reader.push(d)))
   }
-  s.on('error', () => settle({ kind: 'error' }))
+  // Made, then closed or reset before any answer: shed at accept, a refusal without Retry-After (as the client library).
+  const failed = (): void => {
+    if (made && !answered && !settled) { stats.shed++; settle({ kind: 'refused', floorMs: BACKOFF.refusedMinMs }) } else settle({ kind: 'error' })
+  }
+  s.on('error', failed)
   s.on('close', () => {
     stats.open--
     if (inside) stats.dropped++
-    settle({ kind: 'error' })
+    failed()
     if (held.length > 0 && stats.open < job.maxOpen) attempt(held.shift() as Client)
     stats.held = held.length
   })

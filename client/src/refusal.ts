@@ -5,7 +5,9 @@
 //   - WebSocket: the HTTP upgrade answered `503 Service Unavailable` (or `429 Too Many Requests`) with
 //     `Retry-After: <seconds>`. Node's `ws` (which MQTT.js uses in Node) lets us see that answer through its
 //     `finishRequest` option; a browser reports only a failed WebSocket (close code 1006), a plain failure;
-//   - a TLS connection closed before the handshake is a plain failure (nothing tells it from a dead node).
+//   - a connection closed or reset by the server before any answer (a node shedding load closes new connections at
+//     accept; a TLS listener refuses before the handshake) counts as a refusal without a Retry-After (connection.ts);
+//     a node that cannot be reached at all (ECONNREFUSED, ENOTFOUND, ...) is a plain failure.
 // Standard APIs only (the WebSocket hook is typed structurally, without Node's types at run time).
 
 import { withoutPassword } from './targets.js'

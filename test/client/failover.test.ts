@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { Viewer, ServerUnavailableError, type FeedEnvelope, type ReconnectInfo, type ViewerOptions } from '../../client/src/index.js'
 import { brokerForTest, onCleanup } from '../helpers/broker.js'
 import { connect, collect, waitFor } from '../helpers/mqtt.js'
-import { closedPort, connackRefuser, tlsCloser, upgradeRefuser } from './refusers.js'
+import { closedPort, closer, connackRefuser, upgradeRefuser } from './refusers.js'
 
 const FEED = 'matches/failover/events'
 
@@ -111,21 +111,23 @@ describe('a viewer with several broker URLs', () => {
     expect(w.got).toEqual(await feedOf(node.wsUrl, 6))
   })
 
-  it('counts a TLS connection closed before the handshake as a plain failure', async () => {
+  it.each(['mqtts', 'mqtt', 'ws'] as const)('counts a connection closed at accept (%s: before any answer, as a node shedding load or a TLS listener refusing does) as a refusal: waits at least refusedMinMs', async (scheme) => {
     const node = await brokerForTest()
-    const closer = await tlsCloser()
+    const shedder = await closer(scheme)
     await publish(node.tcpUrl, ids(1, 2))
-    const w = watch([closer.url, node.tcpUrl])
+    const w = watch([shedder.url, node.tcpUrl], { reconnect: { baseMs: 50, capMs: 200, refusedMinMs: 700 } })
     await waitFor(() => w.got.length === 2, 'history')
-    expect(closer.arrivals).toHaveLength(1)
-    expect(w.reconnects.map(({ attempt, url, refused }) => ({ attempt, url, refused }))).toEqual([{ attempt: 1, url: node.tcpUrl, refused: false }])
+    expect(shedder.arrivals).toHaveLength(1)
+    expect(w.reconnects.map(({ attempt, url, refused }) => ({ attempt, url, refused }))).toEqual([{ attempt: 1, url: node.tcpUrl, refused: true }])
+    expect(w.reconnects[0].delayMs).toBeGreaterThanOrEqual(700)
+    expect(w.connects[0].at - shedder.arrivals[0]).toBeGreaterThanOrEqual(700)
     expect(w.errors.some((e) => e instanceof ServerUnavailableError)).toBe(false)
   })
 
   it('does not reset the attempt count on a refusal: only a CONNACK 0 does', async () => {
     const refuser = await connackRefuser()
-    const closer = await tlsCloser()
-    const w = watch([refuser.url, closer.url], { reconnect: { baseMs: 20, capMs: 40, refusedMinMs: 100 } })
+    const dead = `mqtt://127.0.0.1:${await closedPort()}`
+    const w = watch([refuser.url, dead], { reconnect: { baseMs: 20, capMs: 40, refusedMinMs: 100 } })
     await waitFor(() => w.reconnects.length >= 6, 'six retries')
     await w.viewer.close()
     expect(w.reconnects.slice(0, 6).map((r) => [r.attempt, r.lastUrl === refuser.url, r.refused])).toEqual([

@@ -1,6 +1,7 @@
 /**
  * Test plumbing: small real servers that refuse connections the way a broker's admission control does (MQTT
- * CONNACK 3; HTTP 503 with Retry-After to a WebSocket upgrade; TCP closed before the TLS handshake), recording when
+ * CONNACK 3; HTTP 503 with Retry-After to a WebSocket upgrade; TCP closed at accept, before any answer or TLS
+ * handshake), recording when
  * each connection came; and the URL of a port nobody listens on. Closed after the test.
  */
 import http from 'node:http'
@@ -53,15 +54,19 @@ export async function upgradeRefuser (retryAfter: string | undefined, status = 5
   return { url: `ws://127.0.0.1:${await listen(server)}/mqtt`, arrivals }
 }
 
-/** A TCP server that closes every connection at once: for mqtts://, closed before the TLS handshake. */
-export async function tlsCloser (): Promise<Refuser> {
+/**
+ * A TCP server that closes every connection at once, as a node shedding load does (closed at accept) and a TLS
+ * listener refusing before the handshake: its URL for `scheme` (mqtt://, mqtts://, or ws:// with /mqtt).
+ */
+export async function closer (scheme: 'mqtt' | 'mqtts' | 'ws' = 'mqtts'): Promise<Refuser> {
   const arrivals: number[] = []
   const server = net.createServer((socket) => {
     arrivals.push(Date.now())
     socket.on('error', () => {})
     socket.destroy()
   })
-  return { url: `mqtts://127.0.0.1:${await listen(server)}`, arrivals }
+  const port = await listen(server)
+  return { url: scheme === 'ws' ? `ws://127.0.0.1:${port}/mqtt` : `${scheme}://127.0.0.1:${port}`, arrivals }
 }
 
 /** A port on 127.0.0.1 where nothing listens (it was free a moment ago): connections are refused by the OS. */

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { Publisher, ServerUnavailableError, type ReconnectInfo } from '../../publisher/src/index.js'
-import { closedPort, connackRefuser, tlsCloser, upgradeRefuser } from '../client/refusers.js'
+import { closedPort, closer as acceptCloser, connackRefuser, upgradeRefuser } from '../client/refusers.js'
 import { SAMPLE, secureConfig } from '../helpers/auth.js'
 import { brokerForTest } from '../helpers/broker.js'
 import { collect, connect } from '../helpers/mqtt.js'
@@ -47,9 +47,9 @@ describe('Publisher with several broker URLs', () => {
     await expect(Publisher.connect([])).rejects.toThrow(RangeError)
   })
 
-  it('over TLS closed before the handshake (a plain failure), then a WebSocket to Tribune, with a URL\'s credentials', async () => {
+  it('over TLS closed before the handshake (a refusal: at least refusedMinMs), then a WebSocket to Tribune, with a URL\'s credentials', async () => {
     const node = await brokerForTest()
-    const closer = await tlsCloser()
+    const closer = await acceptCloser('mqtts')
     const errors: Error[] = []
     const pub = await connectPublisher([closer.url, node.wsUrl], { random: keepOrder, onError: (e) => errors.push(e) })
     expect(closer.arrivals).toHaveLength(1)
