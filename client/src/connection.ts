@@ -13,7 +13,7 @@
 import mqtt from 'mqtt'
 import type { IClientOptions, MqttClient } from 'mqtt'
 import { reconnectDelay, type AttemptFailure, type BackoffOptions } from './backoff.js'
-import { ServerUnavailableError, unavailableConnackCode, upgradeRefusalHook, type FinishRequest } from './refusal.js'
+import { ServerUnavailableError, closedBeforeAnswer, unavailableConnackCode, upgradeRefusalHook, type FinishRequest } from './refusal.js'
 
 /** True where a refused WebSocket upgrade cannot be told from other failures: outside Node (browsers, TV apps). */
 const OPAQUE_UPGRADES = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node !== 'string'
@@ -59,9 +59,6 @@ export interface ConnectionOptions {
   readonly random: () => number
 }
 
-/** Transport errors of a connection that was made and then closed by the server before CONNACK (shed at accept). */
-const SHED_ERRORS = new Set(['ECONNRESET', 'EPIPE'])
-
 /**
  * One live MQTT connection at a time, to one of several broker URLs: tries them in a shuffled order, stays on the one
  * that works, moves to the next on any failure (refused, timed out, connection lost) after the reconnect delay, and
@@ -82,8 +79,8 @@ export class BrokerConnection {
   #open = false
   #attempt = 0
   #failure: AttemptFailure = { refused: false }
-  /** The code of the transport error of the current attempt (e.g. ECONNREFUSED), or CONNACK for a refusal other than 3. */
-  #transportError: string | undefined
+  /** The first error of the current attempt, if any. */
+  #attemptError: Error | undefined
   #timer: ReturnType<typeof setTimeout> | undefined
 
   /**
@@ -186,7 +183,7 @@ export class BrokerConnection {
     const client = this.#clientOf(this.#targets.current)
     this.#client = client
     this.#failure = { refused: false }
-    this.#transportError = undefined
+    this.#attemptError = undefined
     this.#open = true
     if (this.#started.has(client)) {
       client.reconnect()
@@ -205,9 +202,7 @@ export class BrokerConnection {
 
   #onError (url: string, err: Error): void {
     const code = unavailableConnackCode(err, this.#protocolVersion)
-    const transport = (err as { code?: unknown }).code
-    if (typeof transport === 'string') this.#transportError = transport
-    else if (code === undefined && err.message.startsWith('Connection refused')) this.#transportError = 'CONNACK' // 1, 2, 4, 5: an answer, not shedding
+    this.#attemptError ??= err
     if (code === undefined) {
       this.#handlers.error(err)
       return
@@ -229,7 +224,7 @@ export class BrokerConnection {
     // answer: a connection that was made, then closed or reset before any CONNACK. Count both as a refusal (wait the
     // refusal minimum), so viewers of a herd spread out; a node that cannot be reached (ECONNREFUSED, ENOTFOUND,
     // ETIMEDOUT, ...) is a plain failure, and the next URL is tried after the jitter alone.
-    const shed = this.#transportError === undefined || SHED_ERRORS.has(this.#transportError)
+    const shed = closedBeforeAnswer(this.#attemptError)
     const failure = !wasConnected && !this.#failure.refused && (shed || (OPAQUE_UPGRADES && /^wss?:/i.test(lastUrl))) ? { refused: true } : this.#failure
     const url = this.#targets.next()
     const delayMs = reconnectDelay(this.#attempt, failure, this.#backoff, this.#random)

@@ -2,7 +2,7 @@
 
 export { Viewer, SubscriptionRefusedError } from './viewer.js'
 export type { ViewerOptions, ViewerEvents, ReconnectInfo, StateMessage, StateWatch, WatchFeedOptions } from './viewer.js'
-export { ServerUnavailableError, parseRetryAfter, unavailableConnackCode, upgradeRefusalHook } from './refusal.js'
+export { ServerUnavailableError, closedBeforeAnswer, parseRetryAfter, unavailableConnackCode, upgradeRefusalHook } from './refusal.js'
 export type { FinishRequest, UpgradeRequest, UpgradeResponse } from './refusal.js'
 export { TargetRotation, shuffled, urlList, withoutPassword } from './targets.js'
 export type { BrokerUrls } from './targets.js'

@@ -15,6 +15,20 @@ import { withoutPassword } from './targets.js'
 /** CONNACK codes meaning "server unavailable / busy": MQTT 3.1.1 (3) and MQTT 5 (0x88, 0x89, 0x9F). */
 const UNAVAILABLE_CODES: Readonly<Record<number, readonly number[]>> = { 3: [3], 4: [3], 5: [0x88, 0x89, 0x9f] }
 
+/**
+ * Whether a connection attempt that ended before CONNACK looks shed by the server (made, then closed or reset before
+ * any answer: a node closing new connections at accept, a TLS listener refusing before the handshake) rather than
+ * failed to reach it.
+ * @param err the first error of the attempt (MQTT.js emits transport errors with a string `code`, CONNACK refusals
+ *   with a numeric one), or undefined when it closed without one.
+ * @returns true for no error, ECONNRESET or EPIPE; false for any other (ECONNREFUSED, ENOTFOUND, a CONNACK, ...).
+ */
+export function closedBeforeAnswer (err: unknown): boolean {
+  if (err === undefined) return true
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'ECONNRESET' || code === 'EPIPE'
+}
+
 /** HTTP statuses of a refused WebSocket upgrade that mean "come back later". */
 const REFUSED_STATUSES = new Set([503, 429])
 

@@ -22,7 +22,7 @@ import mqtt, { type IClientOptions, type IStream, type MqttClient } from 'mqtt'
 import { WebSocket, createWebSocketStream } from 'ws'
 import { reconnectDelay, type AttemptFailure } from '../../client/src/backoff.js'
 import type { ReconnectInfo } from '../../client/src/connection.js'
-import { ServerUnavailableError, unavailableConnackCode, upgradeRefusalHook } from '../../client/src/refusal.js'
+import { ServerUnavailableError, closedBeforeAnswer, unavailableConnackCode, upgradeRefusalHook } from '../../client/src/refusal.js'
 import { TargetRotation, withoutPassword, type BrokerUrls } from '../../client/src/targets.js'
 
 export type { MatchEvent, MatchState, Score, MatchStatus } from './replay/model.js'
@@ -274,6 +274,7 @@ export class Publisher {
   }
 
   private onClose (): void {
+    const wasUp = this.up
     if (this.up) {
       this.up = false
       this.opts.onConnectionChange?.(false)
@@ -281,7 +282,8 @@ export class Publisher {
     if (!this.open) return // a second close of the same attempt
     this.open = false
     if (!this.running || this.closed) return // the first connect's pass goes on by itself
-    const failure = this.failure
+    // Made, then closed or reset before any answer (shed at accept, or TLS refused before the handshake): a refusal.
+    const failure: AttemptFailure = !wasUp && !this.failure.refused && closedBeforeAnswer(this.attemptError) ? { refused: true } : this.failure
     const lastUrl = this.targets.current
     const url = this.targets.next()
     const delayMs = failure.refused

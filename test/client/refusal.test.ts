@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseRetryAfter, ServerUnavailableError, unavailableConnackCode, upgradeRefusalHook, type UpgradeResponse } from '../../client/src/refusal.js'
+import { closedBeforeAnswer, parseRetryAfter, ServerUnavailableError, unavailableConnackCode, upgradeRefusalHook, type UpgradeResponse } from '../../client/src/refusal.js'
 
 class ReasonError extends Error {
   constructor (message: string, readonly code: number) { super(message) }
@@ -34,6 +34,17 @@ describe('unavailableConnackCode', () => {
     expect(unavailableConnackCode(new ReasonError('Protocol error', 3))).toBeUndefined()
     expect(unavailableConnackCode(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBeUndefined()
     expect(unavailableConnackCode('Connection refused: Server unavailable')).toBeUndefined()
+  })
+})
+
+describe('closedBeforeAnswer', () => {
+  it('takes a close with no error, or a reset, for shedding; unreachable nodes and CONNACK answers not', () => {
+    const err = (code: string | number): Error => Object.assign(new Error('x'), { code })
+    expect(closedBeforeAnswer(undefined)).toBe(true)
+    expect(closedBeforeAnswer(err('ECONNRESET'))).toBe(true)
+    expect(closedBeforeAnswer(err('EPIPE'))).toBe(true)
+    for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 5, 3]) expect(closedBeforeAnswer(err(code))).toBe(false)
+    expect(closedBeforeAnswer(new Error('connack timeout'))).toBe(false)
   })
 })
 

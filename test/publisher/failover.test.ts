@@ -47,7 +47,7 @@ describe('Publisher with several broker URLs', () => {
     await expect(Publisher.connect([])).rejects.toThrow(RangeError)
   })
 
-  it('over TLS closed before the handshake (a refusal: at least refusedMinMs), then a WebSocket to Tribune, with a URL\'s credentials', async () => {
+  it('over TLS closed before the handshake (a refusal, moved past in the first pass), then a WebSocket to Tribune, with a URL\'s credentials', async () => {
     const node = await brokerForTest()
     const closer = await acceptCloser('mqtts')
     const errors: Error[] = []
