@@ -60,6 +60,18 @@ export interface ConnectionOptions {
 }
 
 /**
+ * A client id for one connection attempt: `tribune_` and 16 random hex digits. A clean-session viewer has nothing to
+ * keep under its id, and a new one per attempt keeps a stale CONNECT (an earlier attempt the viewer gave up on, still
+ * in a busy node's accept queue) from taking over the viewer's live connection when the node reads it at last (a
+ * CONNECT with a client id in use closes the other connection, MQTT 3.1.1 section 3.1.4, MQTT-3.1.4-2).
+ */
+export function freshClientId (): string {
+  const bytes = new Uint8Array(8)
+  globalThis.crypto.getRandomValues(bytes)
+  return `tribune_${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`
+}
+
+/**
  * One live MQTT connection at a time, to one of several broker URLs: tries them in a shuffled order, stays on the one
  * that works, moves to the next on any failure (refused, timed out, connection lost) after the reconnect delay, and
  * resets the attempt count only on CONNACK 0.
@@ -72,6 +84,8 @@ export class BrokerConnection {
   readonly #random: () => number
   readonly #handlers: ConnectionHandlers
   readonly #protocolVersion: number
+  /** A new client id for each attempt (clean session, none given): see {@link freshClientId}. */
+  readonly #freshIds: boolean
   #client: MqttClient
   #connected = false
   #closed = false
@@ -93,6 +107,7 @@ export class BrokerConnection {
     this.#random = options.random
     this.#handlers = handlers
     this.#protocolVersion = options.mqtt.protocolVersion ?? 4
+    this.#freshIds = options.mqtt.clientId === undefined && options.mqtt.clean !== false
     for (const url of this.#targets.order) {
       if (!this.#clients.has(url)) this.#clients.set(url, this.#createClient(url, options.mqtt))
     }
@@ -185,6 +200,7 @@ export class BrokerConnection {
     this.#failure = { refused: false }
     this.#attemptError = undefined
     this.#open = true
+    if (this.#freshIds) client.options.clientId = freshClientId()
     if (this.#started.has(client)) {
       client.reconnect()
     } else {

@@ -124,6 +124,24 @@ describe('a viewer with several broker URLs', () => {
     expect(w.errors.some((e) => e instanceof ServerUnavailableError)).toBe(false)
   })
 
+  it('uses a new client id for each connection (so a stale CONNECT cannot take over the live one), unless one is given', async () => {
+    const node = await brokerForTest()
+    const ids: string[] = []
+    node.aedes.on('client', (c) => ids.push(c.id))
+    const w = watch([node.tcpUrl])
+    for (let i = 1; i <= 3; i++) {
+      await waitFor(() => ids.length === i && w.viewer.connected, `connection ${i}`)
+      if (i < 3) node.aedes.clients[ids[i - 1]].close()
+    }
+    expect(new Set(ids).size).toBe(3)
+    for (const id of ids) expect(id).toMatch(/^tribune_[0-9a-f]{16}$/)
+    const fixed = watch([node.tcpUrl], { clientId: 'my-tv' })
+    await waitFor(() => ids.length === 4 && fixed.viewer.connected, 'the fixed id')
+    node.aedes.clients['my-tv'].close()
+    await waitFor(() => ids.length === 5, 'the fixed id again')
+    expect(ids.slice(3)).toEqual(['my-tv', 'my-tv'])
+  })
+
   it('does not reset the attempt count on a refusal: only a CONNACK 0 does', async () => {
     const refuser = await connackRefuser()
     const dead = `mqtt://127.0.0.1:${await closedPort()}`
