@@ -71,14 +71,16 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   const connect = (name: string, extra: RedisOptions = {}): Redis => {
     const conn = new Redis(url, { ...base, ...extra })
     let down = false
+    let up = false // before the first connect, a failure is the start's to report (one error, below), not a warning
     conn.on('error', (err: Error) => {
       lastError = err
-      if (!down) log.warn({ redis: redact, connection: name, reason: err.message }, 'redis connection lost; retrying')
+      if (!down && up) log.warn({ redis: redact, connection: name, reason: err.message }, 'redis connection lost; retrying')
       down = true
     })
     conn.on('ready', () => {
-      if (down) log.info({ redis: redact, connection: name }, 'redis connection back')
+      if (down && up) log.info({ redis: redact, connection: name }, 'redis connection back')
       down = false
+      up = true
     })
     return conn
   }
