@@ -16,7 +16,7 @@ export async function brokerMain (argv: string[]): Promise<number> {
     for (const o of options) spec[o.flag] = { type: 'string' }
     flags = parseFlags({ args: argv, options: spec, allowPositionals: false }).values
   } catch (err) {
-    console.error(`tribune broker: ${(err as Error).message}\n\n${helpText()}`)
+    console.error(`tribune broker: ${(err as Error).message}\nRun \`tribune broker --help\` for the options.`)
     return 2
   }
   if (flags.help === true) {

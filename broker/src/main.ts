@@ -237,8 +237,11 @@ async function publishOrphanWills (broker: Aedes, stores: NodeStores, log: Logge
   }))
 }
 
-/** Open files kept for the store, Redis, logs and the listeners themselves, under the process limit. */
+/** Open files kept for the store, Redis, logs and the listeners themselves, under the process limit (a quarter of
+ * a limit under 1,024). */
 const RESERVED_FILES = 256
+/** Below this many connections a lowered limit is worth a warning even when the default was asked. */
+const FEW_CONNECTIONS = 1000
 
 /**
  * The node's admission control from the configuration. `maxConnections` is lowered to the process' open-file limit
@@ -247,11 +250,13 @@ const RESERVED_FILES = 256
 function createAdmission (config: BrokerConfig, log: Logger): Admission {
   let maxConnections = config.maxConnections
   const files = openFileLimit()
-  if (maxConnections > 0 && files !== undefined && maxConnections > files - RESERVED_FILES) {
-    const lowered = Math.max(1, files - RESERVED_FILES)
-    // A warning when the operator asked for more; the default is lowered quietly (a warning at every start is noise).
-    const level = maxConnections === ADMISSION_DEFAULTS.maxConnections ? 'info' : 'warn'
-    log[level]({ maxConnections, openFileLimit: files, lowered }, `max connections lowered to ${lowered}: the open-file limit is ${files}, less ${RESERVED_FILES} kept for the node's own files (raise it with ulimit -n)`)
+  const reserved = files === undefined ? RESERVED_FILES : Math.min(RESERVED_FILES, Math.floor(files / 4))
+  if (maxConnections > 0 && files !== undefined && maxConnections > files - reserved) {
+    const lowered = Math.max(1, files - reserved)
+    // A warning when the operator asked for more, or when few are left; the default lowered to thousands is said
+    // quietly (a warning at every start is noise).
+    const level = maxConnections === ADMISSION_DEFAULTS.maxConnections && lowered >= FEW_CONNECTIONS ? 'info' : 'warn'
+    log[level]({ maxConnections, openFileLimit: files, lowered }, `max connections lowered to ${lowered}: the open-file limit is ${files}, less ${reserved} kept for the node's own files (raise it with ulimit -n)`)
     maxConnections = lowered
   }
   return new Admission({

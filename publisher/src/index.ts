@@ -277,7 +277,7 @@ export class Publisher {
     const wasUp = this.up
     if (this.up) {
       this.up = false
-      this.opts.onConnectionChange?.(false)
+      if (!this.closed) this.opts.onConnectionChange?.(false) // not for close(): nothing was lost
     }
     if (!this.open) return // a second close of the same attempt
     this.open = false

@@ -72,6 +72,8 @@ describe('Publisher', () => {
     await waitFor(() => sub.got.length >= 3, 'three messages')
     expect(sub.got.map((m) => m.json.id)).toEqual(['e1', 'e2', 'm'])
     expect(changes).toEqual([false, true])
+    await pub.close() // a deliberate close is not a lost connection (tribune replay said "connection lost" at its end)
+    expect(changes).toEqual([false, true])
 
     await pubSide.down()
     await waitFor(() => !pub.connected, 'publisher offline again')

@@ -40,7 +40,9 @@ export function connectHooks (ctx: HookContext): {
       if (keepalive !== undefined) {
         // MQTT 3.1.1 has no code for this; like Mosquitto, answer "identifier rejected" (2).
         const allowed = ctx.limits.keepaliveZero === 'refuse' ? `1 to ${ctx.limits.maxKeepalive} s (keep alive 0 is refused here)` : `0 to ${ctx.limits.maxKeepalive} s`
-        cb(refusal(2, `keep alive ${keepalive} s refused: it must be ${allowed}`), false)
+        const reason = `keep alive ${keepalive} s refused: it must be ${allowed}`
+        log.warn({ clientId: client.id, peer: connDetailsOf(client)?.ipAddress, listener: connDetailsOf(client)?.listener, returnCode: 2, reason }, 'CONNECT refused')
+        cb(refusal(2, reason), false)
         return
       }
       const will = connectWillOf(client)
