@@ -283,6 +283,10 @@ async function createAccess (config: BrokerConfig, planned: PlannedListener[], l
     }
     return new Access(null, methods)
   }
+  const exposed = planned.filter((l) => !isLoopback(l.host))
+  if (config.auth.sampleCredentials && exposed.length > 0) {
+    throw new ConfigError(`listener ${exposed[0].name} on ${exposed[0].host}: this auth section has "sampleCredentials": true, and sample credentials are public (the README prints them): replace them with your own (tribune hash-password), remove "sampleCredentials", or listen on 127.0.0.1`)
+  }
   let auth: Authenticator
   try {
     auth = await Authenticator.create(config.auth)

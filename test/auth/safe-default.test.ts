@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { startBroker } from '../../broker/src/main.js'
 import { onCleanup } from '../helpers/broker.js'
 import { connect } from '../helpers/mqtt.js'
+import { secureConfig } from '../helpers/auth.js'
 
 describe('safe default', () => {
   it('refuses a non-loopback address without an auth section', async () => {
@@ -13,6 +14,18 @@ describe('safe default', () => {
       .rejects.toThrow(/mqtt:0 on 0\.0\.0\.0 is not a loopback address: add an auth section/)
     await expect(startBroker({ dataDir: ':memory:', logLevel: 'silent', listeners: [{ protocol: 'ws', host: '::', port: 0 }] }))
       .rejects.toThrow(/not a loopback address/)
+  })
+
+  it('refuses the shipped example\'s public sample credentials on a non-loopback address, and takes them on loopback', async () => {
+    const exposed = { ...secureConfig(), host: '0.0.0.0' }
+    await expect(startBroker(exposed)).rejects.toThrow(/on 0\.0\.0\.0: this auth section has "sampleCredentials": true, and sample credentials are public/)
+    const own = secureConfig()
+    own.host = '0.0.0.0'
+    ;(own.auth as { sampleCredentials?: boolean }).sampleCredentials = false
+    const node = await startBroker(own)
+    onCleanup(async () => { await node.close() })
+    const loopback = await startBroker(secureConfig())
+    onCleanup(async () => { await loopback.close() })
   })
 
   it('lets local clients do anything on loopback, and says so at start', async () => {

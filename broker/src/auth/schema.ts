@@ -27,6 +27,11 @@ export const METHODS = ['anonymous', 'apikey', 'password', 'jwt', 'cert'] as con
 export type Method = typeof METHODS[number]
 
 export const authSchema = z.object({
+  /**
+   * True in the shipped example: its secrets are printed in the README, so a node with them refuses to listen on an
+   * address other than loopback. Remove it once the credentials are your own.
+   */
+  sampleCredentials: z.boolean().default(false),
   /** Topic filters viewers may read (and publishers write), e.g. the feeds and their state topics. */
   publicFilters: z.array(filterOrSys).min(1).default(['matches/+/events', 'matches/+/state']),
   /** Rules that replace a role's defaults. */
