@@ -139,6 +139,28 @@ export class ConfigError extends Error {
   }
 }
 
+/** The value at `path` in `input` (undefined when absent or not reachable). */
+function valueAt (input: unknown, path: readonly PropertyKey[]): unknown {
+  let at = input
+  for (const p of path) {
+    if (at === null || typeof at !== 'object') return undefined
+    at = (at as Record<PropertyKey, unknown>)[p]
+  }
+  return path.length === 0 ? undefined : at
+}
+
+/** What a zod issue asks for, in the words of this project's messages ("must be ..."), not zod's. */
+function describeIssue (issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'unrecognized_keys': return `unknown option(s) ${issue.keys.join(', ')}`
+    case 'invalid_type': return issue.expected === 'number' ? 'must be a whole number' : `must be a ${issue.expected}`
+    case 'too_small': return issue.origin === 'array' ? `must hold at least ${String(issue.minimum)}` : issue.origin === 'string' ? `must be at least ${String(issue.minimum)} characters` : `must be >= ${String(issue.minimum)}`
+    case 'too_big': return issue.origin === 'array' ? `must hold at most ${String(issue.maximum)}` : issue.origin === 'string' ? `must be at most ${String(issue.maximum)} characters` : `must be <= ${String(issue.maximum)}`
+    case 'invalid_value': return issue.values.length > 2 ? `must be one of ${issue.values.map((v) => String(v)).join(', ')}` : `must be ${issue.values.map((v) => String(v)).join(' or ')}`
+    default: return issue.message
+  }
+}
+
 /**
  * Validates options given in code (tests, embedding) and fills in defaults.
  * @throws ConfigError naming the first bad option, e.g. `port: must be <= 65535 (got 70000)`.
@@ -150,11 +172,8 @@ export function resolveConfig (input: BrokerOptions, origin: Partial<Record<stri
       const key = String(issue.path[0] ?? '')
       const where = origin[key] ?? (key === '' ? (origin[''] ?? 'config') : key)
       const rest = issue.path.slice(1).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')
-      const value = issue.path.length === 1 && key in input ? JSON.stringify((input as Record<string, unknown>)[key]) : undefined
-      const what = issue.code === 'unrecognized_keys'
-        ? `unknown option(s) ${issue.keys.join(', ')}`
-        : issue.code === 'invalid_type' && issue.expected === 'number' ? 'must be a whole number' : issue.message
-      return `${where}${rest}: ${what}${value !== undefined ? ` (got ${value})` : ''}`
+      const value = valueAt(input, issue.path)
+      return `${where}${rest}: ${describeIssue(issue)}${value !== undefined && issue.code !== 'unrecognized_keys' ? ` (got ${JSON.stringify(value)})` : ''}`
     })
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
   }

@@ -59,6 +59,9 @@ describe('tribune broker command line', () => {
     [['broker', '--bogus'], 'bogus'],
     [['broker', '--log-level', 'loud'], '--log-level'],
     [['broker', '--log-format', 'xml'], '--log-format: must be pretty or json (got "xml")'],
+    [['broker', '--feeds', 'matches/#/x'], '--feeds[0]: must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last) (got "matches/#/x")'],
+    [['broker', '--max-conn-burst', '0'], '--max-conn-burst: must be >= 1 (got 0)'],
+    [['broker', '--log-level', 'loud'], '--log-level: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
     [['broker', '--keepalive-zero', 'maybe'], '--keepalive-zero'],
     [['broker', '--idle-timeout', '500'], '--idle-timeout']
   ])('refuses %j naming the option', async (args, name) => {
