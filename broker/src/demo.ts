@@ -4,6 +4,7 @@
  */
 import { parseFlags } from '../../client/src/flags.js'
 import { fileURLToPath } from 'node:url'
+import { basename, isAbsolute, relative } from 'node:path'
 import { ConfigError, loadConfig, options } from './config.js'
 import { startBroker } from './main.js'
 import { Publisher } from '../../publisher/src/index.js'
@@ -74,7 +75,7 @@ export async function demoMain (argv: string[]): Promise<number> {
   const publisher = await Publisher.connect(`mqtt://127.0.0.1:${node.tcpPort}`)
   const example = worldCup.matches[worldCup.matches.length - 1]
   log.info({ file, matches: worldCup.matches.length, speed }, 'replay starting')
-  log.info(`watch a match: node bin/tribune.js watch matches/${example.id}/events --url ws://127.0.0.1:${node.wsPort}${config.wsPath}`)
+  log.info(`watch a match: ${selfCommand()} watch matches/${example.id}/events --url ws://127.0.0.1:${node.wsPort}${config.wsPath}`)
   const controller = new AbortController()
   const replay = runReplay(publisher, worldCup.matches, {
     speed,
@@ -95,4 +96,15 @@ export async function demoMain (argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
   })
+}
+
+/**
+ * How the user ran this command, to repeat in hints: `tribune` when installed (the bin on PATH), else
+ * `node <path of bin/tribune.js, relative to the working directory>`.
+ */
+function selfCommand (): string {
+  const script = process.argv[1] ?? 'bin/tribune.js'
+  if (basename(script) === 'tribune') return 'tribune'
+  const rel = relative(process.cwd(), script)
+  return `node ${rel.startsWith('..') || isAbsolute(rel) ? script : rel}`
 }
