@@ -265,7 +265,7 @@ export class ClusterPersistence extends AsyncRedisPersistence {
     const queue = super.outgoingStream(client)
     return (async function * () {
       const sent = new Set(Object.values(await conn.hgetall(sentKey(client.id))))
-      yield * markRedeliveries(queue, (packet) => sent.has(`${String(packet.brokerId)}:${String(packet.brokerCounter)}`))
+      yield * markRedeliveries(client, queue, (packet) => sent.has(`${String(packet.brokerId)}:${String(packet.brokerCounter)}`))
     })()
   }
 
