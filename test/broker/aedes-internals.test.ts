@@ -1,6 +1,7 @@
 // Tests the contract broker/src/aedes-internals.ts relies on, against a running aedes: each accessor reads what it
 // says (the client table, the message stream, a CONNECT's will before authentication, a client's subscriptions, where
-// its connection came from, `connackSent`), so an aedes upgrade that moves one fails here and not in production.
+// its connection came from, `connackSent`, the message counter), so an aedes upgrade that moves one fails here and not
+// in production.
 import { describe, it, expect } from 'vitest'
 import type { Client } from 'aedes'
 import { brokerForTest } from '../helpers/broker.js'
@@ -38,5 +39,17 @@ describe('aedes internals', () => {
     await connect(node.tcpUrl, { clientId: 'without' })
     expect(wills).toMatchObject([{ topic: 'gone/1', qos: 1, retain: true }, null])
     expect((wills[0] as { payload: Buffer }).payload.toString()).toBe('bye')
+  })
+
+  it('starts the message counter at the start time in microseconds', async () => {
+    const before = Date.now() * 1000
+    const node = await brokerForTest()
+    const counters: number[] = []
+    await new Promise<void>((resolve) => messageStream(node.aedes).on('probe/#', (packet, cb) => { counters.push(Number((packet as { brokerCounter?: number }).brokerCounter)); cb() }, resolve))
+    const mqtt = await connect(node.tcpUrl)
+    await mqtt.publishAsync('probe/1', 'x', { qos: 1 })
+    await waitFor(() => counters.length === 1, 'the message on the stream')
+    expect(counters[0]).toBeGreaterThan(before)
+    expect(counters[0]).toBeLessThan(Date.now() * 1000)
   })
 })
