@@ -115,3 +115,12 @@ export function startMessageCounterAt (broker: Aedes, value: number): void {
   const internals = broker as unknown as { counter: number }
   internals.counter = Math.max(internals.counter, value)
 }
+
+/**
+ * Makes `id` (1..65535) the packet identifier `client` gives its next QoS 1/2 PUBLISH without one (lib/client.js
+ * `_nextId`, taken and incremented by lib/qos-packet.js and delivery.ts). `client` is an aedes client, as aedes passes
+ * it to the persistence (`outgoingStream`).
+ */
+export function setNextPacketIdentifier (client: object, id: number): void {
+  (client as { _nextId: number })._nextId = id
+}
