@@ -35,8 +35,8 @@ export async function * markRedeliveries (client: { clean?: boolean }, queue: As
 /**
  * The packet identifier (1..65535, MQTT 3.1.1 section 2.3.1) a session's new messages should start at so they run
  * clear of `inFlight`, the identifiers of its messages sent before and not acknowledged, which go again with the same
- * identifiers [MQTT-4.4.0-1]: the one after the start of the longest run of free identifiers (an earlier connection
- * took them in turn, so the free run after them is long). Undefined when none is in flight.
+ * identifiers [MQTT-4.4.0-1]: the first of the longest run of free identifiers, counting round from 65535 to 1 (an
+ * earlier connection took its identifiers in turn, so the run after them is long). Undefined when none is in flight.
  */
 export function nextFreeIdentifier (inFlight: Iterable<number>): number | undefined {
   const ids = [...new Set(inFlight)].filter((id) => id >= 1 && id <= 65535).sort((a, b) => a - b)
