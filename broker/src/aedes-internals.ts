@@ -104,3 +104,23 @@ export function asFeedClient (client: Client): FeedClient {
 export function asDeliveringClient (client: Client): DeliveringClient {
   return client as unknown as DeliveringClient
 }
+
+/**
+ * Starts `broker`'s message counter (aedes.js `counter`) at `value` at least. aedes names every message it publishes
+ * `<broker id>:<counter>` (aedes-packet `brokerId`, `brokerCounter`): the stored copy of a message queued for a
+ * persistent session has that name in either store, and clients' duplicate filter (lib/client.js `dedupe`) drops a
+ * message whose counter is not above the last one seen from that broker id. The counter starts at 0 in each run.
+ */
+export function startMessageCounterAt (broker: Aedes, value: number): void {
+  const internals = broker as unknown as { counter: number }
+  internals.counter = Math.max(internals.counter, value)
+}
+
+/**
+ * Makes `id` (1..65535) the packet identifier `client` gives its next QoS 1/2 PUBLISH without one (lib/client.js
+ * `_nextId`, taken and incremented by lib/qos-packet.js and delivery.ts). `client` is an aedes client, as aedes passes
+ * it to the persistence (`outgoingStream`).
+ */
+export function setNextPacketIdentifier (client: object, id: number): void {
+  (client as { _nextId: number })._nextId = id
+}

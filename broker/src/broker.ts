@@ -13,7 +13,7 @@ import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
 import { clientLogFields } from './connection-log.js'
 import { watchLiveness } from './listeners/guard.js'
-import { asFeedClient, connectedClients, onBrokerError, unregisterClient } from './aedes-internals.js'
+import { asFeedClient, connectedClients, onBrokerError, startMessageCounterAt, unregisterClient } from './aedes-internals.js'
 import type { LivenessOptions } from './listeners/liveness.js'
 
 export type { IncomingStore } from './hooks/context.js'
@@ -71,6 +71,11 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     authorizePublish: publishHook(ctx),
     ...subscribeHooks(ctx, startReplay)
   })
+  // A stored message is named `<node id>:<counter>`, and a node may start again under its id (after a crash, on the
+  // same store) while messages of its earlier run are still queued for persistent sessions: the counter starts at the
+  // start time in microseconds, so a later run's names follow, and never take, an earlier run's (unless that run
+  // averaged more than a million messages a second). Before any client connects.
+  startMessageCounterAt(broker, Date.now() * 1000)
   broker.on('subscribe', (subs: Array<{ topic: string, qos: number }>, client: Client) => {
     for (const sub of subs) {
       if (sub.qos !== 128 && feeds.isReplay(sub.topic)) startReplay(asFeedClient(client), sub.topic, sub.qos)

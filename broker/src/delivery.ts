@@ -15,15 +15,19 @@
  * `authorizeForward`, the downgrade to an exact subscription's QoS, one `setImmediate` per delivery (so deliveries to
  * one client keep their order), packet identifiers from `client._nextId` at write time, no write once the client is
  * closed, and waiting for `drain`.
+ * Until a client's connect is complete (CONNACK and its queue sent), its deliveries wait, and a persistent session's
+ * live copies of messages sent from its queue are dropped (session-resume.ts).
  */
 import mqttPacket from 'mqtt-packet'
+import { holdUntilConnected, wasSentFromQueue, type ResumingClient } from './session-resume.js'
 
 /** The parts of aedes' Client (lib/client.js, aedes 1.2) this module reads and replaces. */
-export interface DeliveringClient {
+export interface DeliveringClient extends ResumingClient {
   id: string
   clean: boolean
   connecting: boolean
   connected: boolean
+  closed: boolean
   errored: boolean
   duplicates: Record<string, number>
   subscriptions: Record<string, { qos?: number } | undefined>
@@ -87,6 +91,10 @@ export function encodePublish (packet: DeliveredPacket, qos: 0 | 1): Encoding {
 export function shareEncodings (client: DeliveringClient): void {
   const aedesDeliverQoS = client.deliverQoS
   client.deliver0 = function deliverQoS0 (packet, cb) {
+    if (holdUntilConnected(client, () => client.deliver0(packet, noop))) {
+      setImmediate(cb)
+      return
+    }
     const toForward = forwarded(client, packet)
     if (toForward === null) {
       setImmediate(cb)
@@ -96,6 +104,10 @@ export function shareEncodings (client: DeliveringClient): void {
     setImmediate(() => writeThen(client, bytes, cb))
   }
   client.deliverQoS = function deliverQoS (packet, cb) {
+    if (holdUntilConnected(client, () => client.deliverQoS(packet, noop))) {
+      setImmediate(cb)
+      return
+    }
     if (packet.qos === 0) {
       client.deliver0(packet, cb)
       return
@@ -103,6 +115,10 @@ export function shareEncodings (client: DeliveringClient): void {
     // QoS 2 to a clean session whose matching subscriptions grant at most 1 is sent at that QoS here too.
     const granted = client.clean || packet.retain === true ? grantedQoS(client, packet.topic) : 2
     if (!client.clean) {
+      if (wasSentFromQueue(client, packet)) {
+        setImmediate(cb)
+        return
+      }
       // A persistent session keeps aedes' path (its outgoing store). A retained message sent at SUBSCRIBE is not
       // stored; aedes downgrades it only by a subscription to the exact topic name, so a wildcard's is applied here
       // [MQTT-3.8.4-6]. Live messages come through the subscription's own QoS already (aedes subscribes QoS 0
@@ -140,6 +156,8 @@ export function shareEncodings (client: DeliveringClient): void {
     })
   }
 }
+
+const noop = (): void => {}
 
 /**
  * The QoS a message on `topic` is sent to `client` at most: the highest granted by its subscriptions whose filter

@@ -1,11 +1,12 @@
 // Tests the contract broker/src/aedes-internals.ts relies on, against a running aedes: each accessor reads what it
 // says (the client table, the message stream, a CONNECT's will before authentication, a client's subscriptions, where
-// its connection came from, `connackSent`), so an aedes upgrade that moves one fails here and not in production.
+// its connection came from, `connackSent`, the message counter, a client's next packet identifier), so an aedes upgrade
+// that moves one fails here and not in production.
 import { describe, it, expect } from 'vitest'
 import type { Client } from 'aedes'
 import { brokerForTest } from '../helpers/broker.js'
 import { connect, waitFor } from '../helpers/mqtt.js'
-import { asDeliveringClient, asFeedClient, connDetailsOf, connectWillOf, connectedClients, messageStream, subscriptionsOf } from '../../broker/src/aedes-internals.js'
+import { asDeliveringClient, asFeedClient, connDetailsOf, connectWillOf, connectedClients, messageStream, setNextPacketIdentifier, subscriptionsOf } from '../../broker/src/aedes-internals.js'
 
 describe('aedes internals', () => {
   it('reads the client table, the message stream, subscriptions, connection details and connackSent', async () => {
@@ -38,5 +39,30 @@ describe('aedes internals', () => {
     await connect(node.tcpUrl, { clientId: 'without' })
     expect(wills).toMatchObject([{ topic: 'gone/1', qos: 1, retain: true }, null])
     expect((wills[0] as { payload: Buffer }).payload.toString()).toBe('bye')
+  })
+
+  it('starts the message counter at the start time in microseconds', async () => {
+    const before = Date.now() * 1000
+    const node = await brokerForTest()
+    const counters: number[] = []
+    await new Promise<void>((resolve) => messageStream(node.aedes).on('probe/#', (packet, cb) => { counters.push(Number((packet as { brokerCounter?: number }).brokerCounter)); cb() }, resolve))
+    const mqtt = await connect(node.tcpUrl)
+    await mqtt.publishAsync('probe/1', 'x', { qos: 1 })
+    await waitFor(() => counters.length === 1, 'the message on the stream')
+    expect(counters[0]).toBeGreaterThan(before)
+    expect(counters[0]).toBeLessThan(Date.now() * 1000)
+  })
+
+  it('sets a client\'s next packet identifier', async () => {
+    const node = await brokerForTest()
+    const mqtt = await connect(node.tcpUrl, { clientId: 'numbered' })
+    await mqtt.subscribeAsync('probe/#', { qos: 1 })
+    const ids: number[] = []
+    mqtt.on('message', (_topic, _payload, packet) => ids.push(packet.messageId ?? 0))
+    setNextPacketIdentifier(connectedClients(node.aedes).numbered as Client, 4242)
+    await mqtt.publishAsync('probe/1', 'x', { qos: 1 })
+    await mqtt.publishAsync('probe/2', 'y', { qos: 1 })
+    await waitFor(() => ids.length === 2, 'the messages')
+    expect(ids).toEqual([4242, 4243])
   })
 })

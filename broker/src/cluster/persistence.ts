@@ -16,7 +16,8 @@ import type { Redis } from 'ioredis'
 import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
 import { RetainedCache, type RetainedPacket } from '../store/retained.js'
 import type { Emitter, StreamPacket } from './emitter.js'
-import { markRedeliveries, type QueuedPacket } from '../store/redelivery.js'
+import { markRedeliveries, nextFreeIdentifier, type QueuedPacket } from '../store/redelivery.js'
+import { setNextPacketIdentifier } from '../aedes-internals.js'
 
 const require = createRequire(import.meta.url)
 
@@ -256,16 +257,29 @@ export class ClusterPersistence extends AsyncRedisPersistence {
   }
 
   /**
-   * A session's queued messages for aedes to send at its connect; those sent to it before go again with DUP set
-   * [MQTT-3.3.1-1] (one HGETALL per reconnect of a persistent session).
+   * A session's queued messages for aedes to send at its connect (one HGETALL per reconnect of a persistent session).
+   * aedes-persistence-redis keeps one copy of a message for all the sessions it is queued for, and that copy holds the
+   * packet identifier of the last session it was sent to; here each PUBLISH gets this session's own: the one it was
+   * sent with before, with DUP set [MQTT-4.4.0-1], [MQTT-3.3.1-1], or none for a first delivery (aedes then gives it
+   * the session's next one), and the session's next identifiers start clear of those still in flight.
    */
   override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
     if (this.#stateless(client)) return (async function * () {})()
     const conn = this.#conn
-    const queue = super.outgoingStream(client)
+    const queue = super.outgoingStream(client) // reads nothing before its first item is asked for
     return (async function * () {
-      const sent = new Set(Object.values(await conn.hgetall(sentKey(client.id))))
-      yield * markRedeliveries(queue, (packet) => sent.has(`${String(packet.brokerId)}:${String(packet.brokerCounter)}`))
+      const idOf = new Map<string, number>()
+      for (const [id, key] of Object.entries(await conn.hgetall(sentKey(client.id)))) idOf.set(key, Number(id))
+      const next = nextFreeIdentifier(idOf.values())
+      if (next !== undefined && client.clean === false) setNextPacketIdentifier(client, next)
+      const keyOf = (packet: QueuedPacket): string => `${String(packet.brokerId)}:${String(packet.brokerCounter)}`
+      const own = (async function * () {
+        for await (const item of queue as AsyncIterable<QueuedPacket>) {
+          if (item.cmd === 'publish') item.messageId = idOf.get(keyOf(item)) ?? null
+          yield item
+        }
+      })()
+      yield * markRedeliveries(client, own, (packet) => idOf.has(keyOf(packet)))
     })()
   }
 

@@ -158,7 +158,7 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
    */
   override outgoingStream (client: SessionClient): AsyncIterable<unknown> {
     if (this.#stateless(client)) return (async function * () {})()
-    return markRedeliveries(super.outgoingStream(client), (packet) => (packet.messageId ?? 0) > 0)
+    return markRedeliveries(client, super.outgoingStream(client), (packet) => (packet.messageId ?? 0) > 0)
   }
 
   /**
