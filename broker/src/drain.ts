@@ -127,7 +127,8 @@ export class Drain {
       const client = run.queue[run.next++]
       if (!client.closed) this.#target.disconnect(client)
     }
-    if (elapsed < run.ms) return
+    // Before the end, unless nobody is left to pace (none to begin with, or all gone by themselves).
+    if (elapsed < run.ms && (run.next < total || this.#target.clients().length > 0)) return
     if (run.sweptAt === 0) {
       run.sweptAt = now
       for (const client of this.#target.clients()) if (!client.closed) this.#target.disconnect(client)

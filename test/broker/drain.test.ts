@@ -113,13 +113,18 @@ describe('node.drain', () => {
     expect(await connackCode(node.tcpUrl)).toBe(0)
   })
 
-  it('refuses a drain duration that is not a number from 0 to 86400 with an error naming it, and a drain of a closing node', async () => {
+  it('refuses a drain duration that is not a number from 0 to 86400 with an error naming it, and a drain of a closing node; an empty node drains at once', async () => {
     const node = await brokerForTest()
     await expect(node.drain(-1)).rejects.toThrow('drain: seconds must be a number from 0 to 86400, got -1')
     await expect(node.drain(Number.NaN)).rejects.toThrow(RangeError)
     await expect(node.drain('5' as unknown as number)).rejects.toThrow('got "5"')
     await expect(node.drain(86_401)).rejects.toThrow(RangeError)
     expect(node.draining).toBe(false)
+    // Nobody to disconnect: done at once, whatever the duration.
+    const started = Date.now()
+    await node.drain(30)
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(node.draining).toBe(true)
     await node.close()
     await expect(node.drain(1)).rejects.toThrow('drain: the node is closing')
   })
@@ -151,6 +156,7 @@ describe('SIGTERM with --drain-seconds', () => {
     const metrics = run.lines().find((l) => l.msg === 'broker listening').ports.metrics as number
     const closedAt: number[] = []
     for (let i = 0; i < 10; i++) (await connect(`mqtt://127.0.0.1:${tcp}`)).on('close', () => closedAt.push(Date.now()))
+    expect((await fetch(`http://127.0.0.1:${metrics}/readyz`)).status).toBe(200) // also loads Node's fetch before the signal
     const signalled = Date.now()
     run.child.kill('SIGTERM')
     let status = 0
