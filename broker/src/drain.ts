@@ -81,9 +81,9 @@ export class Drain {
     this.#target.admission.draining = true
     const settle = this.#run?.settle ?? []
     if (this.#run !== null) clearInterval(this.#run.timer)
-    const { rank } = this.#target
-    // Array.prototype.sort is stable: clients of one rank keep the table's order (their arrival).
-    const queue = this.#target.clients().filter((c) => !c.closed).sort((a, b) => rank(a) - rank(b))
+    // Ranked once each; Array.prototype.sort is stable: clients of one rank keep the table's order (their arrival).
+    const queue = this.#target.clients().filter((c) => !c.closed).map((client) => ({ client, rank: this.#target.rank(client) }))
+      .sort((a, b) => a.rank - b.rank).map((r) => r.client)
     const ms = seconds * 1000
     const tickMs = Math.min(TICK_MAX_MS, Math.max(TICK_MIN_MS, queue.length > 0 ? ms / queue.length : TICK_MAX_MS))
     const run: Run = { queue, next: 0, started: Date.now(), ms, timer: setInterval(() => this.#tick(run), tickMs), sweptAt: 0, settle }
