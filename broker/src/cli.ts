@@ -38,12 +38,26 @@ export async function brokerMain (argv: string[]): Promise<number> {
     const err = reason instanceof Error ? { type: reason.name, message: reason.message, stack: reason.stack } : { message: String(reason) }
     console.error(JSON.stringify({ level: 50, time: Date.now(), msg: 'unhandled rejection (kept running)', err }))
   })
+  // A signal while the node starts (it may wait seconds for Redis or its id's lease, and it logs `broker listening`
+  // just before it is handed back) is kept and acted on once it runs: the node then stops cleanly (its lease given
+  // back) instead of dying half started. A second one gets Node's default: the process ends at once.
+  let early: NodeJS.Signals | null = null
+  const onEarly = (signal: NodeJS.Signals): void => {
+    early = signal
+    process.off('SIGINT', onEarly)
+    process.off('SIGTERM', onEarly)
+  }
+  process.on('SIGINT', onEarly)
+  process.on('SIGTERM', onEarly)
   let node
   try {
     node = await startBroker(config)
   } catch (err) {
     console.error(`tribune broker: cannot start: ${(err as Error).message}`)
     return 1
+  } finally {
+    process.off('SIGINT', onEarly)
+    process.off('SIGTERM', onEarly)
   }
   // Forked by `tribune cluster`: tell the primary this node listens.
   process.send?.({ tribune: 'listening', id: node.aedes.id, ports: node.ports })
@@ -79,6 +93,8 @@ export async function brokerMain (argv: string[]): Promise<number> {
     }
     process.on('SIGINT', onSigint)
     process.on('SIGTERM', onSigterm)
+    if (early === 'SIGINT') onSigint()
+    else if (early === 'SIGTERM') onSigterm()
     // SIGHUP re-reads flags, environment and config file and applies the auth section (e.g. a revoked API key).
     process.on('SIGHUP', () => {
       let next

@@ -14,6 +14,7 @@ import type { MqttClient } from 'mqtt'
 import { brokerForTest } from '../helpers/broker.js'
 import { connect, waitFor } from '../helpers/mqtt.js'
 import { spawnBroker, listening } from '../helpers/process.js'
+import { redisForTest } from '../helpers/redis.js'
 import { connectedClients } from '../../broker/src/aedes-internals.js'
 
 /** The status of a new MQTT connection: its CONNACK return code, or the error when there is none. */
@@ -191,5 +192,22 @@ describe('SIGTERM with --drain-seconds', () => {
     const reasons = run.lines().filter((l) => l.msg === 'client disconnected').map((l) => l.reason as string)
     expect(reasons).toHaveLength(5)
     expect(reasons.filter((r) => r === 'shutdown').length).toBeGreaterThanOrEqual(4) // the first may have gone already
+  })
+
+  it('stops cleanly, once started, on a SIGTERM that comes while the node starts', async () => {
+    // A node killed with SIGKILL leaves its id's lease in Redis: a new run under that id waits for it to expire.
+    const redis = await redisForTest()
+    const args = ['--redis', redis.url, '--node-id', 'early', '--heartbeat-interval', '250', '--log-format', 'json']
+    const first = spawnBroker(args)
+    await listening(first, 'the first run listening')
+    first.child.kill('SIGKILL')
+    await first.exited
+    const second = spawnBroker(args)
+    await waitFor(() => second.lines().some((l) => typeof l.msg === 'string' && l.msg.startsWith('node id held by another run')), 'the second run waiting for the lease')
+    second.child.kill('SIGTERM')
+    expect(await second.exited).toBe(0)
+    const msgs = second.lines().map((l) => l.msg)
+    expect(msgs).toContain('broker listening')
+    expect(msgs).toContain('broker closed')
   })
 })
