@@ -37,6 +37,8 @@ interface ClientInternals {
   subscriptions: Record<string, { qos: number } | undefined>
   /** `req.connDetails` of `broker.handle(stream, req)`: where the connection came from (listeners/tcp.ts). */
   connDetails: ConnDetails | null
+  /** Set by lib/handlers/index.js when the client sent DISCONNECT [MQTT-3.14.4-3] (its will is then not published). */
+  _disconnected?: boolean
 }
 
 const brokerInternals = (broker: Aedes): BrokerInternals => broker as unknown as BrokerInternals
@@ -123,4 +125,9 @@ export function startMessageCounterAt (broker: Aedes, value: number): void {
  */
 export function setNextPacketIdentifier (client: object, id: number): void {
   (client as { _nextId: number })._nextId = id
+}
+
+/** Whether `client` ended its connection with a DISCONNECT packet (MQTT 3.1.1 section 3.14), as aedes noted it. */
+export function sentDisconnect (client: Client): boolean {
+  return clientInternals(client)._disconnected === true
 }

@@ -11,7 +11,9 @@ import type { IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
-import { clientLogFields } from './connection-log.js'
+import { clientLogFields, disconnectLogFields, refusalLogFields } from './connection-log.js'
+import { disconnectInfo, markClientError, markDisconnect } from './disconnect-reason.js'
+import { isHookRefusal } from './hooks/context.js'
 import { watchLiveness } from './listeners/guard.js'
 import { asFeedClient, connectedClients, onBrokerError, startMessageCounterAt, unregisterClient } from './aedes-internals.js'
 import type { LivenessOptions } from './listeners/liveness.js'
@@ -94,12 +96,28 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(asFeedClient(client)))
   // One line each at info (connection-log.ts); `clientReady` comes once CONNECT is complete (CONNACK 0 sent).
   broker.on('clientReady', (client: Client) => log.info(clientLogFields(client, parts.access), 'client connected'))
+  // With why the connection ended (disconnect-reason.ts): marked by whoever closed it, or read from the client now.
   broker.on('clientDisconnect', (client: Client) => {
-    log.info(clientLogFields(client, parts.access), 'client disconnected')
+    log.info(disconnectLogFields(client, parts.access, disconnectInfo(client, broker?.closed === true)), 'client disconnected')
     feeds.disconnected(asFeedClient(client))
   })
-  broker.on('clientError', (client: Client, err: Error) => log.debug({ clientId: client.id, err: err.message }, 'client error'))
-  broker.on('connectionError', (_client: Client, err: Error) => log.debug({ err: err.message }, 'connection error'))
+  // aedes emits this, then an error, then closes the client.
+  broker.on('keepaliveTimeout', (client: Client) => markDisconnect(client, 'keepalive-timeout'))
+  broker.on('clientError', (client: Client, err: Error) => {
+    logConnectRefusal(client, err)
+    markClientError(client, err)
+    log.debug({ clientId: client.id, err }, 'client error')
+  })
+  broker.on('connectionError', (client: Client, err: Error) => {
+    logConnectRefusal(client, err)
+    log.debug({ err }, 'connection error')
+  })
+  /** CONNECT refusals aedes makes itself (CONNACK 1, protocol level not 3 or 4); the hooks log their own. */
+  function logConnectRefusal (client: Client, err: Error): void {
+    const returnCode = (err as Error & { errorCode?: unknown }).errorCode
+    if (typeof returnCode !== 'number' || isHookRefusal(err)) return
+    log.warn(refusalLogFields(client, parts.access, err.message, returnCode), 'CONNECT refused')
+  }
   onBrokerError(broker, (err) => log.error({ err }, 'broker error'))
   return broker
 }

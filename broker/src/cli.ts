@@ -35,37 +35,76 @@ export async function brokerMain (argv: string[]): Promise<number> {
   }
   // A library's fire-and-forget command that fails (a Redis connection closing) must not take the node down.
   process.on('unhandledRejection', (reason) => {
-    console.error(JSON.stringify({ level: 50, time: Date.now(), msg: 'unhandled rejection (kept running)', reason: reason instanceof Error ? reason.message : String(reason) }))
+    const err = reason instanceof Error ? { type: reason.name, message: reason.message, stack: reason.stack } : { message: String(reason) }
+    console.error(JSON.stringify({ level: 50, time: Date.now(), msg: 'unhandled rejection (kept running)', err }))
   })
+  // A signal while the node starts (it may wait seconds for Redis or its id's lease, and it logs `broker listening`
+  // just before it is handed back) is kept and acted on once it runs: the node then stops cleanly (its lease given
+  // back) instead of dying half started. A second one gets Node's default: the process ends at once.
+  let early: NodeJS.Signals | null = null
+  const onEarly = (signal: NodeJS.Signals): void => {
+    early = signal
+    process.off('SIGINT', onEarly)
+    process.off('SIGTERM', onEarly)
+  }
+  process.on('SIGINT', onEarly)
+  process.on('SIGTERM', onEarly)
   let node
   try {
     node = await startBroker(config)
   } catch (err) {
     console.error(`tribune broker: cannot start: ${(err as Error).message}`)
     return 1
+  } finally {
+    process.off('SIGINT', onEarly)
+    process.off('SIGTERM', onEarly)
   }
   // Forked by `tribune cluster`: tell the primary this node listens.
   process.send?.({ tribune: 'listening', id: node.aedes.id, ports: node.ports })
+  const drainSeconds = config.drainSeconds
   return await new Promise<number>((resolve) => {
-    const stop = (signal: string): void => {
-      node.log.info({ signal }, 'stopping')
-      node.close().then(() => resolve(0), (err: Error) => {
-        console.error(`tribune broker: error while stopping: ${err.message}`)
-        resolve(1)
-      })
+    const failed = (err: Error): void => {
+      console.error(`tribune broker: error while stopping: ${err.message}`)
+      resolve(1)
     }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
+    let stopping = false
+    const stop = (signal: string): void => {
+      stopping = true
+      // A signal after this one gets Node's default: the process ends at once (as when a clean stop hangs).
+      process.off('SIGINT', onSigint)
+      process.off('SIGTERM', onSigterm)
+      node.log.info({ signal }, 'stopping')
+      node.close().then(() => resolve(0), failed)
+    }
+    // SIGTERM drains first with --drain-seconds (drain.ts); a SIGTERM or SIGINT during a drain, SIGINT at any time,
+    // and SIGTERM without --drain-seconds stop at once.
+    const onSigint = (): void => stop('SIGINT')
+    const onSigterm = (): void => {
+      if (drainSeconds === 0 || node.draining) {
+        stop('SIGTERM')
+        return
+      }
+      node.log.info({ signal: 'SIGTERM', drainSeconds }, 'draining before stopping (a second SIGTERM stops at once)')
+      node.drain(drainSeconds, { exit: true }).then(() => {
+        // Closed after the drain; unless the drain was stopped first (node.undrain: the node goes on) or a second
+        // signal stopped the node (resolved there).
+        if (!stopping && node.aedes.closed) resolve(0)
+      }, failed)
+    }
+    process.on('SIGINT', onSigint)
+    process.on('SIGTERM', onSigterm)
+    if (early === 'SIGINT') onSigint()
+    else if (early === 'SIGTERM') onSigterm()
     // SIGHUP re-reads flags, environment and config file and applies the auth section (e.g. a revoked API key).
     process.on('SIGHUP', () => {
       let next
       try {
         next = loadConfig(flags as Record<string, string | undefined>, process.env)
       } catch (err) {
-        node.log.error({ reason: (err as Error).message }, 'reload refused: the configuration is invalid; the old one stays in force')
+        node.log.error({ err }, 'reload refused: the configuration is invalid; the old one stays in force')
         return
       }
-      node.reload(next).catch((err: Error) => node.log.error({ reason: err.message }, 'reload refused; the old configuration stays in force'))
+      node.reload(next).catch((err: Error) => node.log.error({ err }, 'reload refused; the old configuration stays in force'))
     })
   })
 }

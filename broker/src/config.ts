@@ -60,6 +60,8 @@ export const configSchema = z.object({
   /** ms between WebSocket pings to a keep alive 0 client; an unanswered ping closes it at the next; 0 off. */
   wsPingIntervalMs: z.number().int().min(0).max(3_600_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000 ms').default(60_000),
   connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  /** Seconds SIGTERM spends draining the node before it stops (drain.ts); 0: stop at once. */
+  drainSeconds: z.number().int().min(0).max(86_400).default(0),
   /** Admission control (admission/admission.ts); 0 turns a limit off. Defaults from bench/RESULTS.md (see README). */
   maxConnections: z.number().int().min(0).default(ADMISSION_DEFAULTS.maxConnections),
   maxConnRate: z.number().int().min(0).default(ADMISSION_DEFAULTS.maxConnRate),
@@ -115,6 +117,7 @@ export const options: OptionSpec[] = [
   { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'TRIBUNE_IDLE_TIMEOUT', parse: int, doc: 'ms after which a client with keep alive 0 that sent nothing is disconnected; 0 off (default 0)' },
   { key: 'wsPingIntervalMs', flag: 'ws-ping-interval', env: 'TRIBUNE_WS_PING_INTERVAL', parse: int, doc: 'ms between WebSocket pings to a client with keep alive 0; one unanswered by the next disconnects it; 0 off (default 60000)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
+  { key: 'drainSeconds', flag: 'drain-seconds', env: 'TRIBUNE_DRAIN_SECONDS', parse: int, doc: 'seconds SIGTERM drains the node before it stops: new connections refused, /readyz 503 at once, clients disconnected at an even rate so they move to other nodes; a second SIGTERM (or SIGINT) stops at once; 0 stops at once (default 0)' },
   { key: 'maxConnections', flag: 'max-connections', env: 'TRIBUNE_MAX_CONNECTIONS', parse: int, doc: `connections the node holds at most (TCP, TLS, WebSocket); more are refused; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnections}, lowered to the open-file limit less 256)` },
   { key: 'maxConnRate', flag: 'max-conn-rate', env: 'TRIBUNE_MAX_CONN_RATE', parse: int, doc: `new connections per second the node takes, all listeners together; 0 for no limit (default ${ADMISSION_DEFAULTS.maxConnRate})` },
   { key: 'maxConnBurst', flag: 'max-conn-burst', env: 'TRIBUNE_MAX_CONN_BURST', parse: int, doc: `new connections taken at once above the rate (token bucket size, at least 1; default ${ADMISSION_DEFAULTS.maxConnBurst})` },
@@ -284,6 +287,7 @@ export function helpText (): string {
     `  ${''.padEnd(fw + ew + 4)} fill in the listeners that set none, and are refused when none would use them`,
     `  --${'help'.padEnd(fw)} ${''.padEnd(ew)} show this text`,
     '',
-    'Signals: SIGINT/SIGTERM stop cleanly; SIGHUP re-reads the configuration and applies its auth section.'
+    'Signals: SIGTERM stops cleanly, after draining for --drain-seconds when set (a second SIGTERM stops at once); SIGINT',
+    'stops cleanly at once; SIGHUP re-reads the configuration and applies its auth section.'
   ].join('\n')
 }

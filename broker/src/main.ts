@@ -23,6 +23,10 @@ import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
 import { Admission, openFileLimit } from './admission/admission.js'
 import { asDeliveringClient, asFeedClient, connectedClients, handleConnection, messageStream } from './aedes-internals.js'
+import { closeClient, markDisconnect } from './disconnect-reason.js'
+import { Drain } from './drain.js'
+import { formatPeer } from './connection-log.js'
+import type { RefusedHandler } from './listeners/guard.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -45,6 +49,25 @@ export interface BrokerNode {
   close: () => Promise<void>
   /** The node's admission control: its limits and counts of connections taken and refused. */
   admission: Admission
+  /**
+   * Drains the node (drain.ts): new connections are refused from now on (`draining`: CONNACK 3, HTTP 503 with
+   * Retry-After), `/readyz` answers 503 at once, and the clients it holds are disconnected at an even rate over
+   * `seconds` (viewers first, operators last), so they reconnect to other nodes without a herd. A drain under way is
+   * planned again over the new `seconds`.
+   * @param seconds 0 (all at once) to 86,400
+   * @param opts `exit: true` closes the node once the drain is done (SIGTERM with --drain-seconds); otherwise it stays
+   *   up, empty and refusing new connections, until {@link BrokerNode.undrain}
+   * @returns resolves when every client is gone (or the drain was stopped, or the node closed, first)
+   * @throws RangeError (a rejection) for `seconds` out of range; Error when the node is closing
+   */
+  drain: (seconds: number, opts?: { exit?: boolean }) => Promise<void>
+  /** True from {@link BrokerNode.drain} until {@link BrokerNode.undrain}. */
+  readonly draining: boolean
+  /**
+   * Takes new connections again after a drain (a drain under way stops where it is: the clients still connected
+   * stay). Does nothing when the node is not draining.
+   */
+  undrain: () => void
 }
 
 /**
@@ -64,6 +87,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const stores = await openStores(config, log, (id) => {
     const client: AccessClient | undefined = clientTable()[id]
     return client === undefined ? undefined : { clean: client.clean, identity: access.identity(client)?.id }
+  }, (id, byNode) => {
+    const client = clientTable()[id]
+    if (client !== undefined) markDisconnect(client, 'takeover', `by a new connection on node ${byNode}`)
   })
   const { persistence, feeds: store } = stores
   if (stores.sessionOwners !== undefined) access.useSessionOwners(stores.sessionOwners)
@@ -102,12 +128,23 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   // After a cut in the message stream: list the feeds again (some may have been created meanwhile), then catch up.
   stores.onResubscribed(() => {
     void (async () => {
-      await store.watchLive?.().catch((err: Error) => log.warn({ reason: err.message }, 'listing feeds failed'))
+      await store.watchLive?.().catch((err: Error) => log.warn({ err }, 'listing feeds failed'))
       await hub.resync()
     })()
   })
-  const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
+  // Listener names are `<protocol>:<port>` (listeners/plan.ts).
+  const onRefused: RefusedHandler = (peer, close) => log.warn({ transport: peer.listener?.split(':')[0], listener: peer.listener, peer: formatPeer(peer.ipAddress, peer.port), reason: close.detail }, 'connection closed by the guard')
   const admission = createAdmission(config, log)
+  const roleRank: Record<string, number> = { viewer: 0, publisher: 1, operator: 2 }
+  const drain = new Drain({
+    clients: () => Object.values(clientTable()),
+    // Viewers first, then publishers, then operators (and local-mode clients, all operators): see drain.ts.
+    rank: (client) => roleRank[access.identity(client)?.role ?? 'viewer'] ?? 0,
+    disconnect: (client) => closeClient(client, 'drain', 'the node is draining'),
+    admission,
+    log
+  })
+  broker.on('clientReady', (client: Client) => drain.connected(client))
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs }
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
@@ -134,6 +171,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     const reasons = [
       ...(broker.closed ? ['closing'] : []),
       ...(stores.ready() ? [] : [`${stores.kind} store unreachable`]),
+      ...(drain.draining ? ['draining: refusing new connections'] : []),
       ...(admission.overloaded ? ['overloaded: refusing new connections'] : []),
       ...(admission.full ? ['at max connections'] : [])
     ]
@@ -192,7 +230,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     const auth = await Authenticator.create(nextConfig.auth).catch((err: Error) => { throw new ConfigError(`reload: ${err.message}`) })
     const clients = Object.values(clientTable())
     const gone = await access.reload(auth, clients)
-    for (const client of gone) client.close()
+    for (const client of gone) closeClient(client, 'revoked', 'its credential was removed, revoked or changed by a reload')
     const changed = (Object.keys(nextConfig) as Array<keyof BrokerConfig>).filter((k) => k !== 'auth' && JSON.stringify(nextConfig[k]) !== JSON.stringify(config[k]))
     log.info({ disconnected: gone.length, notApplied: changed }, changed.length > 0 ? 'auth reloaded; other changed options need a restart' : 'auth reloaded')
     return gone.length
@@ -201,6 +239,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   let closing: Promise<void> | null = null
   const close = async (): Promise<void> => {
     closing ??= (async () => {
+      drain.close()
+      // Why the clients' connections end, for their disconnect lines (a drained one keeps `drain`).
+      for (const client of Object.values(clientTable())) markDisconnect(client, 'shutdown')
       for (const s of servers) s.close()
       for (const { wss, open } of wsServers) {
         for (const ws of open) ws.terminate()
@@ -214,7 +255,25 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     })()
     await closing
   }
-  return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission }
+  const node: BrokerNode = {
+    config,
+    aedes: broker,
+    tcpPort,
+    wsPort,
+    ports,
+    log,
+    reload,
+    close,
+    admission,
+    drain: async (seconds, opts = {}) => {
+      if (closing !== null) throw new Error('drain: the node is closing')
+      const completed = await drain.start(seconds)
+      if (completed && opts.exit === true) await close()
+    },
+    get draining () { return drain.draining },
+    undrain: () => drain.stop()
+  }
+  return node
 }
 
 /**
@@ -224,14 +283,14 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
  */
 async function publishOrphanWills (broker: Aedes, stores: NodeStores, log: Logger): Promise<void> {
   const wills = await stores.orphanWills().catch((err: Error) => {
-    log.warn({ reason: err.message }, 'reading wills left by an earlier run failed')
+    log.warn({ err }, 'reading wills left by an earlier run failed')
     return []
   })
   await Promise.all(wills.map(async (will) => {
     const packet = { cmd: 'publish' as const, topic: will.topic, payload: will.payload, qos: will.qos as 0 | 1 | 2, retain: will.retain, dup: false }
     const refused = await new Promise<Error | null>((resolve) => broker.authorizePublish(null, packet, (err) => resolve(err ?? null)))
     if (refused === null) await new Promise<void>((resolve) => broker.publish(packet, () => resolve()))
-    await stores.delWill(will).catch((err: Error) => log.warn({ clientId: will.clientId, reason: err.message }, 'deleting a published will failed'))
+    await stores.delWill(will).catch((err: Error) => log.warn({ clientId: will.clientId, err }, 'deleting a published will failed'))
     if (refused === null) log.info({ clientId: will.clientId, topic: will.topic }, 'published the will of a client of an earlier run of this node')
     else log.warn({ clientId: will.clientId, topic: will.topic, reason: refused.message }, 'will of a client of an earlier run refused; deleted')
   }))

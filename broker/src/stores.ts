@@ -41,13 +41,15 @@ export interface NodeStores {
  * Opens the node's stores for `config`.
  * @param clientInfo the client with this id on this node, if any: clean session flag and identity (cluster: takeover
  *   checks; embedded store: whether a session is connected, for its queue limit)
+ * @param onTakeover a cluster member calls this when a connection on another node takes over this node's client
  * @throws Error naming the data dir or the Redis URL when it cannot be opened; NodeIdInUseError naming the id when a
  *   live node of the cluster holds it (a cluster member waits up to 3 heartbeat intervals for a run that died)
  */
-export async function openStores (config: BrokerConfig, log: Logger, clientInfo: ClientInfo): Promise<NodeStores> {
+export async function openStores (config: BrokerConfig, log: Logger, clientInfo: ClientInfo,
+  onTakeover?: (clientId: string, byNode: string) => void): Promise<NodeStores> {
   const nodeId = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(3).toString('hex')}`
   if (config.redis !== undefined) {
-    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, heartbeatInterval: config.heartbeatInterval, history: config.feedHistory, clientInfo, log })
+    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, heartbeatInterval: config.heartbeatInterval, history: config.feedHistory, clientInfo, onTakeover, log })
     return {
       nodeId,
       persistence: link.persistence,

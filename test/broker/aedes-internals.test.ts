@@ -1,12 +1,12 @@
 // Tests the contract broker/src/aedes-internals.ts relies on, against a running aedes: each accessor reads what it
 // says (the client table, the message stream, a CONNECT's will before authentication, a client's subscriptions, where
-// its connection came from, `connackSent`, the message counter, a client's next packet identifier), so an aedes upgrade
-// that moves one fails here and not in production.
+// its connection came from, `connackSent`, the message counter, a client's next packet identifier, whether it sent
+// DISCONNECT), so an aedes upgrade that moves one fails here and not in production.
 import { describe, it, expect } from 'vitest'
 import type { Client } from 'aedes'
 import { brokerForTest } from '../helpers/broker.js'
 import { connect, waitFor } from '../helpers/mqtt.js'
-import { asDeliveringClient, asFeedClient, connDetailsOf, connectWillOf, connectedClients, messageStream, setNextPacketIdentifier, subscriptionsOf } from '../../broker/src/aedes-internals.js'
+import { asDeliveringClient, asFeedClient, connDetailsOf, connectWillOf, connectedClients, messageStream, sentDisconnect, setNextPacketIdentifier, subscriptionsOf } from '../../broker/src/aedes-internals.js'
 
 describe('aedes internals', () => {
   it('reads the client table, the message stream, subscriptions, connection details and connackSent', async () => {
@@ -25,6 +25,10 @@ describe('aedes internals', () => {
     await new Promise<void>((resolve) => messageStream(node.aedes).on('probe/#', (packet, cb) => { seen.push(packet.topic); cb() }, resolve))
     await mqtt.publishAsync('probe/1', 'x', { qos: 1 })
     await waitFor(() => seen.includes('probe/1'), 'the message on the stream')
+    expect(sentDisconnect(client)).toBe(false)
+    await mqtt.endAsync() // DISCONNECT
+    await waitFor(() => client.closed, 'the client closed')
+    expect(sentDisconnect(client)).toBe(true)
   })
 
   it('reads a CONNECT\'s will while it is being authenticated', async () => {

@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { afterEach } from 'vitest'
 import { startBroker, type BrokerNode } from '../../broker/src/main.js'
 import type { BrokerOptions } from '../../broker/src/config.js'
+import type { Logger } from '../../broker/src/log.js'
 
 const cleanups: Array<() => Promise<void> | void> = []
 
@@ -33,9 +34,11 @@ export function tempDir (prefix = 'tribune-test-'): string {
  * Starts a broker on 127.0.0.1 with free ports and silent logs (in memory unless `dataDir` is given); closed after the test.
  * Overload protection is off unless asked for: a test's broker shares its event loop with the test's own clients, and
  * the machine with other test files, so its lag measures the test, not the node (test/admission/ turns it on).
+ * @param logger where the node logs (default: nowhere)
  */
-export async function brokerForTest (options: BrokerOptions = {}): Promise<BrokerNode & { tcpUrl: string, wsUrl: string }> {
-  const node = await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, dataDir: ':memory:', logLevel: 'silent', overloadLagMs: 0, ...options })
+export async function brokerForTest (options: BrokerOptions = {}, logger?: Logger): Promise<BrokerNode & { tcpUrl: string, wsUrl: string }> {
+  const node = await startBroker({ host: '127.0.0.1', port: 0, wsPort: 0, dataDir: ':memory:', logLevel: 'silent', overloadLagMs: 0, ...options }, logger)
   onCleanup(async () => await node.close())
-  return { ...node, tcpUrl: `mqtt://127.0.0.1:${node.tcpPort}`, wsUrl: `ws://127.0.0.1:${node.wsPort}/mqtt` }
+  // The node itself, not a copy: its getters (draining) stay live.
+  return Object.assign(node, { tcpUrl: `mqtt://127.0.0.1:${node.tcpPort}`, wsUrl: `ws://127.0.0.1:${node.wsPort}/mqtt` })
 }

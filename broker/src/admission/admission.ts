@@ -23,9 +23,9 @@ import { Shedder } from './shed.js'
 import type { Server } from 'node:net'
 
 /** Why a connection was refused. */
-export type RefusalReason = 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate'
+export type RefusalReason = 'draining' | 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate'
 
-export const REFUSAL_REASONS: readonly RefusalReason[] = ['overload', 'max-connections', 'address-connections', 'address-rate', 'rate']
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['draining', 'overload', 'max-connections', 'address-connections', 'address-rate', 'rate']
 
 /** The limits; 0 turns one off. Rates per second, times in ms. */
 export interface AdmissionLimits {
@@ -63,8 +63,13 @@ export const MAX_RETRY_AFTER_S = 30
 /** How often the refusals are summed up in one log line, ms. */
 export const SUMMARY_MS = 10_000
 
-/** Retry-After (seconds) a refused client is given, by reason; the client adds its own jitter. */
+/**
+ * Retry-After (seconds) a refused client is given, by reason; the client adds its own jitter. A draining node says 1:
+ * the client library waits at least the Retry-After before any next attempt, on any of its URLs, and a viewer turned
+ * away by a node that is leaving should go to the next one soon.
+ */
 const RETRY_AFTER_S: Record<RefusalReason, number> = {
+  draining: 1,
   overload: 2,
   'max-connections': 5,
   'address-connections': 5,
@@ -72,7 +77,10 @@ const RETRY_AFTER_S: Record<RefusalReason, number> = {
   rate: 1
 }
 
-const zeroCounts = (): Record<RefusalReason, number> => ({ overload: 0, 'max-connections': 0, 'address-connections': 0, 'address-rate': 0, rate: 0 })
+const zeroCounts = (): Record<RefusalReason, number> => ({ draining: 0, overload: 0, 'max-connections': 0, 'address-connections': 0, 'address-rate': 0, rate: 0 })
+
+/** How a refused client was answered on a listener of this protocol, for the summary lines (refuse.ts). */
+const ANSWER: Record<string, { returnCode?: number, status?: number }> = { mqtt: { returnCode: 3 }, ws: { status: 503 }, wss: { status: 503 }, mqtts: {} }
 
 export class Admission {
   readonly limits: Readonly<AdmissionLimits>
@@ -90,7 +98,9 @@ export class Admission {
   #accepted = 0
   #acceptedSinceSummary = 0
   readonly #refused = zeroCounts()
-  #refusedSinceSummary = zeroCounts()
+  /** Refusals since the last summary, by listener name (`''` when the caller gave none). */
+  #refusedSinceSummary = new Map<string, Record<RefusalReason, number>>()
+  #draining = false
   /** Rate refusals in the current one-second window and in the one before (for Retry-After). */
   #rateRefusedNow = 0
   #rateRefusedBefore = 0
@@ -113,11 +123,11 @@ export class Admission {
   }
 
   /**
-   * Decides on a new connection from `address` and, when it is taken, counts it (call {@link Admission.release} when it
-   * closes).
+   * Decides on a new connection from `peer` (its address) on `listener` (its name, e.g. `ws:8080`, for the summary
+   * lines) and, when it is taken, counts it (call {@link Admission.release} when it closes).
    * @returns null when taken, else the reason it is refused
    */
-  admit (peer: string): RefusalReason | null {
+  admit (peer: string, listener = ''): RefusalReason | null {
     const address = this.#trackAddresses ? addressKey(peer) : peer
     const reason = this.#check(address)
     if (reason !== null) {
@@ -126,7 +136,12 @@ export class Admission {
         this.#rateRefusedNow++
       }
       this.#refused[reason]++
-      this.#refusedSinceSummary[reason]++
+      let counts = this.#refusedSinceSummary.get(listener)
+      if (counts === undefined) {
+        counts = zeroCounts()
+        this.#refusedSinceSummary.set(listener, counts)
+      }
+      counts[reason]++
       this.#shedder.refused()
       return reason
     }
@@ -175,6 +190,18 @@ export class Admission {
     this.#windowStart = now
   }
 
+  /**
+   * True while the node drains (drain.ts): every new connection is refused (`draining`), before any other check.
+   * Set back to false to take connections again.
+   */
+  get draining (): boolean {
+    return this.#draining
+  }
+
+  set draining (on: boolean) {
+    this.#draining = on
+  }
+
   /** True while overload protection refuses new connections. */
   get overloaded (): boolean {
     return this.#lag?.overloaded() ?? false
@@ -206,6 +233,7 @@ export class Admission {
   }
 
   #check (address: string): RefusalReason | null {
+    if (this.#draining) return 'draining'
     if (this.#lag?.overloaded() === true) return 'overload'
     if (this.full) return 'max-connections'
     if (this.#trackAddresses) {
@@ -224,9 +252,14 @@ export class Admission {
     return null
   }
 
+  /**
+   * The summary of the last interval, if anything was refused: one line per listener and reason, with the field names
+   * of every refusal line (connection-log.ts: `reason`, `transport`, `listener`, `returnCode`; `status` for an HTTP
+   * answer) and `refused`, the count; one line for connections shed at accept. Never a line per refusal.
+   */
   #summary (): void {
     const refused = this.#refusedSinceSummary
-    this.#refusedSinceSummary = zeroCounts()
+    this.#refusedSinceSummary = new Map()
     const accepted = this.#acceptedSinceSummary
     this.#acceptedSinceSummary = 0
     const lagMaxMs = Math.round(this.#lag?.takeMax() ?? 0)
@@ -236,11 +269,17 @@ export class Admission {
     const shedNow = this.#shedder.stats().shed
     const shed = shedNow - this.#shedAtSummary
     this.#shedAtSummary = shedNow
-    const total = REFUSAL_REASONS.reduce((sum, r) => sum + refused[r], 0)
-    if (total === 0 && shed === 0) return
-    const byReason = Object.fromEntries(REFUSAL_REASONS.filter((r) => refused[r] > 0).map((r) => [r, refused[r]]))
-    const shedNote = shed > 0 ? ` and closed ${shed} at accept without an answer (over --max-refusal-rate)` : ''
-    this.#log.warn({ refused: byReason, shed, accepted, connections: this.#connections, lagMaxMs, intervalMs: SUMMARY_MS }, `admission: refused ${total} new connections${shedNote} in the last ${SUMMARY_MS / 1000} s`)
+    const context = { accepted, connections: this.#connections, lagMaxMs, intervalMs: SUMMARY_MS }
+    for (const [listener, counts] of refused) {
+      // Listener names are `<protocol>:<port>` (listeners/plan.ts).
+      const transport = listener === '' ? undefined : listener.split(':')[0]
+      for (const reason of REFUSAL_REASONS) {
+        if (counts[reason] === 0) continue
+        this.#log.warn({ reason, transport, listener: listener === '' ? undefined : listener, ...ANSWER[transport ?? ''], refused: counts[reason], ...context },
+          `admission: refused ${counts[reason]} new connections (${reason})${listener === '' ? '' : ` on ${listener}`} in the last ${SUMMARY_MS / 1000} s`)
+      }
+    }
+    if (shed > 0) this.#log.warn({ reason: 'shed', shed, ...context }, `admission: closed ${shed} new connections at accept without an answer (over --max-refusal-rate) in the last ${SUMMARY_MS / 1000} s`)
   }
 }
 

@@ -96,7 +96,7 @@ export async function clusterMain (argv: string[]): Promise<number> {
           redis = await spawnRedisServer({ port, dir })
           if (lock !== null) writeLock(lock, { cluster: process.pid, redis: redis.pid })
           watch(redis)
-        }).catch((err: Error) => log.error({ reason: err.message }, 'cannot start the cluster\'s redis-server again'))
+        }).catch((err: Error) => log.error({ err }, 'cannot start the cluster\'s redis-server again'))
       }
       watch(redis)
     } catch (err) {

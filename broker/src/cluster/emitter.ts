@@ -60,6 +60,8 @@ export interface ClusterEmitterOptions {
   clientInfo: (clientId: string) => { clean: boolean, identity: string | undefined } | undefined
   /** Called for each foreign message dropped. */
   onForeign?: (channel: string, err: Error) => void
+  /** Called when a takeover notice from `byNode` is about to make aedes close this node's client `clientId`. */
+  onTakeover?: (clientId: string, byNode: string) => void
 }
 
 export class ClusterEmitter implements Emitter {
@@ -68,6 +70,7 @@ export class ClusterEmitter implements Emitter {
   readonly #nodeId: string
   readonly #prefix: string
   readonly #clientInfo: ClusterEmitterOptions['clientInfo']
+  readonly #onTakeover: ClusterEmitterOptions['onTakeover']
   /** Listeners of takeover notices, and what they were wrapped in for the notices that come through Redis. */
   readonly #wrapped = new WeakMap<Listener, Listener>()
   /** Redis subscriptions not yet confirmed, by Redis channel or pattern. */
@@ -83,6 +86,7 @@ export class ClusterEmitter implements Emitter {
     // a filter that starts with a wildcard (`#`, `+/x`) into a plain word (`tribune:#`) that matches nothing.
     this.#prefix = `${opts.prefix}/`
     this.#clientInfo = opts.clientInfo
+    this.#onTakeover = opts.onTakeover
     this.#local = new (MQEmitter as unknown as new (opts: object) => Emitter)({ matchEmptyLevels: true })
     this.#redis = new MQEmitterRedisPrefix(this.#prefix, { pubConn: opts.pubConn, subConn: opts.subConn, matchEmptyLevels: true })
     // mqemitter-redis re-emits connection errors on `state`; the connections' own handlers (cluster/open.ts) log them,
@@ -188,6 +192,8 @@ export class ClusterEmitter implements Emitter {
       if (typeof notice.clientId !== 'string') return done()
       const here = this.#clientInfo(notice.clientId)
       if (here?.identity !== undefined && notice.identity !== here.identity) return done()
+      const byNode = packet.topic.split('/')[1]
+      if (here !== undefined && byNode !== this.#nodeId) this.#onTakeover?.(notice.clientId, byNode)
       listener({ ...packet, payload: Buffer.from(notice.clientId) }, done)
     }
     this.#wrapped.set(listener, guarded)

@@ -45,6 +45,8 @@ export interface ClusterOptions {
   history: number
   /** The client with this id on this node, if any: its clean session flag and identity. */
   clientInfo: ClientInfo
+  /** Called when a connection on another node takes over this node's client `clientId` (MQTT 3.1.4). */
+  onTakeover?: (clientId: string, byNode: string) => void
   log: Logger
 }
 
@@ -74,7 +76,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     let up = false // before the first connect, a failure is the start's to report (one error, below), not a warning
     conn.on('error', (err: Error) => {
       lastError = err
-      if (!down && up) log.warn({ redis: redact, connection: name, reason: err.message }, 'redis connection lost; retrying')
+      if (!down && up) log.warn({ redis: redact, connection: name, err }, 'redis connection lost; retrying')
       down = true
     })
     conn.on('ready', () => {
@@ -125,13 +127,14 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     pubConn: pub,
     subConn: sub,
     clientInfo: opts.clientInfo,
-    onForeign: (channel, err) => log.warn({ channel, reason: err.message }, 'dropped a message that is not Tribune\'s on a channel under its prefix')
+    onTakeover: opts.onTakeover,
+    onForeign: (channel, err) => log.warn({ channel, err }, 'dropped a message that is not Tribune\'s on a channel under its prefix')
   })
   const persistence = new ClusterPersistence({
     conn: state,
     subscriber: notices,
     prefix: channels,
-    onError: (err) => log.warn({ reason: err.message }, 'dropped a retained notice that is not Tribune\'s')
+    onError: (err) => log.warn({ err }, 'dropped a retained notice that is not Tribune\'s')
   })
   const store = new RedisFeedStore(pub, { prefix, history: opts.history })
   return {

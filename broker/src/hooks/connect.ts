@@ -9,6 +9,8 @@ import type { Client, ConnectPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import { reservedPrefix, refusal, topicTooBig, type HookContext } from './context.js'
 import { connDetailsOf, connectWillOf } from '../aedes-internals.js'
+import { refusalLogFields } from '../connection-log.js'
+import { markDisconnect } from '../disconnect-reason.js'
 
 type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
 
@@ -31,46 +33,49 @@ export function connectHooks (ctx: HookContext): {
       cb(null, true)
     },
     authenticate (client, username, password, cb) {
+      /** Answers CONNACK `returnCode` and logs the refusal with the fields every refusal has (connection-log.ts). */
+      const refuse = (returnCode: 2 | 4 | 5, reason: string, extra: Record<string, unknown> = {}): void => {
+        log.warn({ ...refusalLogFields(client, access, reason, returnCode), username, ...extra }, 'CONNECT refused')
+        cb(refusal(returnCode, reason), false)
+      }
       if (emptyIdPersistent.has(client)) {
         // [MQTT-3.1.3-8]: a zero-length client id with clean session off is refused with CONNACK 2.
-        cb(refusal(2, 'identifier rejected: a persistent session (clean session off) needs a client id'), false)
+        refuse(2, 'identifier rejected: a persistent session (clean session off) needs a client id')
         return
       }
       const keepalive = badKeepalive.get(client)
       if (keepalive !== undefined) {
         // MQTT 3.1.1 has no code for this; like Mosquitto, answer "identifier rejected" (2).
         const allowed = ctx.limits.keepaliveZero === 'refuse' ? `1 to ${ctx.limits.maxKeepalive} s (keep alive 0 is refused here)` : `0 to ${ctx.limits.maxKeepalive} s`
-        const reason = `keep alive ${keepalive} s refused: it must be ${allowed}`
-        log.warn({ clientId: client.id, peer: connDetailsOf(client)?.ipAddress, listener: connDetailsOf(client)?.listener, returnCode: 2, reason }, 'CONNECT refused')
-        cb(refusal(2, reason), false)
+        refuse(2, `keep alive ${keepalive} s refused: it must be ${allowed}`)
         return
       }
       const will = connectWillOf(client)
-      const listener = connDetailsOf(client)?.listener
       const willTooBig = will != null ? topicTooBig(will.topic, ctx.limits) : null
       if (willTooBig !== null) {
-        cb(refusal(5, `not authorized: will ${willTooBig}`), false)
+        refuse(5, `not authorized: will ${willTooBig}`)
         return
       }
       const willReserved = will != null ? reservedPrefix(will.topic) : null
       if (will != null && (willReserved !== null || will.topic.includes('\u0000'))) {
-        log.warn({ clientId: client.id, topic: will.topic, listener }, 'refused CONNECT: will topic is a topic of the broker ($SYS, $replay, $admin) or holds U+0000')
-        cb(refusal(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`), false)
+        refuse(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`, { topic: will.topic })
         return
       }
       const holder: AccessClient | undefined = ctx.clients()[client.id]
       access.connect(client, { username, password, will, holder }).then((result) => {
         if ('returnCode' in result) {
-          log.warn({ clientId: client.id, username, peer: connDetailsOf(client)?.ipAddress, listener, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
-          cb(refusal(result.returnCode, result.reason), false)
+          refuse(result.returnCode, result.reason)
           return
         }
         const watched = noKeepalive.has(client)
-        log.debug({ clientId: client.id, identity: result.id, role: result.role, method: result.method, listener, ...(watched ? { keepalive: 0 } : {}) }, 'CONNECT accepted')
+        log.debug({ clientId: client.id, identity: result.id, role: result.role, method: result.method, listener: connDetailsOf(client)?.listener, ...(watched ? { keepalive: 0 } : {}) }, 'CONNECT accepted')
         if (watched) ctx.watchLiveness(client)
+        // aedes closes the connection that holds this client id next (registerClient, [MQTT-3.1.4-2]).
+        const held = ctx.clients()[client.id]
+        if (held !== undefined && held !== client) markDisconnect(held, 'takeover', 'by a new connection on this node')
         cb(null, true)
       }, (err: Error) => {
-        log.error({ err, clientId: client.id }, 'authentication failed')
+        log.error({ ...refusalLogFields(client, access, 'authentication failed', 5), err }, 'CONNECT refused')
         cb(refusal(5, 'authentication failed'), false)
       })
     }

@@ -58,7 +58,15 @@ export function reservedPrefix (topic: string): string | null {
   return RESERVED_PREFIXES.includes(first) ? first : null
 }
 
-/** An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3). */
+/** Marks the refusals the hooks make (and log themselves). */
+const HOOK_REFUSAL = Symbol('tribune.hookRefusal')
+
+/** An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3); the hook logs it. */
 export function refusal (returnCode: 2 | 4 | 5, message: string): Error & { returnCode: number } {
-  return Object.assign(new Error(message), { returnCode })
+  return Object.assign(new Error(message), { returnCode, [HOOK_REFUSAL]: true })
+}
+
+/** Whether `err` is a refusal made (and logged) by a hook, rather than one aedes made itself. */
+export function isHookRefusal (err: Error): boolean {
+  return (err as Error & { [HOOK_REFUSAL]?: boolean })[HOOK_REFUSAL] === true
 }

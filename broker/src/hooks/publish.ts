@@ -6,6 +6,8 @@
  */
 import type { Client, PublishPacket } from 'aedes'
 import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
+import { refusalLogFields } from '../connection-log.js'
+import { markDisconnect } from '../disconnect-reason.js'
 
 /**
  * Whether aedes, given the go-ahead now, writes the PUBACK and then publishes the message itself: its next step
@@ -20,26 +22,36 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
   const { access, feeds, log, persistence } = ctx
   /** The last QoS 2 feed publishes per client, by packet id: a retransmission gets the same envelope. */
   const recentQoS2 = new WeakMap<Client, Map<number, { topic: string, original: Buffer, envelope: Promise<Buffer | null> }>>()
+  /**
+   * Refuses the PUBLISH (aedes then closes the connection; a will is dropped) and logs it with the fields every
+   * refusal has (connection-log.ts); no return code: MQTT 3.1.1 has no negative PUBACK.
+   */
+  const refuse = (client: Client | null, topic: string, reason: string, callback: (err?: Error | null) => void, err?: Error): void => {
+    // A will comes from a client that is gone (null), or closing (aedes publishes it from the client's close).
+    const will = client === null || client.closed
+    const fields = { ...refusalLogFields(client, access, reason), topic, ...(err !== undefined ? { err } : {}) }
+    if (err !== undefined) log.error(fields, 'feed PUBLISH refused; not acknowledged')
+    else log.warn(fields, will ? 'will refused' : 'PUBLISH refused; connection closed')
+    if (!will) markDisconnect(client, 'publish-refused', reason)
+    callback(err ?? new Error(reason))
+  }
   return function authorizePublish (client, packet, callback) {
     const topic = packet.topic
     // Also wills published by the broker for a client that is gone (client null): `$SYS` and `$replay` belong to the
     // broker; `$admin` is left to the topic rules (operators), and so are other `$` topics (`$TopicA/B`).
     const reserved = reservedPrefix(topic)
     if ((reserved !== null && reserved !== '$admin') || topic.includes('\u0000')) {
-      log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to a topic of the broker ($SYS, $replay) or with U+0000')
-      callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: ${reserved !== null ? `${reserved} topics belong to the broker` : 'U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)'}`))
+      refuse(client, topic, `PUBLISH to ${JSON.stringify(topic)} refused: ${reserved !== null ? `${reserved} topics belong to the broker` : 'U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)'}`, callback)
       return
     }
     const tooBig = topicTooBig(topic, ctx.limits)
     if (tooBig !== null) {
-      log.warn({ clientId: client?.id, reason: tooBig }, 'refused PUBLISH')
-      callback(new Error(`PUBLISH refused: ${tooBig}`))
+      refuse(client, topic, `PUBLISH refused: ${tooBig}`, callback)
       return
     }
     if (!access.mayPublish(client, topic)) {
       const who = client !== null ? access.identity(client)?.id : undefined
-      log.warn({ clientId: client?.id, identity: who, topic, retain: packet.retain }, 'PUBLISH denied by the topic rules; connection closed')
-      callback(new Error(`PUBLISH to ${topic} not authorized for ${who ?? 'this client'}`))
+      refuse(client, topic, `PUBLISH to ${topic} not authorized for ${who ?? 'this client'} by the topic rules`, callback)
       return
     }
     if (!feeds.isFeed(topic)) {
@@ -53,10 +65,7 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       // message only after that write), and only once.
       if (client !== null && packet.qos === 1 && !aedesWillAcknowledge(client)) ctx.publish(topic, bytes)
       callback(null)
-    }, (err: Error) => {
-      log.error({ clientId: client?.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
-      callback(err)
-    })
+    }, (err: Error) => refuse(client, topic, `feed message not stored: ${err.message}`, callback, err))
     if (packet.qos !== 2 || client === null || packet.messageId === undefined) {
       void stamp()
       return
@@ -99,9 +108,6 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
         packet.retain = false
       }
       callback(null)
-    }, (err: Error) => {
-      log.error({ clientId: client.id, topic, reason: err.message }, 'feed PUBLISH refused; not acknowledged')
-      callback(err)
-    })
+    }, (err: Error) => refuse(client, topic, `feed message not stored: ${err.message}`, callback, err))
   }
 }

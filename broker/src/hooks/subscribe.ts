@@ -9,6 +9,10 @@ import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { FeedClient } from '../feeds/feeds.js'
 import { topicTooBig, type HookContext } from './context.js'
 import { asFeedClient, subscriptionsOf } from '../aedes-internals.js'
+import { refusalLogFields } from '../connection-log.js'
+
+/** SUBACK's return code for a refused filter (MQTT 3.1.1 section 3.9.3). */
+const SUBACK_FAILURE = 0x80
 
 /** Characters Redis pub/sub patterns give a meaning to. */
 const GLOB = /[*?[\]\\]/
@@ -25,36 +29,39 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
     authorizeForward (client, packet) {
       if (access.mayForward(client, packet.topic)) return packet
       // Per message and subscriber: debug, or a deny rule under a wide subscription would flood the log.
-      log.debug({ clientId: client.id, topic: packet.topic }, 'message not delivered: the topic rules do not allow it to this client')
+      log.debug({ ...refusalLogFields(client, access, 'topic not allowed by the topic rules (now)'), topic: packet.topic }, 'message not delivered: the topic rules do not allow it to this client')
       return null
     }
+  }
+
+  /** Answers 0x80 for this filter and logs it with the fields every refusal has (connection-log.ts). */
+  function refuse (client: Client, topic: string, reason: string, callback: (err: Error | null, sub?: Subscription | null) => void): void {
+    log.info({ ...refusalLogFields(client, access, reason, SUBACK_FAILURE), topic }, 'SUBSCRIBE refused (0x80)')
+    callback(null, null)
   }
 
   function authorize (client: Client, sub: Subscription, callback: (err: Error | null, sub?: Subscription | null) => void): void {
     {
       const topic = sub.topic
       if (topic.includes('\u0000')) {
-        callback(null, null) // MQTT 3.1.1 section 1.5.3: no U+0000 in topic filters
+        refuse(client, topic, 'U+0000 in a topic filter (MQTT 3.1.1 section 1.5.3)', callback)
         return
       }
       if (GLOB.test(topic)) {
         // Redis pub/sub reads these as pattern characters: in a cluster `matches/*/state` would be a pattern (or take
         // the place of `matches/+/state`'s). Refused on every node, clustered or not, so clients see one behaviour.
-        log.info({ clientId: client.id, topic }, 'SUBSCRIBE refused (0x80): topic filters may not contain * ? [ ] or \\')
-        callback(null, null)
+        refuse(client, topic, 'topic filters may not contain * ? [ ] or \\', callback)
         return
       }
       const tooBig = topicTooBig(topic, ctx.limits)
       const subscriptions = subscriptionsOf(client)
       const full = subscriptions[topic] === undefined && Object.keys(subscriptions).length >= ctx.limits.maxSubscriptionsPerClient
       if (tooBig !== null || full) {
-        log.info({ clientId: client.id, reason: tooBig ?? `more than ${ctx.limits.maxSubscriptionsPerClient} subscriptions` }, 'SUBSCRIBE refused (0x80)')
-        callback(null, null)
+        refuse(client, topic, tooBig ?? `more than ${ctx.limits.maxSubscriptionsPerClient} subscriptions`, callback)
         return
       }
       if (!access.maySubscribe(client, topic)) {
-        log.info({ clientId: client.id, identity: access.identity(client)?.id, topic }, 'SUBSCRIBE denied by the topic rules (0x80)')
-        callback(null, null)
+        refuse(client, topic, 'not allowed by the topic rules', callback)
         return
       }
       if (!feeds.isReplay(topic)) {
@@ -65,8 +72,7 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       try {
         feeds.authorizeReplay(feedClient, topic)
       } catch (err) {
-        log.info({ clientId: client.id, topic, reason: (err as Error).message }, 'SUBSCRIBE refused (0x80)')
-        callback(null, null)
+        refuse(client, topic, (err as Error).message, callback)
         return
       }
       callback(null, sub)

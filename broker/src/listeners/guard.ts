@@ -21,6 +21,15 @@ import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { Liveness, type LivenessOptions, type Watched } from './liveness.js'
 
+/** Why the guard closed a connection, as a name (disconnect-reason.ts lists them with the others). */
+export type GuardCloseReason = 'slow-consumer' | 'packet-too-large' | 'protocol-error' | 'idle'
+
+/** Why the guard closed a connection: the name, and the words for the log. */
+export interface GuardClose {
+  reason: GuardCloseReason
+  detail: string
+}
+
 /** Follows packet boundaries across chunks; one per connection. */
 export class PacketSizeGuard {
   readonly #max: number
@@ -37,9 +46,9 @@ export class PacketSizeGuard {
 
   /**
    * Scans the next chunk of the stream.
-   * @returns null when all is well, or the reason to close the connection
+   * @returns null when all is well, or why to close the connection
    */
-  check (chunk: Uint8Array): string | null {
+  check (chunk: Uint8Array): GuardClose | null {
     let i = 0
     while (i < chunk.length) {
       if (this.#state === 'header') {
@@ -54,11 +63,11 @@ export class PacketSizeGuard {
         this.#multiplier *= 128
         this.#lengthBytes++
         if ((byte & 0x80) !== 0) {
-          if (this.#lengthBytes === 4) return 'malformed Remaining Length (more than 4 bytes, MQTT 3.1.1 section 2.2.3)'
+          if (this.#lengthBytes === 4) return { reason: 'protocol-error', detail: 'malformed Remaining Length (more than 4 bytes, MQTT 3.1.1 section 2.2.3)' }
           continue
         }
         const total = 1 + this.#lengthBytes + this.#length
-        if (total > this.#max) return `packet of ${total} bytes exceeds the maximum packet size of ${this.#max} bytes`
+        if (total > this.#max) return { reason: 'packet-too-large', detail: `packet of ${total} bytes exceeds the maximum packet size of ${this.#max} bytes` }
         this.#remaining = this.#length
         this.#state = this.#remaining === 0 ? 'header' : 'body'
       } else {
@@ -84,10 +93,13 @@ export interface ConnectionLimits {
 export interface Peer {
   ipAddress: string
   port: number
+  /** The listener's name, e.g. `mqtt:1883`. */
+  listener?: string
 }
 
-/** Told when the guard closes a connection: `peer` as `address:port`, and why. Shared by all connections. */
-export type RefusedHandler = (peer: string, reason: string) => void
+/** Told when the guard closes a connection: where it came from, and why. Shared by all connections. */
+export type RefusedHandler = (peer: Peer, close: GuardClose) => void
+
 
 /** How long a connection's unsent bytes may stay above the limit, in ms. */
 export const SLOW_GRACE_MS = 5000
@@ -156,6 +168,8 @@ abstract class GuardedStream extends Duplex {
   /** A SUBACK is waiting: flush one turn later, with the retained messages and history that follow it. */
   #holdTurn = false
   #refused = false
+  /** Why the guard closed it, once it did. */
+  #closeReason: GuardClose | null = null
   /** When the unsent bytes were first seen above the limit (ms since epoch), 0 while below. */
   #overSince = 0
   /** The watch on a client with keep alive 0 (null for the others). */
@@ -187,14 +201,23 @@ abstract class GuardedStream extends Duplex {
 
   /** What the watch may do with this connection: close it (a WebSocket adds its ping). */
   protected watched (): Watched {
-    return { refuse: (reason) => this.refuse(reason) }
+    return { refuse: (reason) => this.refuse(reason, 'idle') }
   }
 
-  /** Closes the connection for `reason` (reported once); nothing received after this reaches aedes. */
-  refuse (reason: string): void {
+  /** Why the guard closed this connection, or null when it did not. */
+  get closeReason (): GuardClose | null {
+    return this.#closeReason
+  }
+
+  /**
+   * Closes the connection for `reason` (reported once); nothing received after this reaches aedes.
+   * @param reason the words for the log; `code` names it
+   */
+  refuse (reason: string, code: GuardCloseReason): void {
     if (this.#refused) return
     this.#refused = true
-    this.#onRefused(`${this.#peer.ipAddress}:${this.#peer.port}`, reason)
+    this.#closeReason = { reason: code, detail: reason }
+    this.#onRefused(this.#peer, this.#closeReason)
     this.destroyTransport()
     this.destroy()
   }
@@ -203,8 +226,8 @@ abstract class GuardedStream extends Duplex {
   protected received (chunk: Buffer): void {
     if (this.#refused) return
     this.liveness?.heard()
-    const reason = this.#guard.check(chunk)
-    if (reason !== null) this.refuse(reason)
+    const refused = this.#guard.check(chunk)
+    if (refused !== null) this.refuse(refused.detail, refused.reason)
     else if (!this.push(chunk)) this.pauseInput()
   }
 
@@ -256,9 +279,9 @@ abstract class GuardedStream extends Duplex {
     const now = Date.now()
     if (this.#overSince === 0) this.#overSince = now
     if (queued > this.#maxQueued * HARD_FACTOR) {
-      this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${HARD_FACTOR} x ${this.#maxQueued}`)
+      this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${HARD_FACTOR} x ${this.#maxQueued}`, 'slow-consumer')
     } else if (now - this.#overSince > SLOW_GRACE_MS) {
-      this.refuse(`slow consumer: more than ${this.#maxQueued} bytes waiting to be sent for over ${SLOW_GRACE_MS} ms (${queued} now)`)
+      this.refuse(`slow consumer: more than ${this.#maxQueued} bytes waiting to be sent for over ${SLOW_GRACE_MS} ms (${queued} now)`, 'slow-consumer')
     }
   }
 
@@ -375,7 +398,7 @@ class WebSocketStream extends GuardedStream {
     if (isBinary) self.received(data)
     else {
       self.#closeCode = 1003 // unsupported data
-      self.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]')
+      self.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]', 'protocol-error')
     }
   }
 
@@ -384,7 +407,7 @@ class WebSocketStream extends GuardedStream {
   protected override watched (): Watched {
     this.#ws.on('pong', WebSocketStream.#onPong)
     const ws = this.#ws
-    return { refuse: (reason) => this.refuse(reason), ping: () => { if (ws.readyState === 1) ws.ping() } }
+    return { refuse: (reason) => this.refuse(reason, 'idle'), ping: () => { if (ws.readyState === 1) ws.ping() } }
   }
 
   static #onError (this: WebSocket, err: Error): void {
@@ -429,7 +452,15 @@ export function watchLiveness (conn: unknown, opts: LivenessOptions): boolean {
 }
 
 /**
- * Guards a TCP or TLS socket (or any byte duplex) from `peer`. `onRefused(peer, reason)` is called once when the
+ * Why the guard closed the connection aedes reads from (a client's `conn`): the reason's name and its words; null when
+ * the guard did not close it, or `conn` is not a guarded connection.
+ */
+export function guardCloseReason (conn: unknown): GuardClose | null {
+  return conn instanceof GuardedStream ? conn.closeReason : null
+}
+
+/**
+ * Guards a TCP or TLS socket (or any byte duplex) from `peer`. `onRefused(peer, close)` is called once when the
  * guard closes it; `onClosed(inner)` once the socket is closed.
  * @returns the stream aedes reads MQTT packets from and writes to
  */
@@ -439,7 +470,7 @@ export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimit
 
 /**
  * Guards an open WebSocket: the stream aedes reads MQTT packets from (binary frames only) and writes to.
- * `onRefused(peer, reason)` is called once when the guard closes it; `onClosed(ws)` once the WebSocket is closed.
+ * `onRefused(peer, close)` is called once when the guard closes it; `onClosed(ws)` once the WebSocket is closed.
  * @returns the stream aedes reads MQTT packets from and writes to
  */
 export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void): Duplex {

@@ -8,7 +8,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
-import { guardConnection, type ConnectionLimits } from './guard.js'
+import { guardConnection, type ConnectionLimits, type RefusedHandler } from './guard.js'
 import type { Admission } from '../admission/admission.js'
 import { refuseMqtt, refuseTls } from '../admission/refuse.js'
 import { TCP_KEEPALIVE_IDLE_MS } from './liveness.js'
@@ -95,19 +95,19 @@ export function verifiedCN (socket: tls.TLSSocket): string | undefined {
  * refused one gets CONNACK 3 (TCP) or is closed before its TLS handshake (TLS), without reaching aedes.
  * @param limits packet size and queued bytes per connection; a connection over a limit is closed, nobody else
  * @param admission the node's admission control: decides on each accepted socket, and is told when a taken one closes
- * @param onRefused called with the peer address and the reason when the guard closes a connection
+ * @param onRefused called with the peer and the reason when the guard closes a connection
  * @returns the listening server (its address() gives the port when `port` was 0), and the sockets open (each from
  *   its accept until it closes), for shutdown
  * @throws when the port cannot be bound (e.g. EADDRINUSE) or a TLS file cannot be read, naming it
  */
 export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, handle: ConnectionHandler,
-  onRefused: (peer: string, reason: string) => void, admission: Admission): Promise<{ server: net.Server, open: Set<Duplex> }> {
+  onRefused: RefusedHandler, admission: Admission): Promise<{ server: net.Server, open: Set<Duplex> }> {
   const open = new Set<Duplex>()
   const forget = (socket: Duplex): boolean => open.delete(socket)
   // One listener for every taken socket (no closure per connection); the address was read (and so kept) at accept.
   const released = function (this: net.Socket): void { admission.release(this.remoteAddress ?? '') }
   const admit = (raw: net.Socket): boolean => {
-    if (admission.admit(raw.remoteAddress ?? '') !== null) return false
+    if (admission.admit(raw.remoteAddress ?? '', spec.name) !== null) return false
     raw.on('close', released)
     return true
   }

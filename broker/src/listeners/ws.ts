@@ -10,7 +10,7 @@ import https from 'node:https'
 import tls from 'node:tls'
 import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { guardWebSocket, type ConnectionLimits } from './guard.js'
+import { guardWebSocket, type ConnectionLimits, type RefusedHandler } from './guard.js'
 import type { Admission } from '../admission/admission.js'
 import { refuseUpgrade, closeSoon } from '../admission/refuse.js'
 import { TCP_KEEPALIVE_IDLE_MS } from './liveness.js'
@@ -30,7 +30,7 @@ const noop = (): void => {}
  * @throws when the port cannot be bound, naming the address
  */
 export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits & { connectTimeoutMs: number }, handle: ConnectionHandler,
-  routes: HttpRoutes, onRefused: (peer: string, reason: string) => void, admission: Admission): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
+  routes: HttpRoutes, onRefused: RefusedHandler, admission: Admission): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
   const path = spec.path
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
@@ -100,7 +100,7 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nMQTT over WebSocket is at ${path}\n`)
       return
     }
-    const refused = admission.admit(socket.remoteAddress ?? '')
+    const refused = admission.admit(socket.remoteAddress ?? '', spec.name)
     if (refused !== null) {
       refuseUpgrade(socket, refused, admission.retryAfter(refused))
       return
