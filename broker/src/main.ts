@@ -22,7 +22,9 @@ import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
 import { Admission, openFileLimit } from './admission/admission.js'
-import { asDeliveringClient, asFeedClient, connectedClients, handleConnection, messageStream } from './aedes-internals.js'
+import { asDeliveringClient, asFeedClient, connDetailsOf, connectedClients, handleConnection, messageStream, subscriptionsOf } from './aedes-internals.js'
+import { NodeMetrics } from './metrics/node-metrics.js'
+import type { ClientFigure, NodeStats } from './metrics/stats.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -45,6 +47,10 @@ export interface BrokerNode {
   close: () => Promise<void>
   /** The node's admission control: its limits and counts of connections taken and refused. */
   admission: Admission
+  /** The node's metrics (metrics/node-metrics.ts): counters, the prom-client registry behind `GET /metrics`. */
+  metrics: NodeMetrics
+  /** The node's statistics, read now: the document `$SYS/<node-id>/stats` carries (metrics/stats.ts). */
+  stats: () => NodeStats
 }
 
 /**
@@ -56,7 +62,9 @@ export interface BrokerNode {
  */
 export async function startBroker (options: BrokerOptions = {}, logger?: Logger): Promise<BrokerNode> {
   const config = resolveConfig(options)
+  const startedAt = Date.now()
   const log = logger ?? createLogger(config.logLevel, config.logFormat)
+  const metrics = new NodeMetrics(config.metrics === 'on')
   const planned = planListeners(config)
   const access = await createAccess(config, planned, log)
   let aedes: Aedes | undefined
@@ -64,7 +72,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const stores = await openStores(config, log, (id) => {
     const client: AccessClient | undefined = clientTable()[id]
     return client === undefined ? undefined : { clean: client.clean, identity: access.identity(client)?.id }
-  })
+  }, (seconds) => metrics.redisRoundTrip(seconds))
   const { persistence, feeds: store } = stores
   if (stores.sessionOwners !== undefined) access.useSessionOwners(stores.sessionOwners)
   const hub = new FeedHub(store, { history: config.feedHistory, onError: (err, feed) => log.error({ err, feed }, 'feed hub') })
@@ -88,11 +96,12 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       connectTimeoutMs: config.connectTimeoutMs
     }
     const liveness = { idleTimeoutMs: config.idleTimeoutMs, wsPingIntervalMs: config.wsPingIntervalMs }
-    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness })
+    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness, metrics: metrics.observers })
     await feeds.listen(messageStream(aedes))
   } catch (err) {
     await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))
     await stores.close().catch(() => {})
+    metrics.close()
     throw err
   }
   const broker: Aedes = aedes
@@ -108,12 +117,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const admission = createAdmission(config, log)
-  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs }
+  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs, counters: metrics.observers?.counters ?? null }
+  const sentCounters = metrics.observers?.counters ?? null
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
     const client = handleConnection(broker, stream, req)
-    shareEncodings(asDeliveringClient(client))
+    shareEncodings(asDeliveringClient(client), sentCounters)
     stream.once('close', () => feeds.disconnected(asFeedClient(client)))
     return client
   }
@@ -139,7 +149,23 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     ]
     return { status: reasons.length === 0 ? 200 : 503, body: { ready: reasons.length === 0, id: broker.id, reasons } }
   }
+  metrics.attach({
+    id: broker.id,
+    startedAt,
+    storeKind: stores.kind,
+    storeReachable: stores.ready,
+    store: stores.figures,
+    clients: () => clientFigures(clientTable(), access),
+    hub: () => hub.stats(),
+    admission: () => admission.stats()
+  })
+  const routes = {
+    health,
+    ready,
+    metrics: metrics.registry === null ? undefined : async () => ({ contentType: metrics.registry?.contentType ?? '', text: await metrics.registry?.text() ?? '' })
+  }
   const shutdown = async (): Promise<void> => {
+    metrics.close()
     admission.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     hub.close()
@@ -159,7 +185,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
         tcpOpen.push(open)
         ports[l.name] = (server.address() as AddressInfo).port
       } else {
-        const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused, admission)
+        const web = await listenWs({ ...spec, path: l.path }, limits, handle, routes, onRefused, admission)
         admission.attach(web.server)
         servers.push(web.server)
         wsServers.push(web)
@@ -167,7 +193,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       }
     }
     if (config.metricsPort !== undefined) {
-      const server = await listenHttp(config.host, config.metricsPort, { health, ready })
+      const server = await listenHttp(config.host, config.metricsPort, routes)
       servers.push(server)
       ports.metrics = (server.address() as AddressInfo).port
     }
@@ -180,6 +206,11 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const tcpPort = portOf('mqtt')
   const wsPort = portOf('ws')
   log.info({ id: broker.id, tcpPort, wsPort, ports, store: stores.kind, dataDir: stores.kind !== 'embedded' ? undefined : config.dataDir === ':memory:' ? config.dataDir : resolvePath(config.dataDir), feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
+  metrics.startSys(broker.id, config.sysInterval, (topic, payload) => {
+    broker.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err?: Error) => {
+      if (err != null) log.warn({ topic, err }, 'publishing $SYS statistics failed')
+    })
+  })
   if (access.local) {
     log.warn('no auth section: listening on loopback only, and every local client may publish, subscribe and administer (add an auth section to accept other clients)')
   }
@@ -214,7 +245,19 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     })()
     await closing
   }
-  return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission }
+  return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission, metrics, stats: () => metrics.stats() }
+}
+
+/** Each connected client as the statistics count it: transport (its listener's protocol), role, filters held. */
+function * clientFigures (clients: Readonly<Record<string, Client>>, access: Access): Iterable<ClientFigure> {
+  for (const id in clients) {
+    const client = clients[id]
+    // Listener names are `<protocol>:<port>` (listeners/plan.ts).
+    const transport = connDetailsOf(client)?.listener?.split(':')[0] ?? 'other'
+    let subscriptions = 0
+    for (const _ in subscriptionsOf(client)) subscriptions++
+    yield { transport, role: access.identity(client)?.role ?? 'none', subscriptions }
+  }
 }
 
 /**

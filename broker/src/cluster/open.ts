@@ -46,6 +46,8 @@ export interface ClusterOptions {
   /** The client with this id on this node, if any: its clean session flag and identity. */
   clientInfo: ClientInfo
   log: Logger
+  /** Told the round trip of a Redis command (the lease's renewal, once per heartbeat interval), in seconds. */
+  onRoundTrip?: (seconds: number) => void
 }
 
 /**
@@ -112,7 +114,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   // `pub` and `sub` with its message stream before the stores close).
   let lease: NodeLease
   try {
-    lease = await takeNodeLease({ conn: state, prefix, nodeId: opts.nodeId, heartbeatInterval: opts.heartbeatInterval, log })
+    lease = await takeNodeLease({ conn: state, prefix, nodeId: opts.nodeId, heartbeatInterval: opts.heartbeatInterval, log, onRoundTrip: opts.onRoundTrip })
   } catch (err) {
     for (const c of all) c.disconnect()
     throw err

@@ -33,34 +33,35 @@ export function connectHooks (ctx: HookContext): {
     authenticate (client, username, password, cb) {
       if (emptyIdPersistent.has(client)) {
         // [MQTT-3.1.3-8]: a zero-length client id with clean session off is refused with CONNACK 2.
-        cb(refusal(2, 'identifier rejected: a persistent session (clean session off) needs a client id'), false)
+        cb(refusal(2, 'identifier rejected: a persistent session (clean session off) needs a client id', 'empty-client-id'), false)
         return
       }
       const keepalive = badKeepalive.get(client)
       if (keepalive !== undefined) {
         // MQTT 3.1.1 has no code for this; like Mosquitto, answer "identifier rejected" (2).
         const allowed = ctx.limits.keepaliveZero === 'refuse' ? `1 to ${ctx.limits.maxKeepalive} s (keep alive 0 is refused here)` : `0 to ${ctx.limits.maxKeepalive} s`
-        cb(refusal(2, `keep alive ${keepalive} s refused: it must be ${allowed}`), false)
+        cb(refusal(2, `keep alive ${keepalive} s refused: it must be ${allowed}`, 'keepalive'), false)
         return
       }
       const will = connectWillOf(client)
       const listener = connDetailsOf(client)?.listener
       const willTooBig = will != null ? topicTooBig(will.topic, ctx.limits) : null
       if (willTooBig !== null) {
-        cb(refusal(5, `not authorized: will ${willTooBig}`), false)
+        cb(refusal(5, `not authorized: will ${willTooBig}`, 'will-topic'), false)
         return
       }
       const willReserved = will != null ? reservedPrefix(will.topic) : null
       if (will != null && (willReserved !== null || will.topic.includes('\u0000'))) {
         log.warn({ clientId: client.id, topic: will.topic, listener }, 'refused CONNECT: will topic is a topic of the broker ($SYS, $replay, $admin) or holds U+0000')
-        cb(refusal(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`), false)
+        cb(refusal(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`, 'will-topic'), false)
         return
       }
       const holder: AccessClient | undefined = ctx.clients()[client.id]
       access.connect(client, { username, password, will, holder }).then((result) => {
         if ('returnCode' in result) {
           log.warn({ clientId: client.id, username, peer: connDetailsOf(client)?.ipAddress, listener, returnCode: result.returnCode, reason: result.reason }, 'CONNECT refused')
-          cb(refusal(result.returnCode, result.reason), false)
+          // Access refuses with 2 only for a client id that belongs to another identity.
+          cb(refusal(result.returnCode, result.reason, result.returnCode === 2 ? 'client-id-taken' : undefined), false)
           return
         }
         const watched = noKeepalive.has(client)

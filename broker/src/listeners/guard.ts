@@ -20,6 +20,8 @@ import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { Liveness, type LivenessOptions, type Watched } from './liveness.js'
+import type { Counters } from '../metrics/counters.js'
+import { flushed } from '../metrics/latency.js'
 
 /** Follows packet boundaries across chunks; one per connection. */
 export class PacketSizeGuard {
@@ -78,6 +80,8 @@ export interface ConnectionLimits {
   maxPacketSize: number
   /** The most bytes waiting to be sent to a peer before it is closed as a slow consumer. */
   maxQueuedBytes: number
+  /** Where the node counts bytes in and out and slow consumers closed (metrics/counters.ts); null or absent: nowhere. */
+  counters?: Counters | null
 }
 
 /** Where a connection comes from, as the listener saw it; read only when the guard refuses the connection. */
@@ -116,6 +120,7 @@ function flushAll (): void {
   for (const stream of list) stream.flush()
   lastChunks = []
   lastJoined = EMPTY
+  flushed() // the timed messages written before this flush are in the sockets now (metrics/latency.ts)
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -152,6 +157,7 @@ abstract class GuardedStream extends Duplex {
   readonly #maxQueued: number
   readonly #peer: Peer
   readonly #onRefused: RefusedHandler
+  readonly #counters: Counters | null
   #pending: Buffer[] | null = null
   /** A SUBACK is waiting: flush one turn later, with the retained messages and history that follow it. */
   #holdTurn = false
@@ -168,6 +174,7 @@ abstract class GuardedStream extends Duplex {
     this.#maxQueued = limits.maxQueuedBytes
     this.#peer = peer
     this.#onRefused = onRefused
+    this.#counters = limits.counters ?? null
   }
 
   /** Sends bytes to the peer; returns the bytes now waiting to be sent. */
@@ -203,6 +210,7 @@ abstract class GuardedStream extends Duplex {
   protected received (chunk: Buffer): void {
     if (this.#refused) return
     this.liveness?.heard()
+    if (this.#counters !== null) this.#counters.bytesReceived += chunk.length
     const reason = this.#guard.check(chunk)
     if (reason !== null) this.refuse(reason)
     else if (!this.push(chunk)) this.pauseInput()
@@ -228,6 +236,7 @@ abstract class GuardedStream extends Duplex {
     let queued = 0
     let size = 0
     for (const c of pending) size += c.length
+    if (this.#counters !== null) this.#counters.bytesSent += size
     if (size <= MAX_WRITE) {
       queued = this.sendBytes(joined(pending))
     } else {
@@ -256,10 +265,16 @@ abstract class GuardedStream extends Duplex {
     const now = Date.now()
     if (this.#overSince === 0) this.#overSince = now
     if (queued > this.#maxQueued * HARD_FACTOR) {
+      this.#slow()
       this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${HARD_FACTOR} x ${this.#maxQueued}`)
     } else if (now - this.#overSince > SLOW_GRACE_MS) {
+      this.#slow()
       this.refuse(`slow consumer: more than ${this.#maxQueued} bytes waiting to be sent for over ${SLOW_GRACE_MS} ms (${queued} now)`)
     }
+  }
+
+  #slow (): void {
+    if (this.#counters !== null && !this.#refused) this.#counters.slowConsumers++
   }
 
   #queue (chunk: Buffer): void {
