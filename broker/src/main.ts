@@ -16,15 +16,16 @@ import { Feeds, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
-import { listenHttp } from './listeners/http.js'
+import { listenHttp, type HttpRoutes } from './listeners/http.js'
 import { Access, type AccessClient } from './auth/access.js'
 import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
 import { Admission, openFileLimit } from './admission/admission.js'
-import { asDeliveringClient, asFeedClient, connDetailsOf, connectedClients, handleConnection, messageStream, subscriptionsOf } from './aedes-internals.js'
+import { asDeliveringClient, asFeedClient, connectedClients, handleConnection, messageStream } from './aedes-internals.js'
 import { NodeMetrics } from './metrics/node-metrics.js'
-import type { ClientFigure, NodeStats } from './metrics/stats.js'
+import { clientFigures } from './metrics/clients.js'
+import type { NodeStats } from './metrics/stats.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -117,13 +118,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   })
   const onRefused = (peer: string, reason: string): void => log.warn({ peer, reason }, 'connection closed by the guard')
   const admission = createAdmission(config, log)
-  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs, counters: metrics.observers?.counters ?? null }
-  const sentCounters = metrics.observers?.counters ?? null
+  const counters = metrics.observers?.counters ?? null
+  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs, counters }
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
     const client = handleConnection(broker, stream, req)
-    shareEncodings(asDeliveringClient(client), sentCounters)
+    shareEncodings(asDeliveringClient(client), counters)
     stream.once('close', () => feeds.disconnected(asFeedClient(client)))
     return client
   }
@@ -159,10 +160,11 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     hub: () => hub.stats(),
     admission: () => admission.stats()
   })
-  const routes = {
+  const registry = metrics.registry
+  const routes: HttpRoutes = {
     health,
     ready,
-    metrics: metrics.registry === null ? undefined : async () => ({ contentType: metrics.registry?.contentType ?? '', text: await metrics.registry?.text() ?? '' })
+    ...(registry === null ? {} : { metrics: async () => ({ contentType: registry.contentType, text: await registry.text() }) })
   }
   const shutdown = async (): Promise<void> => {
     metrics.close()
@@ -246,18 +248,6 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await closing
   }
   return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission, metrics, stats: () => metrics.stats() }
-}
-
-/** Each connected client as the statistics count it: transport (its listener's protocol), role, filters held. */
-function * clientFigures (clients: Readonly<Record<string, Client>>, access: Access): Iterable<ClientFigure> {
-  for (const id in clients) {
-    const client = clients[id]
-    // Listener names are `<protocol>:<port>` (listeners/plan.ts).
-    const transport = connDetailsOf(client)?.listener?.split(':')[0] ?? 'other'
-    let subscriptions = 0
-    for (const _ in subscriptionsOf(client)) subscriptions++
-    yield { transport, role: access.identity(client)?.role ?? 'none', subscriptions }
-  }
 }
 
 /**
