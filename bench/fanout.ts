@@ -9,7 +9,7 @@
  * Viewers are raw MQTT clients in worker threads (bench/lib/load-worker.ts); each broker runs as its own process.
  *
  * Usage: npm run -s bench:fanout -- [--viewers 1000] [--qos 0] [--seconds 5] [--rate N (default: half of the first broker's saturation rate, Mosquitto's by default)]
- *        [--transport ws|tcp] [--brokers tribune,mosquitto] [--json]
+ *        [--transport ws|tcp] [--brokers tribune,mosquitto] [--metrics on|off (Tribune's --metrics)] [--json]
  */
 import { connect as tcpConnect, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
@@ -35,6 +35,8 @@ export interface FanoutOptions {
   workers?: number
   /** Options for Tribune's node process (e.g. `--cpu-prof`). */
   nodeArgs?: string[]
+  /** More options for `tribune broker` (e.g. `--metrics off`); ignored for Mosquitto. */
+  brokerArgs?: string[]
 }
 
 export interface FanoutResult {
@@ -58,7 +60,7 @@ export interface FanoutResult {
 
 /** Runs one fan-out measurement against one broker (started and stopped here): saturation when `rate` is 0, else latency at `rate`. */
 export async function fanout (opts: FanoutOptions): Promise<FanoutResult> {
-  const broker = await startBrokerProcess(opts.broker, opts.nodeArgs)
+  const broker = await startBrokerProcess(opts.broker, opts.nodeArgs, { brokerArgs: opts.brokerArgs })
   let load: Load | undefined
   try {
     const url = opts.transport === 'ws' ? broker.wsUrl : broker.tcpUrl
@@ -178,10 +180,10 @@ function arg (args: string[], name: string, fallback: string, allowed?: string[]
 /** The command line: each broker in turn, then the ratio Tribune / Mosquitto. */
 export async function main (args: string[]): Promise<void> {
   if (args.includes('--help')) {
-    console.log('npm run -s bench:fanout -- [--viewers 1000] [--qos 0|1] [--seconds 5] [--rate N (default: half of the first broker\'s saturation rate)] [--transport ws|tcp] [--brokers mosquitto,tribune] [--json]')
+    console.log('npm run -s bench:fanout -- [--viewers 1000] [--qos 0|1] [--seconds 5] [--rate N (default: half of the first broker\'s saturation rate)] [--transport ws|tcp] [--brokers mosquitto,tribune] [--metrics on|off] [--json]')
     return
   }
-  const known = ['viewers', 'qos', 'seconds', 'rate', 'transport', 'brokers', 'json']
+  const known = ['viewers', 'qos', 'seconds', 'rate', 'transport', 'brokers', 'metrics', 'json']
   const unknown = args.filter((a) => a.startsWith('--') && !known.includes(a.slice(2)))
   if (unknown.length > 0) throw new Error(`unknown option ${unknown.join(', ')} (known: ${known.map((k) => `--${k}`).join(', ')})`)
   const viewers = countFlag(args, 'viewers', 1000)
@@ -189,12 +191,13 @@ export async function main (args: string[]): Promise<void> {
   const seconds = countFlag(args, 'seconds', 5)
   const transport = arg(args, 'transport', 'ws', ['ws', 'tcp']) as 'ws' | 'tcp'
   const brokers = arg(args, 'brokers', 'mosquitto,tribune', ['mosquitto', 'tribune', 'tribune-cluster-2', 'tribune-cluster-3']).split(',') as BrokerKind[]
+  const brokerArgs = ['--metrics', arg(args, 'metrics', 'on', ['on', 'off'])]
   let rate = args.includes('--rate') ? countFlag(args, 'rate', 0) : 0
   const results: FanoutResult[] = []
   for (const broker of brokers) {
-    const first = await fanout({ broker, viewers, qos, seconds, rate: 0, transport })
+    const first = await fanout({ broker, viewers, qos, seconds, rate: 0, transport, brokerArgs })
     if (rate === 0) rate = Math.max(1, Math.floor(first.deliveriesPerSecond / viewers / 2))
-    const paced = await fanout({ broker, viewers, qos, seconds, rate, transport })
+    const paced = await fanout({ broker, viewers, qos, seconds, rate, transport, brokerArgs })
     results.push({ ...first, rate, p50Ms: paced.p50Ms, p99Ms: paced.p99Ms, maxMs: paced.maxMs, deliveredShare: paced.deliveredShare })
   }
   if (args.includes('--json')) {

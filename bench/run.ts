@@ -5,6 +5,8 @@
  *  - joins: viewers connecting (WebSocket, then TCP), subscribing and receiving their state as fast as they can;
  *  - memory: resident memory per idle WebSocket viewer;
  *  - cluster: the fan-out with `tribune cluster --nodes 2` against one node;
+ *  - metrics: what metrics cost (issue 14): the fan-out on Tribune with `--metrics off` and on, alternating, in
+ *    the same run;
  *  - storm, only with `--only storm` (Tribune only, about 12 minutes; the "Admission" section): join capacity with
  *    auth and $replay, bursts, refusal cost, fan-out turns (bench/join-capacity.ts), and storms of new connections
  *    at several times --max-conn-rate while viewers watch, with the node's limits and with admission control off
@@ -16,7 +18,7 @@
  * did not run (`--only storm --write` replaces the Admission section only). With `npm run`, use `-s` so that npm's
  * own lines do not precede the JSON.
  *
- * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster,storm] | --render
+ * Usage: npm run bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster,metrics,storm] | --render
  *   --render writes RESULTS.md and results.svg again from results.json (after editing analysis.md), measuring nothing.
  */
 import { cpus, loadavg, totalmem } from 'node:os'
@@ -35,10 +37,10 @@ import type { BrokerKind } from './lib/brokers.js'
 import type { AdmissionResult, BenchRun, BrokerFigures, ScenarioResult, TargetCheck } from './lib/results.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const KINDS = ['fanout', 'joins', 'memory', 'cluster', 'storm'] as const
+const KINDS = ['fanout', 'joins', 'memory', 'cluster', 'metrics', 'storm'] as const
 type Kind = typeof KINDS[number]
 /** What a run without --only measures: storm (about 12 minutes of its own) only when asked. */
-const DEFAULT_KINDS: Kind[] = ['fanout', 'joins', 'memory', 'cluster']
+const DEFAULT_KINDS: Kind[] = ['fanout', 'joins', 'memory', 'cluster', 'metrics']
 
 const log = (line: string): void => { process.stderr.write(`${line}\n`) }
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
@@ -87,6 +89,39 @@ async function fanoutScenario (kind: 'fanout' | 'cluster', brokers: BrokerKind[]
     }
   }
   return result
+}
+
+/** The broker names of the metrics scenario's rows. */
+const METRICS_OFF = 'tribune (metrics off)'
+const METRICS_ON = 'tribune (metrics on)'
+
+/**
+ * What metrics cost (issue 14): fan-out saturation on Tribune with `--metrics off` and with metrics on (the default),
+ * `rounds` runs of each, alternating off, on, off, on, ... (this VM's speed drifts between runs); each row holds the
+ * run with its broker's median deliveries/s. Target: on >= 0.95 x off. The broker's CPU per delivery shows the cost
+ * even when the load generator, sharing the machine's 2 cores, is what limits deliveries/s.
+ */
+async function metricsScenario (viewers: number, qos: 0 | 1, seconds: number, rounds: number): Promise<ScenarioResult> {
+  const title = `metrics cost: fan-out, ${fmt(viewers)} WS viewers, QoS ${qos}, Tribune with metrics off and on`
+  const runs: Record<string, BrokerFigures[]> = { [METRICS_OFF]: [], [METRICS_ON]: [] }
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, metrics] of [[METRICS_OFF, 'off'], [METRICS_ON, 'on']] as const) {
+      const sat = await fanout({ broker: 'tribune', viewers, qos, seconds, rate: 0, transport: 'ws', brokerArgs: ['--metrics', metrics] })
+      log(`  ${title}: ${name}, round ${round + 1} of ${rounds}: ${fmt(sat.deliveriesPerSecond)} deliveries/s, ${sat.cpuUsPerDelivery?.toFixed(2) ?? '-'} µs/delivery`)
+      runs[name].push({ broker: name, deliveriesPerSecond: sat.deliveriesPerSecond, rssBytes: sat.rssBytes, cpuUsPerDelivery: sat.cpuUsPerDelivery ?? undefined })
+    }
+  }
+  const median = (list: BrokerFigures[]): BrokerFigures => [...list].sort((a, b) => (a.deliveriesPerSecond ?? 0) - (b.deliveriesPerSecond ?? 0))[Math.floor((list.length - 1) / 2)]
+  const off = median(runs[METRICS_OFF])
+  const on = median(runs[METRICS_ON])
+  const ratio = (on.deliveriesPerSecond ?? 0) / Math.max(1, off.deliveriesPerSecond ?? 0)
+  const each = (name: string): string => runs[name].map((f) => fmt(f.deliveriesPerSecond ?? 0)).join(' / ')
+  return {
+    kind: 'metrics', title, params: { viewers, qos, transport: 'ws', payloadBytes: 64, seconds, rounds, offRounds: each(METRICS_OFF), onRounds: each(METRICS_ON) },
+    brokers: [off, on],
+    ratio: { metric: 'deliveries/s', value: ratio, of: 'metrics on / off' },
+    targets: [target(`deliveries/s with metrics on vs off (${title})`, '>= 0.95 x off', `${ratio.toFixed(2)} x (${fmt(on.deliveriesPerSecond ?? 0)} vs ${fmt(off.deliveriesPerSecond ?? 0)}; broker CPU ${on.cpuUsPerDelivery?.toFixed(2) ?? '-'} vs ${off.cpuUsPerDelivery?.toFixed(2) ?? '-'} µs/delivery)`, ratio >= 0.95)]
+  }
 }
 
 function target (what: string, goal: string, reached: string, met: boolean): TargetCheck {
@@ -194,8 +229,8 @@ function writeResults (measured: BenchRun): void {
 export async function main (args: string[]): Promise<void> {
   if (args.includes('--help')) {
     console.log([
-      'npm run -s bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster,storm] | --render',
-      '  (none)     every scenario but storm, about 6 minutes; writes bench/RESULTS.md (keeping its Admission section), results.svg and results.json',
+      'npm run -s bench -- [--quick] [--json] [--write] [--only fanout,joins,memory,cluster,metrics,storm] | --render',
+      '  (none)     every scenario but storm, about 7 minutes; writes bench/RESULTS.md (keeping its Admission section), results.svg and results.json',
       '  --quick    about 2 minutes: 1,000 viewers, 2 s runs, 2,000 viewers per join storm and 1 measured round (storm: 5 s storms)',
       '  --only     these scenarios only, comma-separated; storm (about 12 minutes) runs only when named here',
       '  --write    write the results files after --quick or --only too (keeping what this run did not measure)',
@@ -236,6 +271,7 @@ export async function main (args: string[]): Promise<void> {
   }
   if (wanted('memory')) scenarios.push(await memoryScenario(quick ? 2000 : 5000))
   if (wanted('cluster')) scenarios.push(await fanoutScenario('cluster', ['tribune', 'tribune-cluster-2'], 1000, 0, seconds))
+  if (wanted('metrics')) scenarios.push(await metricsScenario(1000, 0, seconds, quick ? 1 : 3))
   const admission = wanted('storm') ? await admissionScenarios(quick) : []
 
   const run: BenchRun = { date: new Date(started).toISOString(), quick, machine: machine(), versions: versions(), scenarios, admission, seconds: Math.round((Date.now() - started) / 1000) }

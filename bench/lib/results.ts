@@ -57,8 +57,8 @@ export interface TargetCheck {
 
 /** One scenario with fixed parameters, run against each broker in turn. */
 export interface ScenarioResult {
-  /** `fanout`, `joins`, `memory` or `cluster`. */
-  kind: 'fanout' | 'joins' | 'memory' | 'cluster'
+  /** `fanout`, `joins`, `memory`, `cluster` or `metrics` (fan-out with Tribune's metrics on against off). */
+  kind: 'fanout' | 'joins' | 'memory' | 'cluster' | 'metrics'
   /** A short title, e.g. "fan-out, 1,000 WS viewers, QoS 0". */
   title: string
   /** The scenario's parameters (viewers, qos, transport, seconds, payload bytes, history, ...). */

@@ -17,6 +17,8 @@ import { isHookRefusal } from './hooks/context.js'
 import { watchLiveness } from './listeners/guard.js'
 import { asFeedClient, connectedClients, onBrokerError, startMessageCounterAt, unregisterClient } from './aedes-internals.js'
 import type { LivenessOptions } from './listeners/liveness.js'
+import type { Observers } from './metrics/node-metrics.js'
+import { connectRefusal } from './metrics/counters.js'
 
 export type { IncomingStore } from './hooks/context.js'
 
@@ -33,6 +35,8 @@ export interface BrokerParts {
   limits: HookLimits & { connectTimeoutMs: number }
   /** How the connection of a client with keep alive 0 is watched for a dead peer. */
   liveness: LivenessOptions
+  /** The node's counters and latency sampling (metrics/); null with `--metrics off`. */
+  metrics: Observers | null
 }
 
 /**
@@ -42,7 +46,8 @@ export interface BrokerParts {
  * - SUBSCRIBE: topic rules per filter, `$replay` filters parsed and attached to the hub (hooks/subscribe.ts).
  */
 export async function createBroker (parts: BrokerParts): Promise<Aedes> {
-  const { feeds, log } = parts
+  const { feeds, log, metrics } = parts
+  const counters = metrics?.counters ?? null
   let broker: Aedes | null = null
   const ctx = {
     feeds,
@@ -56,7 +61,8 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
       })
     },
     clients: () => connectedClients(broker),
-    watchLiveness: (client: Client) => { watchLiveness(client.conn, parts.liveness) }
+    watchLiveness: (client: Client) => { watchLiveness(client.conn, parts.liveness) },
+    metrics
   }
   const startReplay = (client: FeedClient, topic: string, qos: number): void => {
     feeds.startReplay(client, topic, qos).catch((err: Error) => {
@@ -95,20 +101,32 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
   })
   broker.on('connackSent', (_packet, client: Client) => feeds.connackSent(asFeedClient(client)))
   // One line each at info (connection-log.ts); `clientReady` comes once CONNECT is complete (CONNACK 0 sent).
-  broker.on('clientReady', (client: Client) => log.info(clientLogFields(client, parts.access), 'client connected'))
+  broker.on('clientReady', (client: Client) => {
+    if (counters !== null) counters.connects++
+    log.info(clientLogFields(client, parts.access), 'client connected')
+  })
   // With why the connection ended (disconnect-reason.ts): marked by whoever closed it, or read from the client now.
   broker.on('clientDisconnect', (client: Client) => {
+    if (counters !== null) counters.disconnects++
     log.info(disconnectLogFields(client, parts.access, disconnectInfo(client, broker?.closed === true)), 'client disconnected')
     feeds.disconnected(asFeedClient(client))
   })
   // aedes emits this, then an error, then closes the client.
   broker.on('keepaliveTimeout', (client: Client) => markDisconnect(client, 'keepalive-timeout'))
+  // A refused CONNECT ends as one of these, its CONNACK return code in `errorCode` (aedes lib/handlers/connect.js).
+  const countRefusal = (err: Error): void => {
+    const { errorCode, kind } = err as Error & { errorCode?: unknown, kind?: unknown }
+    const reason = counters !== null && typeof errorCode === 'number' ? connectRefusal(errorCode, kind) : undefined
+    if (counters !== null && reason !== undefined) counters.connectRefused[reason]++
+  }
   broker.on('clientError', (client: Client, err: Error) => {
+    countRefusal(err)
     logConnectRefusal(client, err)
     markClientError(client, err)
     log.debug({ clientId: client.id, err }, 'client error')
   })
   broker.on('connectionError', (client: Client, err: Error) => {
+    countRefusal(err)
     logConnectRefusal(client, err)
     log.debug({ err }, 'connection error')
   })

@@ -70,8 +70,12 @@ export const configSchema = z.object({
   maxConnRatePerAddress: z.number().int().min(0).default(0),
   overloadLagMs: z.number().int().min(0).max(60_000).default(ADMISSION_DEFAULTS.overloadLagMs),
   maxRefusalRate: z.number().int().min(0).default(ADMISSION_DEFAULTS.maxRefusalRate),
-  /** A port of its own for /healthz and /readyz (never shed, apart from the WebSocket listener's queue). */
+  /** A port of its own for /metrics, /healthz and /readyz (never shed, apart from the WebSocket listener's queue). */
   metricsPort: port.optional(),
+  /** Metrics (metrics/): counted and served (`on`), or nothing counted on the message path (`off`, to measure their cost). */
+  metrics: z.enum(['on', 'off'], 'must be on or off').default('on'),
+  /** Seconds between `$SYS/<node-id>/stats` publications (metrics/sys.ts); 0 off. */
+  sysInterval: z.number().int().min(0).max(86_400).default(10),
   /** Redis URL that makes this node a cluster member; without it the node uses the embedded store. */
   redis: z.string().regex(/^rediss?:\/\/[^\s/]+(\/\d{1,5})?\/?$/, 'must be a redis:// or rediss:// URL: [user:password@]host[:port][/database number]').optional(),
   /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
@@ -125,7 +129,9 @@ export const options: OptionSpec[] = [
   { key: 'maxConnRatePerAddress', flag: 'max-conn-rate-per-address', env: 'TRIBUNE_MAX_CONN_RATE_PER_ADDRESS', parse: int, doc: 'new connections per second from one IP address; 0 for no limit (default 0)' },
   { key: 'overloadLagMs', flag: 'overload-lag-ms', env: 'TRIBUNE_OVERLOAD_LAG_MS', parse: int, doc: `event-loop lag, ms, beyond which the node refuses new connections until it recovers; 0 off (default ${ADMISSION_DEFAULTS.overloadLagMs})` },
   { key: 'maxRefusalRate', flag: 'max-refusal-rate', env: 'TRIBUNE_MAX_REFUSAL_RATE', parse: int, doc: `refusals (CONNACK 3, HTTP 503) the node answers a second; beyond, new connections are closed at accept without an answer for 100 ms at a time (cheaper); 0 for no limit (default ${ADMISSION_DEFAULTS.maxRefusalRate})` },
-  { key: 'metricsPort', flag: 'metrics-port', env: 'TRIBUNE_METRICS_PORT', parse: int, doc: 'HTTP port of its own for /healthz and /readyz, on --host, answered even while a storm fills the WebSocket listener or new connections are shed; 0 for any (default: none, they are on the WebSocket port)' },
+  { key: 'metricsPort', flag: 'metrics-port', env: 'TRIBUNE_METRICS_PORT', parse: int, doc: 'HTTP port of its own for /metrics, /healthz and /readyz, on --host, answered even while a storm fills the WebSocket listener or new connections are shed; 0 for any (default: none, they are on the WebSocket port)' },
+  { key: 'metrics', flag: 'metrics', env: 'TRIBUNE_METRICS', parse: str, doc: 'on|off: count and serve metrics (GET /metrics, $SYS statistics); off counts nothing on the message path, to measure what metrics cost (default on)' },
+  { key: 'sysInterval', flag: 'sys-interval', env: 'TRIBUNE_SYS_INTERVAL', parse: int, doc: 'seconds between $SYS/<node-id>/stats publications (and the values that changed); 0 off (default 10)' },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
   { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis; a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },

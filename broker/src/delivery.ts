@@ -17,9 +17,13 @@
  * closed, and waiting for `drain`.
  * Until a client's connect is complete (CONNACK and its queue sent), its deliveries wait, and a persistent session's
  * live copies of messages sent from its queue are dropped (session-resume.ts).
+ * Each PUBLISH handed to a connection is counted (`messagesSent`, metrics/counters.ts); an encoding of a message whose
+ * latency is being timed (metrics/latency.ts) tells it when written.
  */
 import mqttPacket from 'mqtt-packet'
 import { holdUntilConnected, wasSentFromQueue, type ResumingClient } from './session-resume.js'
+import type { Counters } from './metrics/counters.js'
+import { sampleFor, sampleWritten, type LatencySample } from './metrics/latency.js'
 
 /** The parts of aedes' Client (lib/client.js, aedes 1.2) this module reads and replaces. */
 export interface DeliveringClient extends ResumingClient {
@@ -57,7 +61,14 @@ export interface DeliveredPacket {
 /** Payloads whose encodings are kept. */
 export const CACHE_SIZE = 32
 
-interface Encoding { topic: string, flags: number, bytes: Buffer, idOffset: number }
+interface Encoding {
+  topic: string
+  flags: number
+  bytes: Buffer
+  idOffset: number
+  /** The timing of this message (publish to delivery), when it is one of the few timed; else null. */
+  sample: LatencySample | null
+}
 
 const cache = new Map<Buffer | string, Encoding>()
 
@@ -77,7 +88,7 @@ export function encodePublish (packet: DeliveredPacket, qos: 0 | 1): Encoding {
     while ((bytes[i] & 0x80) !== 0) i++ // Remaining Length, 1 to 4 bytes (section 2.2.3)
     idOffset = i + 1 + 2 + Buffer.byteLength(packet.topic) // then the topic name, length-prefixed (section 1.5.3)
   }
-  const encoding = { topic: packet.topic, flags, bytes, idOffset }
+  const encoding = { topic: packet.topic, flags, bytes, idOffset, sample: sampleFor(packet.payload) }
   if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value as Buffer | string)
   cache.set(packet.payload, encoding)
   return encoding
@@ -87,8 +98,9 @@ export function encodePublish (packet: DeliveredPacket, qos: 0 | 1): Encoding {
  * Replaces `client.deliver0` and `client.deliverQoS` (aedes lib/client.js) with ones that write shared encodings.
  * Must be called before the client's first SUBSCRIBE is handled, as aedes reads them when it subscribes;
  * `broker.handle` returning is such a moment (packets are read later, on `readable`).
+ * @param counters where each PUBLISH handed to the connection is counted (`messagesSent`); null: not counted
  */
-export function shareEncodings (client: DeliveringClient): void {
+export function shareEncodings (client: DeliveringClient, counters: Counters | null = null): void {
   const aedesDeliverQoS = client.deliverQoS
   client.deliver0 = function deliverQoS0 (packet, cb) {
     if (holdUntilConnected(client, () => client.deliver0(packet, noop))) {
@@ -100,8 +112,8 @@ export function shareEncodings (client: DeliveringClient): void {
       setImmediate(cb)
       return
     }
-    const { bytes } = encodePublish(toForward, 0)
-    setImmediate(() => writeThen(client, bytes, cb))
+    const { bytes, sample } = encodePublish(toForward, 0)
+    setImmediate(() => writeThen(client, bytes, cb, counters, sample))
   }
   client.deliverQoS = function deliverQoS (packet, cb) {
     if (holdUntilConnected(client, () => client.deliverQoS(packet, noop))) {
@@ -124,10 +136,14 @@ export function shareEncodings (client: DeliveringClient): void {
       // [MQTT-3.8.4-6]. Live messages come through the subscription's own QoS already (aedes subscribes QoS 0
       // filters with deliver0).
       if (granted === 0) client.deliver0(packet, cb)
-      else aedesDeliverQoS(granted < (packet.qos ?? 0) ? { ...packet, qos: granted } : packet, cb)
+      else {
+        if (counters !== null) counters.messagesSent++
+        aedesDeliverQoS(granted < (packet.qos ?? 0) ? { ...packet, qos: granted } : packet, cb)
+      }
       return
     }
     if ((packet.qos ?? 0) > 1 && granted > 1) {
+      if (counters !== null) counters.messagesSent++
       aedesDeliverQoS(packet, cb)
       return
     }
@@ -146,13 +162,13 @@ export function shareEncodings (client: DeliveringClient): void {
         client._nextId = id >= 65535 ? 1 : id + 1
       }
       if (qos === 0) {
-        writeThen(client, encoding.bytes, cb)
+        writeThen(client, encoding.bytes, cb, counters, encoding.sample)
         return
       }
       const bytes = Buffer.allocUnsafe(encoding.bytes.length)
       encoding.bytes.copy(bytes)
       bytes.writeUInt16BE(id, encoding.idOffset)
-      writeThen(client, bytes, cb)
+      writeThen(client, bytes, cb, counters, encoding.sample)
     })
   }
 }
@@ -201,12 +217,17 @@ function forwarded (client: DeliveringClient, packet: DeliveredPacket): Delivere
   return client.broker.authorizeForward(client, packet) ?? null
 }
 
-/** aedes lib/write.js: writes while the client is connecting or connected; `cb` once written, or after `drain`. */
-function writeThen (client: DeliveringClient, bytes: Buffer, cb: () => void): void {
+/**
+ * aedes lib/write.js: writes while the client is connecting or connected; `cb` once written, or after `drain`. A
+ * write is counted, and a timed message's `sample` told.
+ */
+function writeThen (client: DeliveringClient, bytes: Buffer, cb: () => void, counters: Counters | null, sample: LatencySample | null): void {
   if (!client.connecting && !client.connected) {
     cb()
     return
   }
+  if (counters !== null) counters.messagesSent++
+  if (sample !== null) sampleWritten(sample)
   if (!client.conn.write(bytes) && !client.errored) client.waitForDrain(cb)
   else cb()
 }

@@ -16,7 +16,7 @@ import { Feeds, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
-import { listenHttp } from './listeners/http.js'
+import { listenHttp, type HttpRoutes } from './listeners/http.js'
 import { Access, type AccessClient } from './auth/access.js'
 import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
@@ -27,6 +27,9 @@ import { closeClient, markDisconnect } from './disconnect-reason.js'
 import { Drain } from './drain.js'
 import { formatPeer } from './connection-log.js'
 import type { RefusedHandler } from './listeners/guard.js'
+import { NodeMetrics } from './metrics/node-metrics.js'
+import { clientFigures } from './metrics/clients.js'
+import type { NodeStats } from './metrics/stats.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -68,6 +71,10 @@ export interface BrokerNode {
    * stay). Does nothing when the node is not draining.
    */
   undrain: () => void
+  /** The node's metrics (metrics/node-metrics.ts): counters, the prom-client registry behind `GET /metrics`. */
+  metrics: NodeMetrics
+  /** The node's statistics, read now: the document `$SYS/<node-id>/stats` carries (metrics/stats.ts). */
+  stats: () => NodeStats
 }
 
 /**
@@ -79,7 +86,9 @@ export interface BrokerNode {
  */
 export async function startBroker (options: BrokerOptions = {}, logger?: Logger): Promise<BrokerNode> {
   const config = resolveConfig(options)
+  const startedAt = Date.now()
   const log = logger ?? createLogger(config.logLevel, config.logFormat)
+  const metrics = new NodeMetrics(config.metrics === 'on')
   const planned = planListeners(config)
   const access = await createAccess(config, planned, log)
   let aedes: Aedes | undefined
@@ -90,7 +99,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   }, (id, byNode) => {
     const client = clientTable()[id]
     if (client !== undefined) markDisconnect(client, 'takeover', `by a new connection on node ${byNode}`)
-  })
+  }, (seconds) => metrics.redisRoundTrip(seconds))
   const { persistence, feeds: store } = stores
   if (stores.sessionOwners !== undefined) access.useSessionOwners(stores.sessionOwners)
   const hub = new FeedHub(store, { history: config.feedHistory, onError: (err, feed) => log.error({ err, feed }, 'feed hub') })
@@ -114,11 +123,12 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       connectTimeoutMs: config.connectTimeoutMs
     }
     const liveness = { idleTimeoutMs: config.idleTimeoutMs, wsPingIntervalMs: config.wsPingIntervalMs }
-    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness })
+    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness, metrics: metrics.observers })
     await feeds.listen(messageStream(aedes))
   } catch (err) {
     await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))
     await stores.close().catch(() => {})
+    metrics.close()
     throw err
   }
   const broker: Aedes = aedes
@@ -145,12 +155,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     log
   })
   broker.on('clientReady', (client: Client) => drain.connected(client))
-  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs }
+  const counters = metrics.observers?.counters ?? null
+  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs, counters }
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {
     const client = handleConnection(broker, stream, req)
-    shareEncodings(asDeliveringClient(client))
+    shareEncodings(asDeliveringClient(client), counters)
     stream.once('close', () => feeds.disconnected(asFeedClient(client)))
     return client
   }
@@ -177,7 +188,24 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     ]
     return { status: reasons.length === 0 ? 200 : 503, body: { ready: reasons.length === 0, id: broker.id, reasons } }
   }
+  metrics.attach({
+    id: broker.id,
+    startedAt,
+    storeKind: stores.kind,
+    storeReachable: stores.ready,
+    store: stores.figures,
+    clients: () => clientFigures(clientTable(), access),
+    hub: () => hub.stats(),
+    admission: () => admission.stats()
+  })
+  const registry = metrics.registry
+  const routes: HttpRoutes = {
+    health,
+    ready,
+    ...(registry === null ? {} : { metrics: async () => ({ contentType: registry.contentType, text: await registry.text() }) })
+  }
   const shutdown = async (): Promise<void> => {
+    metrics.close()
     admission.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
     hub.close()
@@ -197,7 +225,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
         tcpOpen.push(open)
         ports[l.name] = (server.address() as AddressInfo).port
       } else {
-        const web = await listenWs({ ...spec, path: l.path }, limits, handle, { health, ready }, onRefused, admission)
+        const web = await listenWs({ ...spec, path: l.path }, limits, handle, routes, onRefused, admission)
         admission.attach(web.server)
         servers.push(web.server)
         wsServers.push(web)
@@ -205,7 +233,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       }
     }
     if (config.metricsPort !== undefined) {
-      const server = await listenHttp(config.host, config.metricsPort, { health, ready })
+      const server = await listenHttp(config.host, config.metricsPort, routes)
       servers.push(server)
       ports.metrics = (server.address() as AddressInfo).port
     }
@@ -218,6 +246,11 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const tcpPort = portOf('mqtt')
   const wsPort = portOf('ws')
   log.info({ id: broker.id, tcpPort, wsPort, ports, store: stores.kind, dataDir: stores.kind !== 'embedded' ? undefined : config.dataDir === ':memory:' ? config.dataDir : resolvePath(config.dataDir), feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
+  metrics.startSys(broker.id, config.sysInterval, (topic, payload) => {
+    broker.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err?: Error) => {
+      if (err != null) log.warn({ topic, err }, 'publishing $SYS statistics failed')
+    })
+  })
   if (access.local) {
     log.warn('no auth section: listening on loopback only, and every local client may publish, subscribe and administer (add an auth section to accept other clients)')
   }
@@ -265,6 +298,8 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     reload,
     close,
     admission,
+    metrics,
+    stats: () => metrics.stats(),
     drain: async (seconds, opts = {}) => {
       if (closing !== null) throw new Error('drain: the node is closing')
       const completed = await drain.start(seconds)

@@ -13,6 +13,7 @@ import type { FeedStore } from './feeds/store.js'
 import { openCluster, type ClientInfo } from './cluster/open.js'
 import type { Emitter } from './cluster/emitter.js'
 import type { SessionOwners } from './auth/access.js'
+import type { StoreFigures } from './metrics/stats.js'
 
 export interface NodeStores {
   /** This node's id (aedes `id`): `--node-id`, or the host name and a random suffix. */
@@ -28,6 +29,8 @@ export interface NodeStores {
   delWill: (will: { clientId: string, brokerId: string }) => Promise<void>
   /** Cluster-wide owners of persistent sessions (a cluster member only). */
   sessionOwners: SessionOwners | undefined
+  /** Retained messages held, session-queue drops and foreign Redis messages, for the statistics (metrics/stats.ts). */
+  figures: () => StoreFigures
   /** 'embedded' or 'redis', and whether the node can reach it now. */
   kind: 'embedded' | 'redis'
   ready: () => boolean
@@ -42,20 +45,23 @@ export interface NodeStores {
  * @param clientInfo the client with this id on this node, if any: clean session flag and identity (cluster: takeover
  *   checks; embedded store: whether a session is connected, for its queue limit)
  * @param onTakeover a cluster member calls this when a connection on another node takes over this node's client
+ * @param onRedisRoundTrip told the round trip of a Redis command in seconds, once per heartbeat interval (cluster)
  * @throws Error naming the data dir or the Redis URL when it cannot be opened; NodeIdInUseError naming the id when a
  *   live node of the cluster holds it (a cluster member waits up to 3 heartbeat intervals for a run that died)
  */
 export async function openStores (config: BrokerConfig, log: Logger, clientInfo: ClientInfo,
-  onTakeover?: (clientId: string, byNode: string) => void): Promise<NodeStores> {
+  onTakeover?: (clientId: string, byNode: string) => void, onRedisRoundTrip?: (seconds: number) => void): Promise<NodeStores> {
   const nodeId = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(3).toString('hex')}`
   if (config.redis !== undefined) {
-    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, heartbeatInterval: config.heartbeatInterval, history: config.feedHistory, clientInfo, onTakeover, log })
+    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, heartbeatInterval: config.heartbeatInterval, history: config.feedHistory, clientInfo, onTakeover, log, onRoundTrip: onRedisRoundTrip })
     return {
       nodeId,
       persistence: link.persistence,
       feeds: link.store,
       mq: link.mq,
       sessionOwners: link.persistence,
+      // Persistent sessions' queues are not bounded per session in Redis: nothing is dropped there.
+      figures: () => ({ retained: link.persistence.retainedCount, sessionQueueDrops: 0, foreignMessages: link.mq.foreignMessages }),
       orphanWills: async () => await link.persistence.orphanWills(),
       delWill: async (w) => { await link.persistence.delWill({ id: w.clientId, brokerId: w.brokerId }) },
       kind: 'redis',
@@ -76,6 +82,7 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
     feeds,
     mq: undefined,
     sessionOwners: undefined,
+    figures: () => ({ retained: persistence.retainedCount, sessionQueueDrops: persistence.droppedQueued, foreignMessages: 0 }),
     orphanWills: async () => await persistence.orphanWills(),
     delWill: async (w) => { await persistence.delWill({ id: w.clientId }) },
     kind: 'embedded',

@@ -42,6 +42,7 @@ describe('hostile clients', () => {
     expect(got.map((m) => m.json.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1))
     const clients = (node.aedes as unknown as { clients: Record<string, unknown> }).clients
     await waitFor(() => clients.slow === undefined, 'the broker to drop the slow subscriber')
+    expect(node.stats().clients.slowConsumers).toBe(1) // and counted (tribune_slow_consumers_disconnected_total)
   })
 
   it('lets a viewer that reads take a history bigger than the queue limit in one go, over TCP and WebSocket', async () => {

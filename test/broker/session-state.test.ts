@@ -59,6 +59,7 @@ describe('embedded store: queue of a persistent session', () => {
     await waitFor(() => got.length >= 1000, 'the queued messages', 30_000)
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(got.length).toBe(1000) // the first 1,000; the rest were dropped while it was away
+    expect(node.stats().sessions.queueDrops).toBe(100) // and counted (tribune_session_queue_dropped_total)
     expect(got.map((m) => m.topic).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)))).toEqual(Array.from({ length: 1000 }, (_, i) => `news/${i}`))
   }, 60_000)
 })

@@ -61,4 +61,5 @@ test('a client subscribed to # cannot make a node hear foreign channels, and for
   expect(got.map((m) => m.json?.data?.id)).toEqual(['real'])
   const health = await fetch(`http://127.0.0.1:${node.wsPort}/healthz`)
   expect(health.status).toBe(200)
+  expect(node.stats().redis?.foreignMessages).toBeGreaterThan(0) // counted (tribune_redis_foreign_messages_total)
 })

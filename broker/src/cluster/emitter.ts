@@ -5,6 +5,8 @@
  *  - per-client `$SYS` notices of this node (`new/subscribes`, `new/unsubscribes`, `disconnect/clients`, and
  *    `new/clients` of clean-session clients); `new/clients` of a persistent session still goes to every node, which
  *    is how a node hears that a session it holds was taken over elsewhere;
+ *  - the individual `$SYS` statistics values of this node (metrics/sys.ts); its heartbeat, birth and statistics
+ *    document (`$SYS/<id>/stats`) go to every node;
  *  - `$replay/...` subscriptions: nothing is ever published there (the feed hub serves them).
  * It also closes two gaps of mqemitter-redis 7.2.1:
  *  - a second subscriber of a topic is confirmed only once the first one's Redis SUBSCRIBE is, so no message
@@ -233,9 +235,9 @@ export class ClusterEmitter implements Emitter {
     const mine = `$SYS/${this.#nodeId}/`
     if (!topic.startsWith(mine)) return false
     const what = topic.slice(mine.length)
-    if (what === 'new/subscribes' || what === 'new/unsubscribes' || what === 'disconnect/clients') return true
     if (what === 'new/clients') return this.#clientInfo(String(packet.payload))?.clean === true
-    return false
+    // To every node: aedes' heartbeat and birth (how nodes learn of each other) and the statistics document.
+    return what !== 'heartbeat' && what !== 'birth' && what !== 'stats'
   }
 }
 

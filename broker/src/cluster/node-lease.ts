@@ -64,6 +64,8 @@ export interface NodeLeaseOptions {
   /** ms between heartbeats: the lease lives 3 of them and is renewed every one. */
   heartbeatInterval: number
   log: Logger
+  /** Told the round trip of each renewal, in seconds (the node's Redis command latency, metrics/). */
+  onRoundTrip?: (seconds: number) => void
 }
 
 /** A lease held on a node id; renewed in the background until {@link NodeLease.release}. */
@@ -138,7 +140,9 @@ export async function takeNodeLease (opts: NodeLeaseOptions): Promise<NodeLease>
     if (renewing) return // the last one still waits for Redis
     renewing = true
     try {
+      const sent = performance.now()
       const [status, other] = await conn.tribuneLeaseRenew(key, token, value(), String(ttl))
+      opts.onRoundTrip?.((performance.now() - sent) / 1000)
       if (status === 0) {
         const otherToken = String(other).split(':')[0]
         if (lostTo !== otherToken) log.error({ nodeId, key: fullKey }, `the lease on node id ${nodeId} was taken by another node: two nodes of this cluster run under this id, and lose each other's messages; stop one of them`)

@@ -48,6 +48,8 @@ export interface ClusterOptions {
   /** Called when a connection on another node takes over this node's client `clientId` (MQTT 3.1.4). */
   onTakeover?: (clientId: string, byNode: string) => void
   log: Logger
+  /** Told the round trip of a Redis command (the lease's renewal, once per heartbeat interval), in seconds. */
+  onRoundTrip?: (seconds: number) => void
 }
 
 /**
@@ -116,7 +118,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   // `pub` and `sub` with its message stream before the stores close).
   let lease: NodeLease
   try {
-    lease = await takeNodeLease({ conn: state, prefix, nodeId: opts.nodeId, heartbeatInterval: opts.heartbeatInterval, log })
+    lease = await takeNodeLease({ conn: state, prefix, nodeId: opts.nodeId, heartbeatInterval: opts.heartbeatInterval, log, onRoundTrip: opts.onRoundTrip })
   } catch (err) {
     for (const c of all) c.disconnect()
     throw err

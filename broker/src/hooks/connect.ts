@@ -8,6 +8,7 @@
 import type { Client, ConnectPacket } from 'aedes'
 import type { AccessClient } from '../auth/access.js'
 import { reservedPrefix, refusal, topicTooBig, type HookContext } from './context.js'
+import type { ConnectRefusal } from '../metrics/counters.js'
 import { connDetailsOf, connectWillOf } from '../aedes-internals.js'
 import { refusalLogFields } from '../connection-log.js'
 import { markDisconnect } from '../disconnect-reason.js'
@@ -34,37 +35,38 @@ export function connectHooks (ctx: HookContext): {
     },
     authenticate (client, username, password, cb) {
       /** Answers CONNACK `returnCode` and logs the refusal with the fields every refusal has (connection-log.ts). */
-      const refuse = (returnCode: 2 | 4 | 5, reason: string, extra: Record<string, unknown> = {}): void => {
+      const refuse = (returnCode: 2 | 4 | 5, reason: string, kind?: ConnectRefusal, extra: Record<string, unknown> = {}): void => {
         log.warn({ ...refusalLogFields(client, access, reason, returnCode), username, ...extra }, 'CONNECT refused')
-        cb(refusal(returnCode, reason), false)
+        cb(refusal(returnCode, reason, kind), false)
       }
       if (emptyIdPersistent.has(client)) {
         // [MQTT-3.1.3-8]: a zero-length client id with clean session off is refused with CONNACK 2.
-        refuse(2, 'identifier rejected: a persistent session (clean session off) needs a client id')
+        refuse(2, 'identifier rejected: a persistent session (clean session off) needs a client id', 'empty-client-id')
         return
       }
       const keepalive = badKeepalive.get(client)
       if (keepalive !== undefined) {
         // MQTT 3.1.1 has no code for this; like Mosquitto, answer "identifier rejected" (2).
         const allowed = ctx.limits.keepaliveZero === 'refuse' ? `1 to ${ctx.limits.maxKeepalive} s (keep alive 0 is refused here)` : `0 to ${ctx.limits.maxKeepalive} s`
-        refuse(2, `keep alive ${keepalive} s refused: it must be ${allowed}`)
+        refuse(2, `keep alive ${keepalive} s refused: it must be ${allowed}`, 'keepalive')
         return
       }
       const will = connectWillOf(client)
       const willTooBig = will != null ? topicTooBig(will.topic, ctx.limits) : null
       if (willTooBig !== null) {
-        refuse(5, `not authorized: will ${willTooBig}`)
+        refuse(5, `not authorized: will ${willTooBig}`, 'will-topic')
         return
       }
       const willReserved = will != null ? reservedPrefix(will.topic) : null
       if (will != null && (willReserved !== null || will.topic.includes('\u0000'))) {
-        refuse(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`, { topic: will.topic })
+        refuse(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`, 'will-topic', { topic: will.topic })
         return
       }
       const holder: AccessClient | undefined = ctx.clients()[client.id]
       access.connect(client, { username, password, will, holder }).then((result) => {
         if ('returnCode' in result) {
-          refuse(result.returnCode, result.reason)
+          // Access refuses with 2 only for a client id that belongs to another identity.
+          refuse(result.returnCode, result.reason, result.returnCode === 2 ? 'client-id-taken' : undefined)
           return
         }
         const watched = noKeepalive.has(client)

@@ -3,6 +3,8 @@ import type { Client } from 'aedes'
 import type { Logger } from '../log.js'
 import type { Feeds } from '../feeds/feeds.js'
 import type { Access } from '../auth/access.js'
+import type { Observers } from '../metrics/node-metrics.js'
+import type { ConnectRefusal } from '../metrics/counters.js'
 
 /** The part of aedes persistence the hooks use: QoS 2 retransmissions (MQTT 3.1.1 section 4.3.3). */
 export interface IncomingStore {
@@ -21,6 +23,8 @@ export interface HookContext {
   publish: (topic: string, payload: Buffer) => void
   /** Watches the connection of a client accepted with keep alive 0 for a dead peer (listeners/liveness.ts). */
   watchLiveness: (client: Client) => void
+  /** The node's counters and latency sampling (metrics/); null with `--metrics off`. */
+  metrics: Observers | null
 }
 
 /** Per-client limits the hooks enforce (see config.ts for units and defaults). */
@@ -61,9 +65,12 @@ export function reservedPrefix (topic: string): string | null {
 /** Marks the refusals the hooks make (and log themselves). */
 const HOOK_REFUSAL = Symbol('tribune.hookRefusal')
 
-/** An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3); the hook logs it. */
-export function refusal (returnCode: 2 | 4 | 5, message: string): Error & { returnCode: number } {
-  return Object.assign(new Error(message), { returnCode, [HOOK_REFUSAL]: true })
+/**
+ * An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3) and, when the code alone does not
+ * say, the refusal's kind (the `reason` label of `tribune_connect_refused_total`, metrics/counters.ts); the hook logs it.
+ */
+export function refusal (returnCode: 2 | 4 | 5, message: string, kind?: ConnectRefusal): Error & { returnCode: number, kind?: ConnectRefusal } {
+  return Object.assign(new Error(message), { returnCode, [HOOK_REFUSAL]: true }, kind === undefined ? {} : { kind })
 }
 
 /** Whether `err` is a refusal made (and logged) by a hook, rather than one aedes made itself. */

@@ -3,11 +3,14 @@
  * decide the rest (`$admin` and other `$` topics included); a feed publish is stamped and stored before aedes
  * acknowledges it. A refused PUBLISH closes the connection and is never delivered
  * (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or closes).
+ * Counted (metrics/counters.ts): every PUBLISH from a client, each refusal by reason, each feed message stored; and a
+ * sample of the accepted ones is timed to delivery (metrics/latency.ts).
  */
 import type { Client, PublishPacket } from 'aedes'
 import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
 import { refusalLogFields } from '../connection-log.js'
 import { markDisconnect } from '../disconnect-reason.js'
+import type { PublishRefusal } from '../metrics/counters.js'
 
 /**
  * Whether aedes, given the go-ahead now, writes the PUBACK and then publishes the message itself: its next step
@@ -19,7 +22,10 @@ function aedesWillAcknowledge (client: Client): boolean {
 }
 
 export function publishHook (ctx: HookContext): (client: Client | null, packet: PublishPacket, cb: (err?: Error | null) => void) => void {
-  const { access, feeds, log, persistence } = ctx
+  const { access, feeds, log, persistence, metrics } = ctx
+  const refused = (reason: PublishRefusal): void => { if (metrics !== null) metrics.counters.publishRefused[reason]++ }
+  const stored = (): void => { if (metrics !== null) metrics.counters.feedMessagesStored++ }
+  const accepted = (packet: PublishPacket): void => { metrics?.publishAccepted(packet.payload) }
   /** The last QoS 2 feed publishes per client, by packet id: a retransmission gets the same envelope. */
   const recentQoS2 = new WeakMap<Client, Map<number, { topic: string, original: Buffer, envelope: Promise<Buffer | null> }>>()
   /**
@@ -37,35 +43,42 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
   }
   return function authorizePublish (client, packet, callback) {
     const topic = packet.topic
+    if (client !== null && metrics !== null) metrics.counters.messagesReceived++
     // Also wills published by the broker for a client that is gone (client null): `$SYS` and `$replay` belong to the
     // broker; `$admin` is left to the topic rules (operators), and so are other `$` topics (`$TopicA/B`).
     const reserved = reservedPrefix(topic)
     if ((reserved !== null && reserved !== '$admin') || topic.includes('\u0000')) {
+      refused('reserved-topic')
       refuse(client, topic, `PUBLISH to ${JSON.stringify(topic)} refused: ${reserved !== null ? `${reserved} topics belong to the broker` : 'U+0000 is not allowed (MQTT 3.1.1 section 1.5.3)'}`, callback)
       return
     }
     const tooBig = topicTooBig(topic, ctx.limits)
     if (tooBig !== null) {
+      refused('topic-limits')
       refuse(client, topic, `PUBLISH refused: ${tooBig}`, callback)
       return
     }
     if (!access.mayPublish(client, topic)) {
       const who = client !== null ? access.identity(client)?.id : undefined
+      refused('not-authorized')
       refuse(client, topic, `PUBLISH to ${topic} not authorized for ${who ?? 'this client'} by the topic rules`, callback)
       return
     }
     if (!feeds.isFeed(topic)) {
+      accepted(packet)
       callback(null)
       return
     }
     const stamp = (): Promise<void> => feeds.stamp(topic, packet.payload as Buffer).then((bytes) => {
+      stored()
       packet.payload = bytes
       packet.retain = false
+      accepted(packet)
       // Stored now: it must go out even if the connection closed before aedes writes the PUBACK (it publishes a QoS 1
       // message only after that write), and only once.
       if (client !== null && packet.qos === 1 && !aedesWillAcknowledge(client)) ctx.publish(topic, bytes)
       callback(null)
-    }, (err: Error) => refuse(client, topic, `feed message not stored: ${err.message}`, callback, err))
+    }, (err: Error) => { refused('feed-refused'); refuse(client, topic, `feed message not stored: ${err.message}`, callback, err) })
     if (packet.qos !== 2 || client === null || packet.messageId === undefined) {
       void stamp()
       return
@@ -93,7 +106,11 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
     }
     // Found: a retransmission. Its stored copy carries the envelope it was stamped with, and that is what goes on if
     // aedes publishes it after all (a PUBREL that frees the id in the same read): a feed never gets an unstamped payload.
-    const stampNew = async (): Promise<Buffer> => await feeds.stamp(topic, packet.payload as Buffer)
+    const stampNew = async (): Promise<Buffer> => {
+      const bytes = await feeds.stamp(topic, packet.payload as Buffer)
+      stored()
+      return bytes
+    }
     const envelope = persistence.incomingGetPacket(client, packet).then(async (stored) => {
       const s = stored as { topic?: unknown, payload?: unknown } | undefined
       // The id reused for another topic (a client breaking MQTT 3.1.1 section 2.3.1): this one is new, and stamped.
@@ -107,7 +124,8 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
         packet.payload = bytes
         packet.retain = false
       }
+      accepted(packet)
       callback(null)
-    }, (err: Error) => refuse(client, topic, `feed message not stored: ${err.message}`, callback, err))
+    }, (err: Error) => { refused('feed-refused'); refuse(client, topic, `feed message not stored: ${err.message}`, callback, err) })
   }
 }

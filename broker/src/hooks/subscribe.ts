@@ -1,13 +1,15 @@
 /**
  * SUBSCRIBE and delivery: each topic filter is checked against the identity's rules (0x80 when denied, the other
  * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
+ * `$SYS` (the broker's statistics and notices) is for operators only, whatever topic rules a configuration gives
+ * another role.
  * `authorizeForward` re-checks messages queued for persistent sessions, whose rules may have changed since (SIGHUP).
  * A refused filter is not stored in a persistent session (patches/aedes+1.2.0.patch), and one stored before is
  * removed when the session is restored and the filter refused again.
  */
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { FeedClient } from '../feeds/feeds.js'
-import { topicTooBig, type HookContext } from './context.js'
+import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
 import { asFeedClient, subscriptionsOf } from '../aedes-internals.js'
 import { refusalLogFields } from '../connection-log.js'
 
@@ -58,6 +60,11 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       const full = subscriptions[topic] === undefined && Object.keys(subscriptions).length >= ctx.limits.maxSubscriptionsPerClient
       if (tooBig !== null || full) {
         refuse(client, topic, tooBig ?? `more than ${ctx.limits.maxSubscriptionsPerClient} subscriptions`, callback)
+        return
+      }
+      if (reservedPrefix(topic) === '$SYS' && access.identity(client)?.role !== 'operator') {
+        log.info({ clientId: client.id, identity: access.identity(client)?.id, topic }, 'SUBSCRIBE refused (0x80): only operators may read $SYS')
+        callback(null, null)
         return
       }
       if (!access.maySubscribe(client, topic)) {

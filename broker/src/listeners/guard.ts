@@ -20,6 +20,8 @@ import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { Liveness, type LivenessOptions, type Watched } from './liveness.js'
+import type { Counters } from '../metrics/counters.js'
+import { flushed } from '../metrics/latency.js'
 
 /** Why the guard closed a connection, as a name (disconnect-reason.ts lists them with the others). */
 export type GuardCloseReason = 'slow-consumer' | 'packet-too-large' | 'protocol-error' | 'idle'
@@ -87,6 +89,8 @@ export interface ConnectionLimits {
   maxPacketSize: number
   /** The most bytes waiting to be sent to a peer before it is closed as a slow consumer. */
   maxQueuedBytes: number
+  /** Where the node counts bytes in and out and slow consumers closed (metrics/counters.ts); null or absent: nowhere. */
+  counters?: Counters | null
 }
 
 /** Where a connection comes from, as the listener saw it; read only when the guard refuses the connection. */
@@ -128,6 +132,7 @@ function flushAll (): void {
   for (const stream of list) stream.flush()
   lastChunks = []
   lastJoined = EMPTY
+  flushed() // the timed messages written before this flush are in the sockets now (metrics/latency.ts)
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -164,6 +169,7 @@ abstract class GuardedStream extends Duplex {
   readonly #maxQueued: number
   readonly #peer: Peer
   readonly #onRefused: RefusedHandler
+  readonly #counters: Counters | null
   #pending: Buffer[] | null = null
   /** A SUBACK is waiting: flush one turn later, with the retained messages and history that follow it. */
   #holdTurn = false
@@ -182,6 +188,7 @@ abstract class GuardedStream extends Duplex {
     this.#maxQueued = limits.maxQueuedBytes
     this.#peer = peer
     this.#onRefused = onRefused
+    this.#counters = limits.counters ?? null
   }
 
   /** Sends bytes to the peer; returns the bytes now waiting to be sent. */
@@ -226,6 +233,7 @@ abstract class GuardedStream extends Duplex {
   protected received (chunk: Buffer): void {
     if (this.#refused) return
     this.liveness?.heard()
+    if (this.#counters !== null) this.#counters.bytesReceived += chunk.length
     const refused = this.#guard.check(chunk)
     if (refused !== null) this.refuse(refused.detail, refused.reason)
     else if (!this.push(chunk)) this.pauseInput()
@@ -251,6 +259,7 @@ abstract class GuardedStream extends Duplex {
     let queued = 0
     let size = 0
     for (const c of pending) size += c.length
+    if (this.#counters !== null) this.#counters.bytesSent += size
     if (size <= MAX_WRITE) {
       queued = this.sendBytes(joined(pending))
     } else {
@@ -279,10 +288,16 @@ abstract class GuardedStream extends Duplex {
     const now = Date.now()
     if (this.#overSince === 0) this.#overSince = now
     if (queued > this.#maxQueued * HARD_FACTOR) {
+      this.#slow()
       this.refuse(`slow consumer: ${queued} bytes waiting to be sent, more than ${HARD_FACTOR} x ${this.#maxQueued}`, 'slow-consumer')
     } else if (now - this.#overSince > SLOW_GRACE_MS) {
+      this.#slow()
       this.refuse(`slow consumer: more than ${this.#maxQueued} bytes waiting to be sent for over ${SLOW_GRACE_MS} ms (${queued} now)`, 'slow-consumer')
     }
+  }
+
+  #slow (): void {
+    if (this.#counters !== null && !this.#refused) this.#counters.slowConsumers++
   }
 
   #queue (chunk: Buffer): void {

@@ -1,7 +1,8 @@
 /**
- * The node's HTTP routes for tooling (`GET /healthz` liveness, `GET /readyz` readiness), answered on the WebSocket
- * listener's HTTP server and, with `--metrics-port`, on a server of their own: that one is never shed by admission
- * control and has no WebSocket clients queued before it, so monitoring still gets answers during a storm.
+ * The node's HTTP routes for tooling (`GET /metrics` Prometheus text, `GET /healthz` liveness, `GET /readyz`
+ * readiness), answered on the WebSocket listener's HTTP server and, with `--metrics-port`, on a server of their own:
+ * that one is never shed by admission control and has no WebSocket clients queued before it, so monitoring still gets
+ * answers during a storm, and it need not be public.
  */
 import http from 'node:http'
 
@@ -10,19 +11,44 @@ export interface HttpRoutes {
   health: () => { status: number, body: unknown }
   /** Answers GET /readyz: 200 when the node can take new viewers and publishes (its store is reachable), else 503. */
   ready: () => { status: number, body: unknown }
+  /** Answers GET /metrics: the Prometheus text and its Content-Type; undefined when metrics are off (`--metrics off`). */
+  metrics?: () => Promise<{ contentType: string, text: string }>
 }
 
+const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }
+
 /**
- * Answers `req` when it is a GET or HEAD of one of the routes (JSON, not cached).
+ * Answers `req` when it is a GET or HEAD of one of the routes (JSON or Prometheus text, not cached); `/metrics` with
+ * metrics off gets 404 saying so, and one that fails 500 naming why.
  * @returns false when the request is for something else (the caller answers it)
  */
 export function answerRoute (routes: HttpRoutes, req: http.IncomingMessage, res: http.ServerResponse, pathname: string): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false
+  if (pathname === '/metrics') {
+    answerMetrics(routes, req, res)
+    return true
+  }
   const route = pathname === '/healthz' ? routes.health : pathname === '/readyz' ? routes.ready : null
-  if (route === null || (req.method !== 'GET' && req.method !== 'HEAD')) return false
+  if (route === null) return false
   const { status, body } = route()
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+  res.writeHead(status, JSON_HEADERS)
   res.end(req.method === 'HEAD' ? undefined : JSON.stringify(body))
   return true
+}
+
+function answerMetrics (routes: HttpRoutes, req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (routes.metrics === undefined) {
+    res.writeHead(404, JSON_HEADERS)
+    res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: 'metrics are off on this node (--metrics off)' }))
+    return
+  }
+  routes.metrics().then(({ contentType, text }) => {
+    res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' })
+    res.end(req.method === 'HEAD' ? undefined : text)
+  }, (err: Error) => {
+    res.writeHead(500, JSON_HEADERS)
+    res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: `reading the metrics failed: ${err.message}` }))
+  })
 }
 
 /**
@@ -34,7 +60,7 @@ export async function listenHttp (host: string, port: number, routes: HttpRoutes
     const pathname = new URL(req.url ?? '/', 'http://x').pathname
     if (answerRoute(routes, req, res, pathname)) return
     res.writeHead(404, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${pathname}; this port answers GET /healthz and /readyz` }))
+    res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${pathname}; this port answers GET /metrics, /healthz and /readyz` }))
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`metrics port on ${host}:${port}: ${err.message}`)))

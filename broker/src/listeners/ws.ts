@@ -1,6 +1,6 @@
 /**
- * MQTT over WebSocket (`ws` 8, each WebSocket guarded directly: listeners/guard.ts) on an HTTP server that also answers `GET /healthz`
- * (liveness) and `GET /readyz` (readiness).
+ * MQTT over WebSocket (`ws` 8, each WebSocket guarded directly: listeners/guard.ts) on an HTTP server that also answers
+ * `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness): listeners/http.ts.
  * Upgrades are accepted on one path (default `/mqtt`); the `mqtt` subprotocol is selected when offered (MQTT 3.1.1
  * section 6), and a client that offers none is accepted too. MQTT packets must come in binary frames [MQTT-6.0.0-1]:
  * a text frame closes the connection.
@@ -21,8 +21,8 @@ const noop = (): void => {}
 
 /**
  * Starts the HTTP server with the WebSocket endpoint. A plain request to the WebSocket path gets 426 Upgrade Required
- * (`Upgrade: websocket`), to any other path but the two below 404. Each upgrade first passes admission control (admission/): a refused
- * one is answered 503 with Retry-After before any WebSocket is made. `/healthz` and `/readyz` are always answered.
+ * (`Upgrade: websocket`), to any other path but the routes of listeners/http.ts 404. Each upgrade first passes admission control (admission/): a refused
+ * one is answered 503 with Retry-After before any WebSocket is made. `/metrics`, `/healthz` and `/readyz` are always answered.
  * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection; the CONNECT
  *   timeout (ms) also bounds how long an HTTP connection may take to send its request
  * @param admission the node's admission control: decides on each upgrade, and is told when a taken one closes

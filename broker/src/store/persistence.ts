@@ -92,6 +92,11 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   }
 
   /** The same as an array, which aedes' SUBSCRIBE takes instead of the stream (patches/aedes+1.2.0.patch). */
+  /** Retained topics held in memory. */
+  get retainedCount (): number {
+    return this.#retained.size
+  }
+
   retainedFor (patterns: string[]): RetainedPacket[] {
     return this.#retained.list(patterns)
   }
