@@ -75,7 +75,8 @@ export const configSchema = z.object({
   /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
   redisPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . : or - (no glob characters)').default('tribune:'),
   /** This node's id in `$SYS/<id>/...` topics and in Redis (default: host name and a random suffix). */
-  nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -').optional(),
+  nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -')
+    .refine((id) => id !== 'all' && id !== 'response', 'all and response are reserved ($admin/all/... addresses every node, $admin/response/... carries answers)').optional(),
   /** How often a node tells the cluster it is alive, in ms; wills of a silent node are published after 3 to 7 of these. */
   heartbeatInterval: z.number().int().min(100).max(3_600_000).default(5000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

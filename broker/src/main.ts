@@ -23,6 +23,9 @@ import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
 import { Admission, openFileLimit } from './admission/admission.js'
 import { asDeliveringClient, asFeedClient, connectedClients, handleConnection, messageStream } from './aedes-internals.js'
+import { AdminService } from './admin/service.js'
+import { NodeDirectory } from './admin/nodes.js'
+import { createAdminNode, type NodeControls, type NodeStats } from './admin/node.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -78,7 +81,17 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     // `$replay/after-<seq>@<epoch>/` prefix of up to 100 bytes) and a packet id (2): leave room for them.
     maxEnvelopeBytes: config.maxPacketSize - Math.min(config.maxTopicLength + 128, Math.floor(config.maxPacketSize / 4))
   })
+  // The broker publishes admin answers and heartbeats once aedes exists (no hook runs for its own messages).
+  const publish = (topic: string, payload: Buffer, qos: 0 | 1): void => {
+    aedes?.publish({ cmd: 'publish', topic, payload, qos, retain: false, dup: false }, (err?: Error) => {
+      if (err != null) log.warn({ topic, reason: err.message }, 'publishing as the broker failed')
+    })
+  }
+  const directory = new NodeDirectory(stores.nodeId, config.heartbeatInterval, () => publish(`$SYS/${stores.nodeId}/heartbeat`, Buffer.from(stores.nodeId), 0))
+  const admin = new AdminService({ nodeId: stores.nodeId, access, log, nodes: () => directory.live(), publish: (topic, payload) => publish(topic, payload, 1) })
   try {
+    // In a cluster, before this node's birth: the live nodes answer it with a heartbeat.
+    if (stores.mq !== undefined) await directory.listen(stores.mq)
     const limits = {
       maxTopicLength: config.maxTopicLength,
       maxTopicLevels: config.maxTopicLevels,
@@ -88,8 +101,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       connectTimeoutMs: config.connectTimeoutMs
     }
     const liveness = { idleTimeoutMs: config.idleTimeoutMs, wsPingIntervalMs: config.wsPingIntervalMs }
-    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness })
+    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness, admin })
     await feeds.listen(messageStream(aedes))
+    if (stores.mq === undefined) await directory.listen(messageStream(aedes))
   } catch (err) {
     await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))
     await stores.close().catch(() => {})
@@ -139,6 +153,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     ]
     return { status: reasons.length === 0 ? 200 : 503, body: { ready: reasons.length === 0, id: broker.id, reasons } }
   }
+  await admin.listen(messageStream(broker), createAdminNode({ broker, access, feeds, retained: stores.retained, config, directory, controls: nodeControls(health) }))
   const shutdown = async (): Promise<void> => {
     admission.close()
     await new Promise<void>((resolve) => broker.close(() => resolve()))
@@ -215,6 +230,17 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await closing
   }
   return { config, aedes: broker, tcpPort, wsPort, ports, log, reload, close, admission }
+}
+
+/**
+ * The node's figures and drain, as admin commands (node.stats, node.drain) get them: for now the figures are the
+ * /healthz body, and drain is refused.
+ */
+function nodeControls (health: () => { body: unknown }): NodeControls {
+  return {
+    stats: () => health().body as NodeStats,
+    drain: async () => { throw new Error('drain not available yet') }
+  }
 }
 
 /**

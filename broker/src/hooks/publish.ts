@@ -1,7 +1,7 @@
 /**
  * PUBLISH (and wills): the broker's own `$SYS` and `$replay` topics and U+0000 are refused; the identity's rules
  * decide the rest (`$admin` and other `$` topics included); a feed publish is stamped and stored before aedes
- * acknowledges it. A refused PUBLISH closes the connection and is never delivered
+ * acknowledges it; a permitted `$admin` publish is an admin request (admin/service.ts). A refused PUBLISH closes the connection and is never delivered
  * (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or closes).
  */
 import type { Client, PublishPacket } from 'aedes'
@@ -40,6 +40,17 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       const who = client !== null ? access.identity(client)?.id : undefined
       log.warn({ clientId: client?.id, identity: who, topic, retain: packet.retain }, 'PUBLISH denied by the topic rules; connection closed')
       callback(new Error(`PUBLISH to ${topic} not authorized for ${who ?? 'this client'}`))
+      return
+    }
+    if (reserved === '$admin') {
+      // An operator's admin request: answered at once when bad, stamped with who sent it for the nodes that run it.
+      const refused = client !== null ? (ctx.admin?.accept(client, packet) ?? null) : null
+      if (refused !== null) {
+        log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to an $admin answer topic; connection closed')
+        callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: ${refused}`))
+        return
+      }
+      callback(null)
       return
     }
     if (!feeds.isFeed(topic)) {
