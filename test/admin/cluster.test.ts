@@ -178,6 +178,7 @@ describe('$admin on a 2-node cluster', () => {
     expect((await bad('$admin/all/clients.kick', '{"requestId":"x3","clientId":5}')).error).toMatch(/^clients.kick: clientId: /)
     expect((await bad('$admin/node-9/node.stats', '{"requestId":"x4"}')).error).toBe('no live node "node-9" in the cluster; nodes: node-0, node-1 (or all)')
     expect((await bad('$admin/all', '{"requestId":"x5"}', true)).error).toMatch(/is not a request topic/)
+    expect((await bad('$admin/all/node.drain', '{"requestId":"x6","seconds":5}')).error).toBe('node.drain addresses one node at a time ($admin/<node-id>/node.drain), not all')
     const [noTarget] = await ops.ask('all', 'clients.kick', {})
     expect(noTarget.error).toBe('clients.kick needs clientId or identity')
     // Answers come from the broker only: another operator publishing one is refused (closed), and nothing arrives.

@@ -27,6 +27,8 @@ export interface AdminCommand {
   name: string
   /** One line for the docs and `tribune admin --help`. */
   summary: string
+  /** True for a command that must address one node (`$admin/all/...` is refused). */
+  oneNode: boolean
   /** Why the request's fields (besides `requestId`) are refused, naming each bad field; null when they are fine. */
   check: (fields: Record<string, unknown>) => string | null
   /**
@@ -52,11 +54,13 @@ export function command<S extends z.ZodType> (spec: {
   name: string
   summary: string
   args: S
+  oneNode?: boolean
   run: (node: AdminNode, args: z.output<S>, ctx: RequestContext) => unknown
 }): AdminCommand {
   return {
     name: spec.name,
     summary: spec.summary,
+    oneNode: spec.oneNode ?? false,
     check: (fields) => {
       const parsed = spec.args.safeParse(fields)
       return parsed.success ? null : describeIssues(parsed.error.issues)

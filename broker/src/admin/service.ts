@@ -20,7 +20,8 @@ import type { MessageStream } from '../feeds/feeds.js'
 import type { Requester } from './command.js'
 import { checkRequest, execute, readRequest, type AdminAnswer, type AdminRequest } from './executor.js'
 import type { AdminNode } from './node.js'
-import { ALL_NODES, isResponseTopic, parseRequestTopic, requestFilters, responseTopic, RESPONSE_PREFIX } from './topics.js'
+import { COMMANDS } from './commands/index.js'
+import { ADMIN_ROOT, ALL_NODES, isResponseTopic, parseRequestTopic, requestFilters, responseTopic, RESPONSE_PREFIX } from './topics.js'
 
 export interface AdminServiceOptions {
   nodeId: string
@@ -78,6 +79,9 @@ export class AdminService {
     const request = readRequest(topic.command, payload)
     if ('error' in request) return { ...request, command: topic.command }
     const live = this.#opts.nodes()
+    if (topic.target === ALL_NODES && COMMANDS.get(request.command)?.oneNode === true) {
+      return { requestId: request.requestId, command: topic.command, error: `${request.command} addresses one node at a time (${ADMIN_ROOT}/<node-id>/${request.command}), not ${ALL_NODES}` }
+    }
     if (topic.target !== ALL_NODES && !live.includes(topic.target)) {
       return { requestId: request.requestId, command: topic.command, error: `no live node ${JSON.stringify(topic.target)} in the cluster; nodes: ${live.join(', ')} (or ${ALL_NODES})` }
     }

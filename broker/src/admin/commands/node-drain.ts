@@ -10,6 +10,7 @@ export const nodeDrain = command({
   name: 'node.drain',
   summary: 'stop taking connections and disconnect the node\'s clients evenly over {seconds}; the node stays up',
   args: z.object({ seconds: z.number().min(0).max(86_400) }).strict(),
+  oneNode: true, // to all it would empty the cluster
   run: async (node, args) => {
     const drain = node.drain(args.seconds)
     drain.catch(() => {}) // a failure after the answer is the node's to log
