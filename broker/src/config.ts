@@ -126,7 +126,7 @@ export const options: OptionSpec[] = [
   { key: 'metricsPort', flag: 'metrics-port', env: 'TRIBUNE_METRICS_PORT', parse: int, doc: 'HTTP port of its own for /healthz and /readyz, on --host, answered even while a storm fills the WebSocket listener or new connections are shed; 0 for any (default: none, they are on the WebSocket port)' },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
-  { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis; a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
+  { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS and $admin topics and Redis (all and response are reserved); a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
   { key: 'heartbeatInterval', flag: 'heartbeat-interval', env: 'TRIBUNE_HEARTBEAT_INTERVAL', parse: int, doc: 'ms between a cluster node\'s heartbeats; a dead node\'s wills follow within 7 of them (default 5000)' },
   { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
   { key: 'logFormat', flag: 'log-format', env: 'TRIBUNE_LOG_FORMAT', parse: str, doc: 'pretty|json: one readable line per event, or JSON lines (default: pretty when stdout is a terminal, else json)' }
