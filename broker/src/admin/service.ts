@@ -93,7 +93,7 @@ export class AdminService {
     await Promise.all(requestFilters(node.id).map(async (filter) => await new Promise<void>((resolve) => {
       mq.on(filter, (packet, cb) => {
         cb()
-        void this.#run(node, packet.topic, packet.payload)
+        this.#run(node, packet.topic, packet.payload).catch((err: Error) => this.#opts.log.error({ err, topic: packet.topic }, 'admin request failed'))
       }, () => resolve())
     })))
   }
@@ -106,7 +106,7 @@ export class AdminService {
       return // not stamped by a node: nothing a client published can reach here unstamped
     }
     const topic = parseRequestTopic(topicName)
-    if (stamped.refused !== undefined || stamped.from === undefined || 'error' in topic) return
+    if (stamped === null || typeof stamped !== 'object' || stamped.refused !== undefined || typeof stamped.from !== 'object' || 'error' in topic) return
     const request = checkRequest(topic.command, { ...stamped.fields, requestId: stamped.requestId })
     if ('error' in request) return // checked by the node that took it; a node of another version may disagree
     const answer = await execute(node, request, { requestId: request.requestId, from: stamped.from })

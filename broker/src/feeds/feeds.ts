@@ -139,7 +139,7 @@ export class Feeds {
     } catch {
       return
     }
-    if (typeof notice.feed !== 'string' || typeof notice.epoch !== 'string') return
+    if (notice === null || typeof notice !== 'object' || typeof notice.feed !== 'string' || typeof notice.epoch !== 'string') return
     this.#hub.reset(notice.feed, notice.epoch, typeof notice.previous === 'string' ? notice.previous : null)
   }
 
