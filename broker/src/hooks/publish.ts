@@ -1,8 +1,9 @@
 /**
  * PUBLISH (and wills): the broker's own `$SYS` and `$replay` topics and U+0000 are refused; the identity's rules
  * decide the rest (`$admin` and other `$` topics included); a feed publish is stamped and stored before aedes
- * acknowledges it; a permitted `$admin` publish is an admin request (admin/service.ts). A refused PUBLISH closes the connection and is never delivered
- * (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or closes).
+ * acknowledges it; a permitted `$admin` publish is an admin request (admin/service.ts). A refused PUBLISH closes the
+ * connection and is never delivered (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or
+ * closes).
  */
 import type { Client, PublishPacket } from 'aedes'
 import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
