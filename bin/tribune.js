@@ -6,6 +6,7 @@ const commands = {
   cluster: ['../dist/broker/src/cluster/cli.js', 'clusterMain', 'run N broker nodes on this machine sharing the ports, linked by Redis'],
   replay: ['../dist/publisher/src/cli.js', 'replayMain', 'replay a World Cup JSON file into a broker as live match events'],
   watch: ['../dist/client/src/cli.js', 'watchMain', 'watch a topic or feed and print one JSON line per message'],
+  admin: ['../dist/client/src/admin/cli.js', 'adminMain', 'operators: every node\'s stats, list and kick clients, reset feeds ($admin topics)'],
   demo: ['../dist/broker/src/demo.js', 'demoMain', 'the main job: a broker with a World Cup replayed into it'],
   'hash-password': ['../dist/broker/src/auth/cli.js', 'hashPasswordMain', 'hash a password (stdin) or make an API key, for the auth section']
 }

@@ -7,7 +7,7 @@ import './parser.js' // mqtt-packet's parser without a stream per connection
 import type { Logger } from './log.js'
 import type { Feeds, FeedClient } from './feeds/feeds.js'
 import type { Access } from './auth/access.js'
-import type { IncomingStore, HookLimits } from './hooks/context.js'
+import type { AdminRequests, IncomingStore, HookLimits } from './hooks/context.js'
 import { connectHooks } from './hooks/connect.js'
 import { publishHook } from './hooks/publish.js'
 import { subscribeHooks } from './hooks/subscribe.js'
@@ -37,12 +37,15 @@ export interface BrokerParts {
   liveness: LivenessOptions
   /** The node's counters and latency sampling (metrics/); null with `--metrics off`. */
   metrics: Observers | null
+  /** Where permitted PUBLISHes to `$admin/...` go (admin/service.ts). */
+  admin?: AdminRequests
 }
 
 /**
  * Creates the aedes broker (not yet listening on any port), with:
  * - CONNECT: credentials -> identity, or CONNACK 2/4/5 (hooks/connect.ts);
- * - PUBLISH: topic rules, `$` topics refused, feed messages stamped and stored before the PUBACK (hooks/publish.ts);
+ * - PUBLISH: topic rules, `$` topics refused, feed messages stamped and stored before the PUBACK, admin requests
+ *   taken (hooks/publish.ts);
  * - SUBSCRIBE: topic rules per filter, `$replay` filters parsed and attached to the hub (hooks/subscribe.ts).
  */
 export async function createBroker (parts: BrokerParts): Promise<Aedes> {
@@ -62,7 +65,8 @@ export async function createBroker (parts: BrokerParts): Promise<Aedes> {
     },
     clients: () => connectedClients(broker),
     watchLiveness: (client: Client) => { watchLiveness(client.conn, parts.liveness) },
-    metrics
+    metrics,
+    admin: parts.admin
   }
   const startReplay = (client: FeedClient, topic: string, qos: number): void => {
     feeds.startReplay(client, topic, qos).catch((err: Error) => {

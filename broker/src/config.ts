@@ -81,7 +81,8 @@ export const configSchema = z.object({
   /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
   redisPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . : or - (no glob characters)').default('tribune:'),
   /** This node's id in `$SYS/<id>/...` topics and in Redis (default: host name and a random suffix). */
-  nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -').optional(),
+  nodeId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -')
+    .refine((id) => id !== 'all' && id !== 'response', 'all and response are reserved ($admin/all/... addresses every node, $admin/response/... carries answers)').optional(),
   /** How often a node tells the cluster it is alive, in ms; wills of a silent node are published after 3 to 7 of these. */
   heartbeatInterval: z.number().int().min(100).max(3_600_000).default(5000),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -134,7 +135,7 @@ export const options: OptionSpec[] = [
   { key: 'sysInterval', flag: 'sys-interval', env: 'TRIBUNE_SYS_INTERVAL', parse: int, doc: 'seconds between $SYS/<node-id>/stats publications (and the values that changed); 0 off (default 10)' },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
-  { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS topics and Redis; a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
+  { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS and $admin topics and Redis (all and response are reserved); a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
   { key: 'heartbeatInterval', flag: 'heartbeat-interval', env: 'TRIBUNE_HEARTBEAT_INTERVAL', parse: int, doc: 'ms between a cluster node\'s heartbeats; a dead node\'s wills follow within 7 of them (default 5000)' },
   { key: 'logLevel', flag: 'log-level', env: 'TRIBUNE_LOG_LEVEL', parse: str, doc: 'fatal|error|warn|info|debug|trace|silent (default info)' },
   { key: 'logFormat', flag: 'log-format', env: 'TRIBUNE_LOG_FORMAT', parse: str, doc: 'pretty|json: one readable line per event, or JSON lines (default: pretty when stdout is a terminal, else json)' }

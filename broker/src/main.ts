@@ -30,6 +30,9 @@ import type { RefusedHandler } from './listeners/guard.js'
 import { NodeMetrics } from './metrics/node-metrics.js'
 import { clientFigures } from './metrics/clients.js'
 import type { NodeStats } from './metrics/stats.js'
+import { AdminService } from './admin/service.js'
+import { NodeDirectory } from './admin/nodes.js'
+import { createAdminNode, type NodeControls } from './admin/node.js'
 
 /** A running broker node. */
 export interface BrokerNode {
@@ -113,7 +116,17 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     // `$replay/after-<seq>@<epoch>/` prefix of up to 100 bytes) and a packet id (2): leave room for them.
     maxEnvelopeBytes: config.maxPacketSize - Math.min(config.maxTopicLength + 128, Math.floor(config.maxPacketSize / 4))
   })
+  // The broker publishes admin answers and heartbeats once aedes exists (no hook runs for its own messages).
+  const publish = (topic: string, payload: Buffer, qos: 0 | 1): void => {
+    aedes?.publish({ cmd: 'publish', topic, payload, qos, retain: false, dup: false }, (err?: Error) => {
+      if (err != null) log.warn({ topic, reason: err.message }, 'publishing as the broker failed')
+    })
+  }
+  const directory = new NodeDirectory(stores.nodeId, config.heartbeatInterval, () => publish(`$SYS/${stores.nodeId}/heartbeat`, Buffer.from(stores.nodeId), 0))
+  const admin = new AdminService({ nodeId: stores.nodeId, access, log, nodes: () => directory.live(), publish: (topic, payload) => publish(topic, payload, 1) })
   try {
+    // In a cluster, before this node's birth: the live nodes answer it with a heartbeat.
+    if (stores.mq !== undefined) await directory.listen(stores.mq)
     const limits = {
       maxTopicLength: config.maxTopicLength,
       maxTopicLevels: config.maxTopicLevels,
@@ -123,8 +136,9 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
       connectTimeoutMs: config.connectTimeoutMs
     }
     const liveness = { idleTimeoutMs: config.idleTimeoutMs, wsPingIntervalMs: config.wsPingIntervalMs }
-    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness, metrics: metrics.observers })
+    aedes = await createBroker({ id: stores.nodeId, persistence: persistence as unknown as IncomingStore, mq: stores.mq, heartbeatInterval: config.heartbeatInterval, feeds, access, log, limits, liveness, metrics: metrics.observers, admin })
     await feeds.listen(messageStream(aedes))
+    if (stores.mq === undefined) await directory.listen(messageStream(aedes))
   } catch (err) {
     await new Promise<void>((resolve) => aedes !== undefined ? aedes.close(() => resolve()) : (stores.mq !== undefined ? stores.mq.close(resolve) : resolve()))
     await stores.close().catch(() => {})
@@ -155,6 +169,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     log
   })
   broker.on('clientReady', (client: Client) => drain.connected(client))
+  /** node.drain over $admin: answered once the drain has started (a bad duration, or a closing node, is an error). */
+  const startDrain = async (seconds: number): Promise<void> => {
+    if (closing !== null) throw new Error('drain: the node is closing')
+    const done = drain.start(seconds)
+    const early = await Promise.race([done.then(() => null, (err: Error) => err), new Promise<null>((resolve) => setImmediate(() => resolve(null)))])
+    if (early !== null) throw early
+  }
   const counters = metrics.observers?.counters ?? null
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs, counters }
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
@@ -204,6 +225,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     ready,
     ...(registry === null ? {} : { metrics: async () => ({ contentType: registry.contentType, text: await registry.text() }) })
   }
+  await admin.listen(messageStream(broker), createAdminNode({ broker, access, feeds, retained: stores.retained, config, directory, controls: { stats: () => ({ ...metrics.stats() }), drain: async (seconds) => { await startDrain(seconds) } } }))
   const shutdown = async (): Promise<void> => {
     metrics.close()
     admission.close()

@@ -14,12 +14,15 @@ import { openCluster, type ClientInfo } from './cluster/open.js'
 import type { Emitter } from './cluster/emitter.js'
 import type { SessionOwners } from './auth/access.js'
 import type { StoreFigures } from './metrics/stats.js'
+import type { RetainedStore } from './store/retained.js'
 
 export interface NodeStores {
   /** This node's id (aedes `id`): `--node-id`, or the host name and a random suffix. */
   nodeId: string
   /** The aedes persistence. */
   persistence: unknown
+  /** The same persistence's retained messages (admin `retained.delete`). */
+  retained: RetainedStore
   feeds: FeedStore
   /** The message stream between nodes; undefined for a single node (aedes' in-memory one). */
   mq: Emitter | undefined
@@ -57,6 +60,7 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
     return {
       nodeId,
       persistence: link.persistence,
+      retained: link.persistence,
       feeds: link.store,
       mq: link.mq,
       sessionOwners: link.persistence,
@@ -79,6 +83,7 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
   return {
     nodeId,
     persistence,
+    retained: persistence,
     feeds,
     mq: undefined,
     sessionOwners: undefined,

@@ -88,14 +88,16 @@ describe('credentials', () => {
     onCleanup(async () => { await ops.endAsync(true) })
     const got = collect(ops)
     await ops.subscribeAsync('$admin/#', { qos: 1 })
-    await ops.publishAsync('$admin/ping', 'hello', { qos: 1 })
-    await waitFor(() => got.length === 1, 'the $admin message')
+    // An admin request (test/admin/ has the commands): the request itself, stamped with who sent it, and its answer.
+    await ops.publishAsync('$admin/all/node.stats', '{"requestId":"p1"}', { qos: 1 })
+    await waitFor(() => got.length === 2, 'the $admin request and its answer')
     const viewer = await mqtt.connectAsync(node.url('ws'), { reconnectPeriod: 0 })
     const closed = new Promise((resolve) => viewer.once('close', resolve))
-    viewer.publish('$admin/ping', 'sneaky', { qos: 1 })
+    viewer.publish('$admin/all/node.stats', '{"requestId":"p2"}', { qos: 1 })
     await closed
     await new Promise((resolve) => setTimeout(resolve, 100))
-    expect(got.map((m) => m.topic)).toEqual(['$admin/ping'])
+    expect(got.map((m) => m.topic).sort()).toEqual(['$admin/all/node.stats', `$admin/response/${String(ops.options.clientId)}/p1`])
+    expect(got.find((m) => m.topic === '$admin/all/node.stats')?.json.from).toMatchObject({ identity: 'user:ops', role: 'operator' })
   })
 
   it('logs no password, key or token', async () => {

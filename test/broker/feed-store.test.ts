@@ -91,6 +91,37 @@ function contract (name: string, backend: Backend): void {
       expect((await store.snapshot(F))?.entries.map((e) => e.payload)).toEqual(out.map((r) => r.entry.payload))
     })
 
+    it('resets a feed once per token: history and data ids dropped, a new epoch from seq 1, seen by a second store', async () => {
+      const b = await backend()
+      const one = b.open(10)
+      const first = await one.append(F, json({ id: 'x' }), 1)
+      await one.append(F, json({ n: 2 }), 2)
+      expect(await one.reset('matches/never', 't0')).toBeNull()
+      const done = await one.reset(F, 't1')
+      expect(done).toEqual({ epoch: expect.stringMatching(/^[0-9a-f]{12}$/), previous: first.epoch, dropped: 2, already: false })
+      expect(done?.epoch).not.toBe(first.epoch)
+      const two = b.open(10)
+      // The same reset asked again (another node of the cluster): nothing changes.
+      expect(await two.reset(F, 't1')).toEqual({ epoch: done?.epoch, previous: null, dropped: 0, already: true })
+      expect(await two.snapshot(F)).toEqual({ epoch: done?.epoch, last: 0, entries: [] })
+      expect(await two.range(F, first.epoch, 1, 2)).toEqual([])
+      const next = await two.append(F, json({ id: 'x' }), 3) // the id was dropped with the history: a new message
+      expect([next.epoch, next.entry.seq, next.duplicate]).toEqual([done?.epoch, 1, false])
+      expect((await two.snapshot(F))?.entries.map((e) => e.payload)).toEqual([next.entry.payload])
+      const again = await two.reset(F, 't2')
+      expect([again?.previous, again?.dropped, again?.already]).toEqual([done?.epoch, 1, false])
+    })
+
+    it('lists every feed with its epoch and last seq', async () => {
+      const store = (await backend()).open(10)
+      expect(await store.list()).toEqual([])
+      const a = await store.append('matches/a/events', json({}), 1)
+      await store.append('matches/a/events', json({}), 2)
+      const odd = await store.append('matches/{x}%/events', json({}), 3)
+      const listed = (await store.list()).sort((x, y) => (x.feed < y.feed ? -1 : 1))
+      expect(listed).toEqual([{ feed: 'matches/a/events', epoch: a.epoch, last: 2 }, { feed: 'matches/{x}%/events', epoch: odd.epoch, last: 1 }])
+    })
+
     it('lets a second store on the same backing store see the feed and continue it', async () => {
       const b = await backend()
       const one = b.open(10)

@@ -1,5 +1,6 @@
 // Tests whether the feed hub delivers in seq order when live messages arrive out of order, late, twice, or never
-// (gap filled from the store), and whether joins during a load share it. Uses the real LevelFeedStore in memory.
+// (gap filled from the store), whether joins during a load share it, and whether a feed reset reaches its viewers
+// (then the new epoch; late messages of the old one dropped). Uses the real LevelFeedStore in memory.
 import { describe, it, expect } from 'vitest'
 import { MemoryLevel } from 'memory-level'
 import { LevelFeedStore } from '../../broker/src/feeds/level-store.js'
@@ -152,5 +153,43 @@ describe('feed hub cache lifetime', () => {
     ])
     hub.close()
     moved.close()
+  })
+
+})
+
+describe('feed hub reset (admin feeds.reset)', () => {
+  it('on a reset tells its viewers, then takes the new epoch; a message of the old epoch arriving late is dropped', async () => {
+    const { store, hub } = await setup()
+    const s = sink()
+    const old = await store.append(F, Buffer.from('1'), 1)
+    await hub.attach(F, { kind: 'all' }, s)
+    const late = await store.append(F, Buffer.from('2'), 1) // stored before the reset, arrives live after it
+    const done = await store.reset(F, 'r1')
+    if (done === null) throw new Error('no feed')
+    hub.reset(F, done.epoch, done.previous)
+    hub.reset(F, done.epoch, done.previous) // the notice of every node asked: applied once
+    hub.onLive(F, old.epoch, late.entry)
+    const next = await store.append(F, Buffer.from('3'), 1)
+    hub.onLive(F, next.epoch, next.entry)
+    const show = (m: any): string => m.reset === true ? `reset:${String(m.epoch)}` : `${String(m.seq)}@${String(m.epoch)}`
+    expect(s.got.map(show)).toEqual([`1@${old.epoch}`, `reset:${done.epoch}`, `1@${done.epoch}`])
+    // A viewer resuming from the old epoch is reset; one joining gets the new epoch's history only.
+    const resumed = sink()
+    await hub.attach(F, { kind: 'after', seq: 1, epoch: old.epoch }, resumed)
+    expect(resumed.got.map(show)).toEqual([`reset:${done.epoch}`, `1@${done.epoch}`])
+    expect(hub.cached(F)).toEqual({ epoch: done.epoch, last: 1, held: 1, viewers: 2 })
+    hub.close()
+  })
+
+  it('takes a reset heard while its first load was under way', async () => {
+    const { store, hub } = await setup()
+    const old = await store.append(F, Buffer.from('1'), 1)
+    const s = sink()
+    const joining = hub.attach(F, { kind: 'all' }, s) // loads the snapshot (old epoch)
+    hub.reset(F, 'feedfeedfeed', old.epoch) // a reset done elsewhere, heard before the load is applied
+    await joining
+    expect(s.got).toEqual([])
+    expect(hub.cached(F)).toEqual({ epoch: 'feedfeedfeed', last: 0, held: 0, viewers: 1 })
+    hub.close()
   })
 })

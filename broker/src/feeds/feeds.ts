@@ -4,17 +4,39 @@
  *    QoS 1 PUBACK means "stored" (aedes acknowledges only after authorizePublish calls back);
  *  - every feed message the node's message stream carries goes to the hub, which serves `$replay` viewers;
  *  - `$replay/...` subscriptions are parsed (SUBACK 0x80 when invalid), limited per client, and attached to the hub
- *    (replay-subscriptions.ts), sending through client-sink.ts.
+ *    (replay-subscriptions.ts), sending through client-sink.ts;
+ *  - a reset (admin `feeds.reset`) drops a feed's history and starts a new epoch in the store; the node that did it
+ *    publishes a notice (`$SYS/<node-id>/feeds/reset`) from which every node's hub tells its viewers.
  */
 import { peekPosition } from './envelope.js'
 import type { FeedHub } from './hub.js'
 import { parseReplayFilter, isReplayFilter, ReplayFilterError, type ReplayRequest } from './replay-filter.js'
-import type { FeedStore } from './store.js'
+import type { FeedInfo, FeedReset, FeedStore } from './store.js'
 import { topicMatches } from './topic-filter.js'
 import { ClientSinks, type FeedClient, type OutgoingQueue } from './client-sink.js'
 import { ReplaySubscriptions } from './replay-subscriptions.js'
 
 export type { FeedClient, OutgoingQueue } from './client-sink.js'
+export type { FeedInfo, FeedReset } from './store.js'
+
+/** The topic filter of the notices nodes publish after a feed reset (see {@link feedResetNotice}). */
+export const FEED_RESET_FILTER = '$SYS/+/feeds/reset'
+
+/**
+ * The notice node `nodeId` publishes after it reset a feed: topic `$SYS/<node-id>/feeds/reset`, payload
+ * `{"feed","epoch","previous"}`. Only the broker publishes under `$SYS` (clients are refused), so nodes trust it.
+ */
+export function feedResetNotice (nodeId: string, feed: string, reset: FeedReset): { topic: string, payload: Buffer } {
+  return { topic: `$SYS/${nodeId}/feeds/reset`, payload: Buffer.from(JSON.stringify({ feed, epoch: reset.epoch, previous: reset.previous })) }
+}
+
+/** Refused: the topic is not a feed, or nothing was ever published to it. */
+export class FeedResetError extends Error {
+  constructor (message: string) {
+    super(message)
+    this.name = 'FeedResetError'
+  }
+}
 
 /** The part of aedes' message emitter (mqemitter or mqemitter-redis) that feeds use. */
 export interface MessageStream {
@@ -79,7 +101,46 @@ export class Feeds {
         process.nextTick(cb)
       }, () => resolve())
     })))
+    await new Promise<void>((resolve) => mq.on(FEED_RESET_FILTER, (packet, cb) => {
+      this.#applyResetNotice(packet.payload)
+      cb()
+    }, () => resolve()))
     await this.#store.watchLive?.()
+  }
+
+  /**
+   * Drops the history of feed `feed` and starts a new epoch (once per `token`, whichever node is asked), and tells this
+   * node's viewers of it at once; publish {@link feedResetNotice} for the other nodes'.
+   * @throws FeedResetError when `feed` is not a feed or nothing was ever published to it; the store's error
+   */
+  async reset (feed: string, token: string): Promise<FeedReset> {
+    if (!this.isFeed(feed)) throw new FeedResetError(`${JSON.stringify(feed)} is not a feed (feeds: ${this.filters.join(', ')})`)
+    const done = await this.#store.reset(feed, token)
+    if (done === null) throw new FeedResetError(`feed ${feed} has no history to reset: nothing was ever published to it`)
+    this.#hub.reset(feed, done.epoch, done.previous)
+    return done
+  }
+
+  /**
+   * Every feed in the store, with what this node holds of it (messages held in memory, `$replay` viewers here).
+   */
+  async list (): Promise<Array<FeedInfo & { held: number, viewers: number }>> {
+    const stored = await this.#store.list()
+    return stored.map((f) => {
+      const here = this.#hub.cached(f.feed)
+      return { ...f, held: here?.held ?? 0, viewers: here?.viewers ?? 0 }
+    })
+  }
+
+  #applyResetNotice (payload: Buffer | string): void {
+    let notice: { feed?: unknown, epoch?: unknown, previous?: unknown }
+    try {
+      notice = JSON.parse(String(payload)) as typeof notice
+    } catch {
+      return
+    }
+    if (notice === null || typeof notice !== 'object' || typeof notice.feed !== 'string' || typeof notice.epoch !== 'string') return
+    this.#hub.reset(notice.feed, notice.epoch, typeof notice.previous === 'string' ? notice.previous : null)
   }
 
   /** True when `filter` is a `$replay` filter, valid or not. */

@@ -38,7 +38,14 @@ interface FeedCache {
   viewers: Set<Attachment>
   gapTimer: NodeJS.Timeout | null
   idleTimer: NodeJS.Timeout | null
+  /** Epochs this feed left (a reset, a lost history): a late message of one is dropped, never taken as a new epoch. */
+  retired: Set<string>
+  /** A reset heard while the first load was under way: the epoch to take if the load read the one reset away. */
+  resetTo: string | null
 }
+
+/** Epochs remembered as left, per feed. */
+const RETIRED_KEPT = 16
 
 export interface FeedHubOptions {
   /** Messages of history kept per feed, as in the store. */
@@ -148,6 +155,30 @@ export class FeedHub {
     }))
   }
 
+  /**
+   * A feed was reset (admin `feeds.reset`): its history dropped and `epoch` begun, replacing `previous`. Viewers of
+   * the feed on this node get a reset notice (then the new epoch's messages); nothing happens when the node holds no
+   * cache of the feed, already has `epoch`, or has left it since. Messages of `previous` that arrive later are dropped.
+   */
+  reset (feed: string, epoch: string, previous: string | null): void {
+    const cache = this.#caches.get(feed)
+    if (cache === undefined) return
+    if (previous !== null) this.#retire(cache, previous)
+    if (!cache.ready) {
+      cache.resetTo = epoch
+      return
+    }
+    if (cache.epoch === epoch || cache.retired.has(epoch)) return
+    this.#startEpoch(cache, epoch)
+  }
+
+  /** What this node holds of `feed` (undefined when it holds no cache): epoch, last seq, messages held, viewers. */
+  cached (feed: string): { epoch: string | null, last: number, held: number, viewers: number } | undefined {
+    const cache = this.#caches.get(feed)
+    if (cache === undefined || !cache.ready) return undefined
+    return { epoch: cache.epoch, last: cache.last, held: cache.entries.length, viewers: cache.viewers.size }
+  }
+
   /** Feeds whose history this node holds in memory (those replayed here since start), and `$replay` viewers attached. */
   stats (): { cachedFeeds: number, replayViewers: number } {
     let replayViewers = 0
@@ -192,7 +223,7 @@ export class FeedHub {
   #cache (feed: string): FeedCache {
     let cache = this.#caches.get(feed)
     if (cache === undefined) {
-      cache = { ready: false, loading: null, epoch: null, last: 0, entries: [], held: new Map(), viewers: new Set(), gapTimer: null, idleTimer: null }
+      cache = { ready: false, loading: null, epoch: null, last: 0, entries: [], held: new Map(), viewers: new Set(), gapTimer: null, idleTimer: null, retired: new Set(), resetTo: null }
       this.#caches.set(feed, cache)
     }
     return cache
@@ -206,6 +237,13 @@ export class FeedHub {
           cache.last = snap.last
           cache.entries = snap.entries
         }
+        // The load read the feed before a reset this node heard meanwhile: start at the new epoch instead.
+        if (cache.resetTo !== null && cache.epoch !== null && cache.retired.has(cache.epoch)) {
+          cache.epoch = cache.resetTo
+          cache.last = 0
+          cache.entries = []
+        }
+        cache.resetTo = null
         cache.ready = true
         this.#drain(feed, cache)
       }, (err: Error) => {
@@ -219,7 +257,10 @@ export class FeedHub {
 
   /** Applies one message in order: deliver if next (then any held successors), hold if early, drop if seen. */
   #take (feed: string, cache: FeedCache, epoch: string, entry: FeedEntry): void {
-    if (cache.epoch !== epoch) this.#startEpoch(cache, epoch)
+    if (cache.epoch !== epoch) {
+      if (cache.retired.has(epoch)) return // published before a reset, arriving after it
+      this.#startEpoch(cache, epoch)
+    }
     if (entry.seq <= cache.last) return
     if (entry.seq > cache.last + 1) {
       cache.held.set(entry.seq, { epoch, entry })
@@ -246,6 +287,7 @@ export class FeedHub {
    */
   #startEpoch (cache: FeedCache, epoch: string | null): void {
     if (cache.epoch !== null) {
+      this.#retire(cache, cache.epoch)
       const notice = encodeReset(epoch, 'epoch-changed')
       for (const v of cache.viewers) this.#send(cache, v, notice)
     }
@@ -253,6 +295,11 @@ export class FeedHub {
     cache.last = 0
     cache.entries = []
     for (const [seq, h] of cache.held) if (h.epoch !== epoch) cache.held.delete(seq)
+  }
+
+  #retire (cache: FeedCache, epoch: string): void {
+    cache.retired.add(epoch)
+    if (cache.retired.size > RETIRED_KEPT) cache.retired.delete(cache.retired.values().next().value as string)
   }
 
   #append (cache: FeedCache, epoch: string, entry: FeedEntry): void {

@@ -1,12 +1,13 @@
 /**
  * A FeedStore on an abstract-level database (classic-level on disk, memory-level for `:memory:`).
- * Layout, in its own sublevel: `m:<feed>` -> {"epoch","last"}; `e:<feed>\0<seq, 15 digits>` -> envelope bytes.
+ * Layout, in its own sublevel: `m:<feed>` -> {"epoch","last","reset"?} (`reset`: the token of the last reset);
+ * `e:<feed>\0<seq, 15 digits>` -> envelope bytes.
  * MQTT topic names cannot hold U+0000 (MQTT 3.1.1 section 4.7.3), so `\0` separates feed and seq.
  * Appends to one feed run one at a time; the feed's history is held in memory after first use.
  */
 import type { AbstractSublevel, AbstractLevel } from 'abstract-level'
 import { encodeEnvelope, newEpoch } from './envelope.js'
-import type { AppendResult, FeedEntry, FeedSnapshot, FeedStore } from './store.js'
+import type { AppendResult, FeedEntry, FeedInfo, FeedReset, FeedSnapshot, FeedStore } from './store.js'
 
 type Db = AbstractLevel<string | Buffer | Uint8Array, string, Buffer>
 type Sub = AbstractSublevel<Db, string | Buffer | Uint8Array, string, Buffer>
@@ -17,6 +18,8 @@ interface FeedState {
   entries: FeedEntry[]
   ids: Map<string, FeedEntry>
   entryIds: Map<number, string>
+  /** The token of the last reset, if any. */
+  reset?: string
 }
 
 const SEQ_DIGITS = 15
@@ -53,7 +56,7 @@ export class LevelFeedStore implements FeedStore {
       }
       const entry: FeedEntry = { seq, payload: bytes }
       ops.push({ type: 'put', key: entryKey(feed, seq), value: bytes })
-      ops.push({ type: 'put', key: metaKey(feed), value: Buffer.from(JSON.stringify({ epoch: state.epoch, last: seq })) })
+      ops.push({ type: 'put', key: metaKey(feed), value: metaValue(state.epoch, seq, state.reset) })
       const dropped = state.entries.length + 1 > this.#history ? state.entries.slice(0, state.entries.length + 1 - this.#history) : []
       for (const old of dropped) ops.push({ type: 'del', key: entryKey(feed, old.seq) })
       await this.#db.batch(ops as never)
@@ -79,6 +82,30 @@ export class LevelFeedStore implements FeedStore {
     const state = await this.#state(feed)
     if (state === null || state.epoch !== epoch) return []
     return state.entries.filter((e) => e.seq >= from && e.seq <= to)
+  }
+
+  async reset (feed: string, token: string): Promise<FeedReset | null> {
+    return await this.#serial(feed, async () => {
+      const state = await this.#state(feed)
+      if (state === null) return null
+      if (state.reset === token) return { epoch: state.epoch, previous: null, dropped: 0, already: true }
+      const previous = state.epoch
+      const epoch = newEpoch()
+      const ops = state.entries.map((e) => ({ type: 'del' as const, key: entryKey(feed, e.seq) }))
+      await this.#db.batch([...ops, { type: 'put' as const, key: metaKey(feed), value: metaValue(epoch, 0, token) }] as never)
+      const dropped = state.entries.length
+      Object.assign(state, { epoch, last: 0, entries: [], ids: new Map(), entryIds: new Map(), reset: token })
+      return { epoch, previous, dropped, already: false }
+    })
+  }
+
+  async list (): Promise<FeedInfo[]> {
+    const out: FeedInfo[] = []
+    for await (const [key, value] of this.#db.iterator({ gte: 'm:', lt: 'm;' })) {
+      const { epoch, last } = JSON.parse(value.toString('utf8')) as { epoch: string, last: number }
+      out.push({ feed: key.slice(2), epoch, last })
+    }
+    return out
   }
 
   async close (): Promise<void> {
@@ -117,8 +144,8 @@ export class LevelFeedStore implements FeedStore {
   async #load (feed: string): Promise<FeedState | null> {
     const meta = await this.#db.get(metaKey(feed))
     if (meta === undefined) return null
-    const { epoch, last } = JSON.parse(meta.toString('utf8')) as { epoch: string, last: number }
-    const state: FeedState = { epoch, last, entries: [], ids: new Map(), entryIds: new Map() }
+    const { epoch, last, reset } = JSON.parse(meta.toString('utf8')) as { epoch: string, last: number, reset?: string }
+    const state: FeedState = { epoch, last, entries: [], ids: new Map(), entryIds: new Map(), reset }
     const stale: string[] = []
     for await (const [key, value] of this.#db.iterator({ gte: `e:${feed}\u0000`, lt: `e:${feed}\u0001` })) {
       const seq = Number(key.slice(key.lastIndexOf('\u0000') + 1))
@@ -138,6 +165,10 @@ export class LevelFeedStore implements FeedStore {
     }
     return state
   }
+}
+
+function metaValue (epoch: string, last: number, reset: string | undefined): Buffer {
+  return Buffer.from(JSON.stringify({ epoch, last, ...(reset !== undefined ? { reset } : {}) }))
 }
 
 function idOf (payload: Buffer): string | undefined {

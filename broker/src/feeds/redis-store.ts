@@ -2,7 +2,8 @@
  * A FeedStore in Redis, shared by every broker node of a cluster: seqs are assigned inside Redis, by one Lua script
  * per append, so nodes appending to the same feed at once never hand out a seq twice.
  * Keys of feed F (T = F with `%`, `{`, `}` written as %25, %7B, %7D; the mapping is one to one):
- *   <prefix>feed:{T}:meta  hash  epoch -> the epoch; last -> the last seq given out
+ *   <prefix>feed:{T}:meta  hash  epoch -> the epoch; last -> the last seq given out; reset -> the token of the last
+ *                               reset (admin `feeds.reset`), so that every node asked to do it does it once
  *   <prefix>feed:{T}:log   list  envelope bytes of the held messages, oldest first (the last one has seq `last`)
  *   <prefix>feed:{T}:ids   hash  `i:<data id>` -> seq and `s:<seq>` -> data id, for the held messages that have an id
  * `{T}` is a Redis Cluster hash tag: T holds no brace, so the tag is all of T and a feed's keys share one slot, as a
@@ -11,7 +12,7 @@
  */
 import type { Redis } from 'ioredis'
 import { encodeEnvelope, EnvelopeTooLargeError, newEpoch } from './envelope.js'
-import type { AppendResult, FeedEntry, FeedSnapshot, FeedStore } from './store.js'
+import type { AppendResult, FeedEntry, FeedInfo, FeedReset, FeedSnapshot, FeedStore } from './store.js'
 
 // Shared by the scripts: KEYS[1] meta, KEYS[2] log (KEYS[3] ids); seqs are written as integers ('%d', not 1e+14).
 const COMMON = `
@@ -83,12 +84,24 @@ local skip = len - held - first
 return {lo, redis.call('LRANGE', log, skip + lo, skip + hi)}
 `
 
+// ARGV: new epoch, token. Returns false (no feed), {'already', epoch} or {'ok', epoch, previous epoch, dropped}.
+const RESET = COMMON + `
+local m = redis.call('HMGET', meta, 'epoch', 'reset')
+if not m[1] then return false end
+if m[2] == ARGV[2] then return {'already', m[1]} end
+local dropped = redis.call('LLEN', log)
+redis.call('DEL', log, ids)
+redis.call('HSET', meta, 'epoch', ARGV[1], 'last', '0', 'reset', ARGV[2])
+return {'ok', ARGV[1], m[1], dropped}
+`
+
 type Arg = string | Buffer
 type AppendReply = [Buffer, Buffer, number, Buffer?] | [Buffer, number]
 interface Scripts {
   tribuneFeedAppendBuffer: (meta: string, log: string, ids: string, ...args: Arg[]) => Promise<AppendReply>
   tribuneFeedSnapshotBuffer: (meta: string, log: string, history: string) => Promise<[Buffer, Buffer, Buffer[]] | null>
   tribuneFeedRangeBuffer: (meta: string, log: string, ...args: string[]) => Promise<[number, Buffer[]] | []>
+  tribuneFeedReset: (meta: string, log: string, ids: string, epoch: string, token: string) => Promise<[string, string, string?, number?] | null>
 }
 
 /** What `encodeEnvelope` writes before `,"ts":`; the script writes the same head with the real seq and epoch. */
@@ -113,13 +126,15 @@ export class RedisFeedStore implements FeedStore {
   #listed = false
 
   /**
-   * Defines the store's scripts on `redis` (as commands `tribuneFeedAppend`, `tribuneFeedSnapshot`, `tribuneFeedRange`).
+   * Defines the store's scripts on `redis` (as commands `tribuneFeedAppend`, `tribuneFeedSnapshot`, `tribuneFeedRange`,
+   * `tribuneFeedReset`).
    * @param redis a connection the caller owns (and closes, after {@link close}); Redis errors are passed on, not retried
    */
   constructor (redis: Redis, opts: RedisFeedStoreOptions) {
     redis.defineCommand('tribuneFeedAppend', { numberOfKeys: 3, lua: APPEND })
     redis.defineCommand('tribuneFeedSnapshot', { numberOfKeys: 2, lua: SNAPSHOT })
     redis.defineCommand('tribuneFeedRange', { numberOfKeys: 2, lua: RANGE })
+    redis.defineCommand('tribuneFeedReset', { numberOfKeys: 3, lua: RESET })
     this.#redis = redis as Redis & Scripts
     this.#prefix = opts.prefix
     this.#history = opts.history
@@ -165,12 +180,41 @@ export class RedisFeedStore implements FeedStore {
   async watchLive (): Promise<number> {
     this.#known ??= new Set()
     const stream = this.#redis.scanStream({ match: `${this.#prefix}feed:{*}:meta`, count: 1000 })
-    const start = `${this.#prefix}feed:{`.length
     for await (const keys of stream as AsyncIterable<string[]>) {
-      for (const key of keys) this.#known.add(key.slice(start, -'}:meta'.length).replace(/%(25|7B|7D)/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))))
+      for (const key of keys) this.#known.add(this.#feedOf(key))
     }
     this.#listed = true
     return this.#known.size
+  }
+
+  /** Drops the feed's log and data ids and gives it a new epoch at seq 0, in one script; once per `token`. */
+  async reset (feed: string, token: string): Promise<FeedReset | null> {
+    const k = this.#keys(feed)
+    const reply = await this.#redis.tribuneFeedReset(k.meta, k.log, k.ids, newEpoch(), token)
+    if (reply === null) return null
+    if (reply[0] === 'already') return { epoch: reply[1], previous: null, dropped: 0, already: true }
+    return { epoch: reply[1], previous: reply[2] ?? null, dropped: reply[3] ?? 0, already: false }
+  }
+
+  /** Every feed in Redis (SCAN of the meta keys, then their epoch and last seq in one pipeline). */
+  async list (): Promise<FeedInfo[]> {
+    const keys: string[] = []
+    const stream = this.#redis.scanStream({ match: `${this.#prefix}feed:{*}:meta`, count: 1000 })
+    for await (const batch of stream as AsyncIterable<string[]>) keys.push(...batch)
+    const pipeline = this.#redis.pipeline()
+    for (const key of keys) pipeline.hmget(key, 'epoch', 'last')
+    const replies = (await pipeline.exec()) ?? []
+    const out: FeedInfo[] = []
+    replies.forEach(([err, value], i) => {
+      const [epoch, last] = (value ?? []) as Array<string | null>
+      if (err === null && epoch !== null && epoch !== undefined) out.push({ feed: this.#feedOf(keys[i]), epoch, last: Number(last ?? 0) })
+    })
+    return out
+  }
+
+  /** The feed of a meta key (`<prefix>feed:{T}:meta`), T decoded. */
+  #feedOf (metaKey: string): string {
+    return metaKey.slice(`${this.#prefix}feed:{`.length, -'}:meta'.length).replace(/%(25|7B|7D)/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)))
   }
 
   /** A live message of `feed` reached this node: the feed exists. */

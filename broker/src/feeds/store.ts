@@ -24,6 +24,23 @@ export interface AppendResult {
   duplicate: boolean
 }
 
+/** What a reset did: the feed's new epoch, the one it replaced, how many held messages were dropped. */
+export interface FeedReset {
+  epoch: string
+  /** The epoch the reset replaced; null when `already`. */
+  previous: string | null
+  dropped: number
+  /** True when this reset (same token) had been done already, by this node or another: nothing changed now. */
+  already: boolean
+}
+
+/** One feed as the store holds it: its epoch and last seq (0 right after a reset). */
+export interface FeedInfo {
+  feed: string
+  epoch: string
+  last: number
+}
+
 export interface FeedStore {
   /**
    * Stamps `payload` with the feed's next seq and stores it; resolves once it is durable in the store.
@@ -43,6 +60,15 @@ export interface FeedStore {
   watchLive?: () => Promise<number>
   /** Optional: a live message of `feed` reached the node (with `watchLive`, the feed is known to exist). */
   noteLive?: (feed: string) => void
+  /**
+   * Drops the feed's history and starts a new epoch, at seq 0 (the next message is seq 1 of the new epoch). Done
+   * once per `token`: a second call with the token of the last reset changes nothing and answers `already` (every
+   * node of a cluster may be asked to do the same reset).
+   * @returns what was done, or null when nothing was ever published to the feed
+   */
+  reset: (feed: string, token: string) => Promise<FeedReset | null>
+  /** Every feed the store holds, with its epoch and last seq, in no particular order. */
+  list: () => Promise<FeedInfo[]>
   /** Flushes and closes. */
   close: () => Promise<void>
 }

@@ -1,5 +1,5 @@
 /** What every hook gets: one context object, so hooks can gain fields without touching callers. */
-import type { Client } from 'aedes'
+import type { Client, PublishPacket } from 'aedes'
 import type { Logger } from '../log.js'
 import type { Feeds } from '../feeds/feeds.js'
 import type { Access } from '../auth/access.js'
@@ -25,6 +25,14 @@ export interface HookContext {
   watchLiveness: (client: Client) => void
   /** The node's counters and latency sampling (metrics/); null with `--metrics off`. */
   metrics: Observers | null
+  /** Takes admin requests: PUBLISHes to `$admin/...` the topic rules allowed (admin/service.ts). */
+  admin?: AdminRequests
+}
+
+/** Where a permitted PUBLISH to `$admin/...` goes: it may answer it and replace its payload (admin/service.ts). */
+export interface AdminRequests {
+  /** @returns why the PUBLISH is refused (the connection closes), or null to let it through */
+  accept: (client: Client, packet: PublishPacket) => string | null
 }
 
 /** Per-client limits the hooks enforce (see config.ts for units and defaults). */

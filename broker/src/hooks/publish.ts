@@ -1,8 +1,9 @@
 /**
  * PUBLISH (and wills): the broker's own `$SYS` and `$replay` topics and U+0000 are refused; the identity's rules
  * decide the rest (`$admin` and other `$` topics included); a feed publish is stamped and stored before aedes
- * acknowledges it. A refused PUBLISH closes the connection and is never delivered
- * (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or closes).
+ * acknowledges it; a permitted `$admin` publish is an admin request (admin/service.ts). A refused PUBLISH closes the
+ * connection and is never delivered (MQTT 3.1.1 section 3.3.5: the server may not tell the client, it acknowledges or
+ * closes).
  * Counted (metrics/counters.ts): every PUBLISH from a client, each refusal by reason, each feed message stored; and a
  * sample of the accepted ones is timed to delivery (metrics/latency.ts).
  */
@@ -62,6 +63,17 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       const who = client !== null ? access.identity(client)?.id : undefined
       refused('not-authorized')
       refuse(client, topic, `PUBLISH to ${topic} not authorized for ${who ?? 'this client'} by the topic rules`, callback)
+      return
+    }
+    if (reserved === '$admin') {
+      // An operator's admin request: answered at once when bad, stamped with who sent it for the nodes that run it.
+      const refused = client !== null ? (ctx.admin?.accept(client, packet) ?? null) : null
+      if (refused !== null) {
+        log.warn({ clientId: client?.id, topic }, 'refused PUBLISH to an $admin answer topic; connection closed')
+        callback(new Error(`PUBLISH to ${JSON.stringify(topic)} refused: ${refused}`))
+        return
+      }
+      callback(null)
       return
     }
     if (!feeds.isFeed(topic)) {

@@ -15,6 +15,15 @@ export interface RetainedPacket {
   retain?: boolean
 }
 
+/**
+ * Retained messages as both persistences offer them to Tribune (besides aedes' API): read from memory, and written
+ * (an empty payload deletes: MQTT 3.1.1 section 3.3.1.3) to the store, and so, in a cluster, on every node.
+ */
+export interface RetainedStore {
+  retainedFor: (patterns: string[]) => RetainedPacket[]
+  storeRetained: (packet: RetainedPacket) => Promise<void>
+}
+
 export class RetainedCache {
   readonly #retained = new Map<string, RetainedPacket>()
 
