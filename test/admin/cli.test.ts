@@ -47,17 +47,17 @@ describe('tribune admin', () => {
     const json = JSON.parse(run.out)
     expect(json).toMatchObject({ command: 'node.stats', target: 'all', missing: [] })
     expect(json.answers.map((a: any) => [a.node, a.ok, a.result.id])).toEqual([['node-0', true, 'node-0'], ['node-1', true, 'node-1'], ['node-2', true, 'node-2']])
-    const clients = json.answers.map((a: any) => a.result.clients as number)
+    const clients = json.answers.map((a: any) => a.result.clients.connected as number)
     expect(clients).toEqual([2, 3, 4 + 1]) // node-2 also holds the command's own connection
     expect(clients.reduce((s: number, n: number) => s + n, 0) - 1).toBe(9)
-    expect(json.answers.map((a: any) => a.result.replayViewers)).toEqual(perNode)
+    expect(json.answers.map((a: any) => a.result.subscriptions.replayViewers)).toEqual(perNode)
 
     const table = await admin(['stats', '--url', nodes[0].tcpUrl])
     expect(table.code).toBe(0)
     const lines = table.out.split('\n')
     expect(lines[0].split(/\s+/)).toEqual(['figure', 'node-0', 'node-1', 'node-2', 'total'])
-    expect(lines.find((l) => l.startsWith('replayViewers'))?.split(/\s+/)).toEqual(['replayViewers', '2', '3', '4', '9'])
-    expect(lines.find((l) => l.startsWith('clients'))?.split(/\s+/)).toEqual(['clients', '3', '3', '4', '10'])
+    expect(lines.find((l) => l.startsWith('subscriptions.replayViewers'))?.split(/\s+/)).toEqual(['subscriptions.replayViewers', '2', '3', '4', '9'])
+    expect(lines.find((l) => l.startsWith('clients.connected'))?.split(/\s+/)).toEqual(['clients.connected', '3', '3', '4', '10'])
   })
 
   it('lists and kicks clients, resets a feed, with an operator\'s credentials; refuses others', async () => {

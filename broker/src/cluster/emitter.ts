@@ -5,8 +5,8 @@
  *  - per-client `$SYS` notices of this node (`new/subscribes`, `new/unsubscribes`, `disconnect/clients`, and
  *    `new/clients` of clean-session clients); `new/clients` of a persistent session still goes to every node, which
  *    is how a node hears that a session it holds was taken over elsewhere;
- *  - the individual `$SYS` statistics values of this node (metrics/sys.ts); its heartbeat, birth and statistics
- *    document (`$SYS/<id>/stats`) go to every node;
+ *  - the individual `$SYS` statistics values of this node (metrics/sys.ts); its heartbeat, birth, statistics
+ *    document (`$SYS/<id>/stats`) and feed resets (`$SYS/<id>/feeds/reset`) go to every node;
  *  - `$replay/...` subscriptions: nothing is ever published there (the feed hub serves them).
  * It also closes two gaps of mqemitter-redis 7.2.1:
  *  - a second subscriber of a topic is confirmed only once the first one's Redis SUBSCRIBE is, so no message
@@ -65,6 +65,9 @@ export interface ClusterEmitterOptions {
   /** Called when a takeover notice from `byNode` is about to make aedes close this node's client `clientId`. */
   onTakeover?: (clientId: string, byNode: string) => void
 }
+
+/** The `$SYS/<this node>/...` notices that go to every node (the others of this node stay local). */
+const TO_EVERY_NODE = new Set(['heartbeat', 'birth', 'stats', 'feeds/reset'])
 
 export class ClusterEmitter implements Emitter {
   readonly #redis: RedisEmitter
@@ -236,8 +239,9 @@ export class ClusterEmitter implements Emitter {
     if (!topic.startsWith(mine)) return false
     const what = topic.slice(mine.length)
     if (what === 'new/clients') return this.#clientInfo(String(packet.payload))?.clean === true
-    // To every node: aedes' heartbeat and birth (how nodes learn of each other) and the statistics document.
-    return what !== 'heartbeat' && what !== 'birth' && what !== 'stats'
+    // To every node: aedes' heartbeat and birth (how nodes learn of each other), the statistics document, and a feed
+    // reset (every node's hub tells its viewers, feeds.ts).
+    return !TO_EVERY_NODE.has(what)
   }
 }
 
