@@ -2,6 +2,7 @@
  * AdminNode: what admin commands may see and do on the node they run on, and nothing else. main.ts builds it from
  * the node's parts ({@link createAdminNode}); the node's figures and drain come from one function of main.ts.
  */
+import { closeClient } from '../disconnect-reason.js'
 import type { Aedes } from 'aedes'
 import type { Access } from '../auth/access.js'
 import type { BrokerConfig } from '../config.js'
@@ -84,7 +85,7 @@ export function createAdminNode (parts: AdminNodeParts): AdminNode {
     kick: (clientId) => {
       const client = connectedClients(broker)[clientId]
       if (client === undefined) return false
-      client.close()
+      closeClient(client, 'kicked', 'clients.kick by an operator')
       return true
     },
     feeds: async () => await feeds.list(),
