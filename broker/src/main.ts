@@ -169,12 +169,10 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     log
   })
   broker.on('clientReady', (client: Client) => drain.connected(client))
-  /** node.drain over $admin: answered once the drain has started (a bad duration, or a closing node, is an error). */
+  /** node.drain over $admin (admin/commands/node-drain.ts answers once it has started): resolves when it is done. */
   const startDrain = async (seconds: number): Promise<void> => {
     if (closing !== null) throw new Error('drain: the node is closing')
-    const done = drain.start(seconds)
-    const early = await Promise.race([done.then(() => null, (err: Error) => err), new Promise<null>((resolve) => setImmediate(() => resolve(null)))])
-    if (early !== null) throw early
+    await drain.start(seconds)
   }
   const counters = metrics.observers?.counters ?? null
   const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs, counters }
@@ -225,7 +223,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     ready,
     ...(registry === null ? {} : { metrics: async () => ({ contentType: registry.contentType, text: await registry.text() }) })
   }
-  await admin.listen(messageStream(broker), createAdminNode({ broker, access, feeds, retained: stores.retained, config, directory, controls: { stats: () => ({ ...metrics.stats() }), drain: async (seconds) => { await startDrain(seconds) } } }))
+  await admin.listen(messageStream(broker), createAdminNode({ broker, access, feeds, retained: stores.retained, config, directory, controls: { stats: () => ({ ...metrics.stats() }), drain: async (seconds) => { await startDrain(seconds) }, undrain: () => drain.stop(), draining: () => drain.draining } }))
   const shutdown = async (): Promise<void> => {
     metrics.close()
     admission.close()

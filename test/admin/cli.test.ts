@@ -104,7 +104,7 @@ describe('tribune admin', () => {
 
   it('refuses bad command lines with exit 2, naming what is wrong', async () => {
     const cases: Array<[string[], string]> = [
-      [['stat'], 'unknown command "stat"; commands: stats, clients, kick, feeds, drain, config, feeds.reset, retained.delete'],
+      [['stat'], 'unknown command "stat"; commands: stats, clients, kick, feeds, drain, undrain, config, feeds.reset, retained.delete'],
       [['clients', '--rol', 'viewer'], 'unknown option --rol; did you mean --role?'],
       [['kick'], 'kick needs --client <client id> or --identity <id>'],
       [['drain', '--seconds', '5'], 'drain needs --node <id>: one node at a time (all would empty the cluster)'],

@@ -89,6 +89,10 @@ describe('$admin on a 2-node cluster', () => {
     const [drain] = await ops.ask('node-1', 'node.drain', { seconds: 5 })
     expect(drain).toMatchObject({ node: 'node-1', ok: true })
     await waitFor(() => b.draining && Object.keys(b.aedes.clients).length === 0, 'node-1 drained')
+    const [undrain] = await ops.ask('node-1', 'node.undrain')
+    expect(undrain).toMatchObject({ node: 'node-1', ok: true, result: { draining: false, wasDraining: true } })
+    expect(b.draining).toBe(false)
+    await connect(b.tcpUrl, { ...viewer, clientId: 'back' })
   })
 
   it('resets a feed: $replay viewers on both nodes get the reset notice, then the new epoch; deletes a retained message', async () => {

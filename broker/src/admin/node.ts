@@ -37,6 +37,10 @@ export interface NodeControls {
    * @throws Error saying why it cannot
    */
   drain: (seconds: number) => Promise<void>
+  /** Takes connections again after a drain (a drain under way stops where it is). */
+  undrain: () => void
+  /** True from a drain until undrain. */
+  draining: () => boolean
 }
 
 export interface AdminNode extends NodeControls {
@@ -100,6 +104,8 @@ export function createAdminNode (parts: AdminNodeParts): AdminNode {
     deleteRetained: async (topic) => { await retained.storeRetained({ topic, payload: Buffer.alloc(0), qos: 0, retain: true }) },
     stats: () => parts.controls.stats(),
     drain: async (seconds) => { await parts.controls.drain(seconds) },
+    undrain: () => parts.controls.undrain(),
+    draining: () => parts.controls.draining(),
     config: () => parts.config
   }
 }

@@ -20,9 +20,10 @@ const ALIASES: Record<string, string> = {
   kick: 'clients.kick',
   feeds: 'feeds.list',
   drain: 'node.drain',
+  undrain: 'node.undrain',
   config: 'config.get'
 }
-const COMMANDS = ['node.stats', 'clients.list', 'clients.kick', 'feeds.list', 'feeds.reset', 'retained.delete', 'node.drain', 'config.get']
+const COMMANDS = ['node.stats', 'clients.list', 'clients.kick', 'feeds.list', 'feeds.reset', 'retained.delete', 'node.drain', 'node.undrain', 'config.get']
 
 const USAGE = `Usage: tribune admin <command> [arguments] [options]
 
@@ -40,9 +41,12 @@ Commands:
                            --prefix <topic prefix>, --limit, --after <feed>
   feeds.reset <feed>       drop a feed's history and start a new epoch (its viewers get a reset notice)
   retained.delete <topic>  delete a topic's retained message (nothing is delivered to its subscribers)
-  drain --seconds <s>      node.drain: the node (--node, required) disconnects its clients over <s> seconds
+  drain --seconds <s>      node.drain: the node (--node, required) disconnects its clients over <s> seconds, then
+                           stays up, empty, refusing new connections
+  undrain                  node.undrain: the node (--node, required) takes connections again
   config                   config.get: each node's effective options, secrets redacted
-  The broker's names work too: node.stats, clients.list, clients.kick, feeds.list, node.drain, config.get.
+  The broker's names work too: node.stats, clients.list, clients.kick, feeds.list, node.drain, node.undrain,
+  config.get.
 
 Options:
   --url <url>        broker URL (default ${DEFAULT_ADMIN_URL}; mqtt, mqtts, ws, wss); credentials in it,
@@ -151,6 +155,7 @@ function parseAdminArgs (argv: string[]): AdminArgs | 'help' {
     if (target === ALL_NODES) throw new UsageError('drain needs --node <id>: one node at a time (all would empty the cluster)')
     put('seconds', Number(v.seconds))
   }
+  if (command === 'node.undrain' && target === ALL_NODES) throw new UsageError('undrain needs --node <id>')
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(target)) throw new UsageError(`--node: "${target}" is not a node id (or all)`)
   const url = v.url ?? DEFAULT_ADMIN_URL
   try {

@@ -74,6 +74,8 @@ export function renderAnswers (command: string, answers: AdminAnswer[]): string 
       return table(['node', 'topic', 'deleted'], ok.map((a) => [a.node, fields(a).topic, fields(a).deleted === true ? 'yes' : 'none held']))
     case 'node.drain':
       return table(['node', 'draining', 'seconds'], ok.map((a) => [a.node, fields(a).draining, fields(a).seconds]))
+    case 'node.undrain':
+      return table(['node', 'draining', 'was draining'], ok.map((a) => [a.node, fields(a).draining, fields(a).wasDraining]))
     default:
       return ok.map((a) => `${a.node}:\n${JSON.stringify(a.result, null, 2)}`).join('\n')
   }

@@ -7,8 +7,9 @@ import { feedsReset } from './feeds-reset.js'
 import { retainedDelete } from './retained-delete.js'
 import { nodeStats } from './node-stats.js'
 import { nodeDrain } from './node-drain.js'
+import { nodeUndrain } from './node-undrain.js'
 import { configGet } from './config-get.js'
 
 export const COMMANDS: ReadonlyMap<string, AdminCommand> = new Map(
-  [clientsList, clientsKick, feedsList, feedsReset, retainedDelete, nodeStats, nodeDrain, configGet].map((c) => [c.name, c])
+  [clientsList, clientsKick, feedsList, feedsReset, retainedDelete, nodeStats, nodeDrain, nodeUndrain, configGet].map((c) => [c.name, c])
 )
