@@ -9,6 +9,7 @@
  */
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { FeedClient } from '../feeds/feeds.js'
+import type { Access } from '../auth/access.js'
 import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
 import { asFeedClient, subscriptionsOf } from '../aedes-internals.js'
 import { refusalLogFields } from '../connection-log.js'
@@ -62,7 +63,7 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
         refuse(client, topic, tooBig ?? `more than ${ctx.limits.maxSubscriptionsPerClient} subscriptions`, callback)
         return
       }
-      if (reservedPrefix(topic) === '$SYS' && access.identity(client)?.role !== 'operator') {
+      if (!sysAllowed(access, client, topic)) {
         log.info({ clientId: client.id, identity: access.identity(client)?.id, topic }, 'SUBSCRIBE refused (0x80): only operators may read $SYS')
         callback(null, null)
         return
@@ -87,4 +88,18 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       if (!feedClient.connackSent) startReplay(feedClient, topic, sub.qos)
     }
   }
+}
+
+/** `$SYS` is for operators only, whatever topic rules a configuration gives another role. */
+function sysAllowed (access: Access, client: Client, filter: string): boolean {
+  return reservedPrefix(filter) !== '$SYS' || access.identity(client)?.role === 'operator'
+}
+
+/**
+ * The topic filters `client` holds (aedes' subscriptions, `$replay` ones included) that its rules, as they are now,
+ * would refuse at SUBSCRIBE: `$SYS` for a client no longer an operator, and what the topic rules no longer allow
+ * (auth/access.ts `maySubscribe`). Asked after a reload (SIGHUP), for each connected client. Empty in local mode.
+ */
+export function subscriptionsNoLongerAllowed (access: Access, client: Client): string[] {
+  return Object.keys(subscriptionsOf(client)).filter((filter) => !sysAllowed(access, client, filter) || !access.maySubscribe(client, filter))
 }
