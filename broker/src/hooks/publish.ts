@@ -99,8 +99,8 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       packet.retain = false
       accepted(packet)
       // Stored now: it must go out even if the connection closed before aedes writes the PUBACK (it publishes a QoS 1
-      // message only after that write), and only once.
-      if (client !== null && packet.qos === 1 && !aedesWillAcknowledge(client)) ctx.publish(topic, bytes)
+      // message only after that write), and only once. Not a will: aedes publishes that itself, acknowledged or not.
+      if (!will && client !== null && packet.qos === 1 && !aedesWillAcknowledge(client)) ctx.publish(topic, bytes)
       callback(null)
     }, (err: Error) => { refused('feed-refused'); refuse(client, topic, `feed message not stored: ${err.message}`, callback, err) })
     if (packet.qos !== 2 || client === null || packet.messageId === undefined) {

@@ -1,6 +1,7 @@
 /**
  * SUBSCRIBE and delivery: each topic filter is checked against the identity's rules (0x80 when denied, the other
- * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
+ * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters whose + or # is not a whole level (section 4.7.1)
+ * and filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
  * `$SYS` (the broker's statistics and notices) is for operators only, whatever topic rules a configuration gives
  * another role.
  * `authorizeForward` re-checks messages queued for persistent sessions, whose rules may have changed since (SIGHUP).
@@ -10,6 +11,7 @@
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { FeedClient } from '../feeds/feeds.js'
 import type { Access } from '../auth/access.js'
+import { isValidFilter } from '../feeds/topic-filter.js'
 import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
 import { asFeedClient, subscriptionsOf } from '../aedes-internals.js'
 import { refusalLogFields } from '../connection-log.js'
@@ -48,6 +50,11 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       const topic = sub.topic
       if (topic.includes('\u0000')) {
         refuse(client, topic, 'U+0000 in a topic filter (MQTT 3.1.1 section 1.5.3)', callback)
+        return
+      }
+      if (!isValidFilter(topic, true)) {
+        // aedes lets some through (`i+/x`, `a+/+`, `matches/+/+s`: its check is off by one next to the ends).
+        refuse(client, topic, 'not a topic filter: + and # must each be a whole level, # the last (MQTT 3.1.1 section 4.7.1)', callback)
         return
       }
       if (GLOB.test(topic)) {
