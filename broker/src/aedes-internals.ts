@@ -131,3 +131,12 @@ export function setNextPacketIdentifier (client: object, id: number): void {
 export function sentDisconnect (client: Client): boolean {
   return clientInternals(client)._disconnected === true
 }
+
+/**
+ * The will `client` holds once its CONNECT is complete (lib/handlers/connect.js `storeWill`), or null. aedes passes this
+ * very object to `authorizePublish` when it publishes the will from the client's close (lib/client.js `close`), before
+ * it clears it: a hook can tell a will from a PUBLISH by identity (MQTT 3.1.1 section 3.1.2.5).
+ */
+export function willOf (client: Client): ConnectWill | null {
+  return (client as unknown as { will?: ConnectWill | null }).will ?? null
+}

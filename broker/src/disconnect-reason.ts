@@ -18,7 +18,7 @@ export const DISCONNECT_REASONS = {
   'keepalive-timeout': 'nothing from the client for 1.5 times its keep alive [MQTT-3.1.2-24]',
   takeover: 'a new connection with the same client id, on this node or another [MQTT-3.1.4-2]',
   kicked: 'an operator disconnected it',
-  revoked: 'its credential was removed, revoked or changed by a reload (SIGHUP)',
+  revoked: 'a reload (SIGHUP) removed, revoked or changed its credential, or took away a subscription it held (its will is not published)',
   'slow-consumer': 'too many bytes waiting to be sent to it (--max-queued-bytes)',
   'packet-too-large': 'it sent a packet over --max-packet-size',
   'protocol-error': 'it broke the framing: a malformed Remaining Length, a WebSocket text frame',
@@ -63,8 +63,8 @@ export function markClientError (client: Client, err: Error): void {
 
 /**
  * Closes `client` for `reason` (aedes `client.close()`: its will, if any, is published, as for any connection the
- * server closes, MQTT 3.1.1 section 3.1.2.5). The way for an operator's kick (`kicked`), a reload (`revoked`) or a
- * drain (`drain`) to close a client.
+ * server closes, MQTT 3.1.1 section 3.1.2.5; except after a reload, see auth/access.ts `revoke`). The way for an
+ * operator's kick (`kicked`), a reload (`revoked`) or a drain (`drain`) to close a client.
  */
 export function closeClient (client: Client, reason: DisconnectReason, detail?: string): void {
   markDisconnect(client, reason, detail)

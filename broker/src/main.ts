@@ -14,6 +14,7 @@ import { openStores, type NodeStores } from './stores.js'
 import { FeedHub } from './feeds/hub.js'
 import { Feeds, type OutgoingQueue } from './feeds/feeds.js'
 import { createBroker, type IncomingStore } from './broker.js'
+import { subscriptionsNoLongerAllowed } from './hooks/subscribe.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
 import { listenHttp, type HttpRoutes } from './listeners/http.js'
@@ -45,8 +46,9 @@ export interface BrokerNode {
   ports: Record<string, number>
   log: Logger
   /**
-   * Applies a new configuration's `auth` section without a restart: clients whose credential is gone or revoked
-   * are disconnected, nobody else. Other options need a restart (they are reported, not applied).
+   * Applies a new configuration's `auth` section without a restart: clients whose credential is gone or revoked,
+   * and clients holding a subscription their new rules refuse, are disconnected (reason `revoked`, their wills not
+   * published), nobody else. Other options need a restart (they are reported, not applied).
    * @returns the number of clients disconnected
    * @throws ConfigError when the new configuration is invalid (the old one stays in force)
    */
@@ -284,9 +286,18 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     const clients = Object.values(clientTable())
     const gone = await access.reload(auth, clients)
     for (const client of gone) closeClient(client, 'revoked', 'its credential was removed, revoked or changed by a reload')
+    // A client keeping its credential may have lost rights (a new role, narrower rules, a deny rule): one holding a
+    // filter its new rules refuse is disconnected, and at its next SUBSCRIBE of that filter gets 0x80. Checked once
+    // here rather than per message for every client; a persistent session's stored filter refused again is removed
+    // when the session is restored. Like a credential revoked, its will is not published (Access.revoke).
+    const stale = clients.filter((client) => !access.revoked(client) && !client.closed && subscriptionsNoLongerAllowed(access, client).length > 0)
+    for (const client of stale) {
+      access.revoke(client)
+      closeClient(client, 'revoked', `a reload took away subscriptions it held: ${subscriptionsNoLongerAllowed(access, client).join(', ')}`)
+    }
     const changed = (Object.keys(nextConfig) as Array<keyof BrokerConfig>).filter((k) => k !== 'auth' && JSON.stringify(nextConfig[k]) !== JSON.stringify(config[k]))
-    log.info({ disconnected: gone.length, notApplied: changed }, changed.length > 0 ? 'auth reloaded; other changed options need a restart' : 'auth reloaded')
-    return gone.length
+    log.info({ disconnected: gone.length + stale.length, notApplied: changed }, changed.length > 0 ? 'auth reloaded; other changed options need a restart' : 'auth reloaded')
+    return gone.length + stale.length
   }
 
   let closing: Promise<void> | null = null

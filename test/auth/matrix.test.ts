@@ -293,12 +293,16 @@ describe('a wildcard subscription that overlaps a denied filter', () => {
     const v = await connect(tcp, { username: 'apikey', password: keyOf('hash-only') })
     const got = collect(v)
     await v.subscribeAsync('#', { qos: 1 })
-    await v.subscribeAsync('$replay/all/matches/test-1/events', { qos: 1 })
+    // A filter the new deny rule covers (not merely overlaps) can no longer be held: its client is disconnected.
+    const r = await connect(tcp, { username: 'apikey', password: keyOf('hash-only') })
+    await r.subscribeAsync('$replay/all/matches/test-1/events', { qos: 1 })
     const next = denyConfig() as BrokerOptions & { auth: { apiKeys: Array<{ id: string, rules?: { deny?: unknown } }> } }
     const key = next.auth.apiKeys.find((k) => k.id === 'hash-only')
     if (key?.rules === undefined) throw new Error('the hash-only key has rules')
     key.rules = { ...key.rules, deny: { subscribe: ['internal/#', 'matches/test-+/events'] } }
-    expect(await node.reload({ ...next, host: '127.0.0.1', overloadLagMs: 0 })).toBe(0) // nobody disconnected
+    expect(await node.reload({ ...next, host: '127.0.0.1', overloadLagMs: 0 })).toBe(1) // r, not v
+    await waitFor(() => !r.connected, 'the $replay holder to be disconnected')
+    expect(v.connected).toBe(true)
     const ops = await connect(tcp, { ...SAMPLE.operator })
     for (const topic of ['internal/x', 'matches/test-1/events', 'public/end']) await ops.publishAsync(topic, '{}', { qos: 1 })
     await waitFor(() => got.some((m) => m.topic === 'public/end'), 'the end marker')

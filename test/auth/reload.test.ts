@@ -1,5 +1,6 @@
 // Tests whether a config reload (SIGHUP to `tribune broker`) revokes an API key without a restart: the revoked key's
-// connection is closed and the key is refused afterwards (CONNACK 4), while everybody else stays connected.
+// connection is closed and the key is refused afterwards (CONNACK 4), while everybody else stays connected; an operator
+// demoted to viewer while holding `$SYS/#` is disconnected, and refused `$SYS/#` when back.
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -65,8 +66,12 @@ describe('config reload', () => {
     p.kill('SIGHUP')
     await waitFor(() => out.split('auth reloaded').length > reloads, 'the second reload')
     await waitFor(() => jwtClosed, 'the JWT client to be disconnected')
-    expect(JSON.stringify(await ops.subscribeAsync('$SYS/#').catch((e: Error) => e))).toContain('128')
-    expect(ops.connected).toBe(true)
+    // The demoted operator held `$SYS/#`, which a viewer may not: disconnected, and refused it when back.
+    await waitFor(() => !ops.connected, 'the demoted operator to be disconnected')
+    const demoted = await mqtt.connectAsync(tcp, { reconnectPeriod: 0, ...SAMPLE.operator })
+    onCleanup(async () => { await demoted.endAsync(true) })
+    expect(JSON.stringify(await demoted.subscribeAsync('$SYS/#').catch((e: Error) => e))).toContain('128')
+    expect(demoted.connected).toBe(true)
     // A reload with a broken file is refused and the old configuration stays in force.
     writeFileSync(file, '{ broken')
     p.kill('SIGHUP')

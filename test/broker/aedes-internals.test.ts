@@ -1,12 +1,12 @@
 // Tests the contract broker/src/aedes-internals.ts relies on, against a running aedes: each accessor reads what it
 // says (the client table, the message stream, a CONNECT's will before authentication, a client's subscriptions, where
 // its connection came from, `connackSent`, the message counter, a client's next packet identifier, whether it sent
-// DISCONNECT), so an aedes upgrade that moves one fails here and not in production.
+// DISCONNECT, a connected client's will), so an aedes upgrade that moves one fails here and not in production.
 import { describe, it, expect } from 'vitest'
 import type { Client } from 'aedes'
 import { brokerForTest } from '../helpers/broker.js'
 import { connect, waitFor } from '../helpers/mqtt.js'
-import { asDeliveringClient, asFeedClient, connDetailsOf, connectWillOf, connectedClients, messageStream, sentDisconnect, setNextPacketIdentifier, subscriptionsOf } from '../../broker/src/aedes-internals.js'
+import { asDeliveringClient, asFeedClient, connDetailsOf, connectWillOf, connectedClients, messageStream, sentDisconnect, setNextPacketIdentifier, subscriptionsOf, willOf } from '../../broker/src/aedes-internals.js'
 
 describe('aedes internals', () => {
   it('reads the client table, the message stream, subscriptions, connection details and connackSent', async () => {
@@ -43,6 +43,25 @@ describe('aedes internals', () => {
     await connect(node.tcpUrl, { clientId: 'without' })
     expect(wills).toMatchObject([{ topic: 'gone/1', qos: 1, retain: true }, null])
     expect((wills[0] as { payload: Buffer }).payload.toString()).toBe('bye')
+  })
+
+  it('reads a connected client\'s will, the object aedes hands authorizePublish when it publishes it at close', async () => {
+    const node = await brokerForTest()
+    const c = await connect(node.tcpUrl, { clientId: 'willing', will: { topic: 'gone/2', payload: Buffer.from('bye'), qos: 1, retain: false } })
+    const client = connectedClients(node.aedes).willing as Client
+    const will = willOf(client)
+    expect(will).toMatchObject({ topic: 'gone/2', qos: 1 })
+    const asked: Array<{ packet: unknown, will: unknown }> = []
+    const authorizePublish = node.aedes.authorizePublish
+    node.aedes.authorizePublish = (who, packet, cb) => {
+      asked.push({ packet, will: who === null ? null : willOf(who) })
+      authorizePublish(who, packet, cb)
+    }
+    c.stream.destroy()
+    await waitFor(() => asked.length === 1, 'the will to be authorized')
+    expect(asked[0].packet).toBe(will)
+    expect(asked[0].will).toBe(will)
+    expect(willOf(client)).toBeNull() // cleared once published
   })
 
   it('starts the message counter at the start time in microseconds', async () => {

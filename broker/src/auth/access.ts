@@ -42,6 +42,8 @@ export class Access {
   #auth: Authenticator | null
   readonly #listenerMethods: ReadonlyMap<string, readonly Method[] | null>
   readonly #identities = new WeakMap<AccessClient, Identity>()
+  /** Clients a reload disconnects: they may publish nothing more, their will included (see {@link revoke}). */
+  readonly #revoked = new WeakSet<AccessClient>()
   /** Owners of persistent sessions seen since start, by client id. */
   readonly #owners = new Map<string, string>()
   readonly #throttle = new LoginThrottle()
@@ -131,6 +133,7 @@ export class Access {
    * (client null) were checked at CONNECT. Local mode: yes.
    */
   mayPublish (client: AccessClient | null, topic: string): boolean {
+    if (client !== null && this.#revoked.has(client)) return false
     if (client === null || this.#auth === null) return true
     const id = this.#identities.get(client)
     return id !== undefined && mayPublish(id.rules, topic)
@@ -151,9 +154,10 @@ export class Access {
    * messages, retained messages sent at SUBSCRIBE, a persistent session's queue on reconnect).
    *  - Persistent sessions: the full check (allow and deny), since messages queued for them may predate a reload of
    *    their rules (SIGHUP).
-   *  - Clean sessions were checked at SUBSCRIBE; only the deny rules are checked again, because a granted wildcard
-   *    may overlap a denied filter (`#` and a deny of `internal/#`), and a reload may have added some (a `$replay`
-   *    topic: its feed). Free until an identity with deny rules connects.
+   *  - Clean sessions were checked at SUBSCRIBE (and again at each reload, which disconnects a client holding a
+   *    filter its new rules refuse); only the deny rules are checked per message, because a granted wildcard may
+   *    overlap a denied filter (`#` and a deny of `internal/#`; a `$replay` topic: its feed). Free until an identity
+   *    with deny rules connects.
    */
   mayForward (client: AccessClient, topic: string): boolean {
     if (client.clean && !this.#someDeny) return true
@@ -165,9 +169,23 @@ export class Access {
   }
 
   /**
+   * Marks `client` as disconnected by a reload: from now on it may publish nothing, and its will is not published
+   * (a connection the server ends on purpose is not the unexpected loss a will announces, MQTT 3.1.1 section
+   * 3.1.2.5). Its identity stays known, for its disconnect log line.
+   */
+  revoke (client: AccessClient): void {
+    this.#revoked.add(client)
+  }
+
+  /** Whether a reload disconnected `client` ({@link revoke}). */
+  revoked (client: AccessClient): boolean {
+    return this.#revoked.has(client)
+  }
+
+  /**
    * Swaps in a reloaded authenticator and applies it to connected clients: each keeps its connection with its
-   * credential's current role and rules; those whose credential is gone, revoked or changed are returned (they must
-   * be disconnected).
+   * credential's current role and rules; those whose credential is gone, revoked or changed are returned, marked
+   * {@link revoke}d (they must be disconnected).
    */
   async reload<C extends AccessClient> (auth: Authenticator, clients: Iterable<C>): Promise<C[]> {
     this.#auth = auth
@@ -177,6 +195,7 @@ export class Access {
       if (id === undefined) continue
       const now = await auth.refresh(id)
       if (now === null || (now.method === 'anonymous' && !client.clean && !auth.anonymousPersistentSessions)) {
+        this.#revoked.add(client)
         gone.push(client)
         continue
       }

@@ -12,6 +12,7 @@ import type { ConnectRefusal } from '../metrics/counters.js'
 import { connDetailsOf, connectWillOf } from '../aedes-internals.js'
 import { refusalLogFields } from '../connection-log.js'
 import { markDisconnect } from '../disconnect-reason.js'
+import { hasWildcard } from '../feeds/topic-filter.js'
 
 type Callback = (error: (Error & { returnCode: number }) | null, success: boolean | null) => void
 
@@ -60,6 +61,11 @@ export function connectHooks (ctx: HookContext): {
       const willReserved = will != null ? reservedPrefix(will.topic) : null
       if (will != null && (willReserved !== null || will.topic.includes('\u0000'))) {
         refuse(5, `not authorized: will topic ${will.topic} ${willReserved !== null ? `is a ${willReserved} topic` : 'holds U+0000'}`, 'will-topic', { topic: will.topic })
+        return
+      }
+      if (will != null && hasWildcard(will.topic)) {
+        // A will topic is a topic name: no wildcards (MQTT 3.1.1 sections 3.1.3.3 and 4.7.1 [MQTT-4.7.1-1]).
+        refuse(5, `not authorized: will topic ${will.topic} holds a wildcard (+ or #), which a topic name may not`, 'will-topic', { topic: will.topic })
         return
       }
       const holder: AccessClient | undefined = ctx.clients()[client.id]

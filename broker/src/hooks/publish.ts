@@ -11,6 +11,7 @@ import type { Client, PublishPacket } from 'aedes'
 import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
 import { refusalLogFields } from '../connection-log.js'
 import { markDisconnect } from '../disconnect-reason.js'
+import { willOf } from '../aedes-internals.js'
 import type { PublishRefusal } from '../metrics/counters.js'
 
 /**
@@ -44,7 +45,18 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
   }
   return function authorizePublish (client, packet, callback) {
     const topic = packet.topic
+    // aedes publishes a will itself once this hook has called back (lib/client.js `close`, or the will sweep with the
+    // client gone: null); it asks with the client's own will object, cleared right after this call.
+    const will = client === null || packet === willOf(client)
     if (client !== null && metrics !== null) metrics.counters.messagesReceived++
+    if (client !== null && access.revoked(client)) {
+      // A client a reload disconnected (its credential removed or revoked, or a subscription taken away) publishes
+      // nothing more, its will included: the server ended the connection on purpose, which is not the unexpected
+      // loss of connection a will announces (MQTT 3.1.1 section 3.1.2.5). aedes then deletes the stored will.
+      refused('not-authorized')
+      refuse(client, topic, `${will ? 'will' : 'PUBLISH'} of a client disconnected by a reload (SIGHUP) not published`, callback)
+      return
+    }
     // Also wills published by the broker for a client that is gone (client null): `$SYS` and `$replay` belong to the
     // broker; `$admin` is left to the topic rules (operators), and so are other `$` topics (`$TopicA/B`).
     const reserved = reservedPrefix(topic)
@@ -87,8 +99,8 @@ export function publishHook (ctx: HookContext): (client: Client | null, packet: 
       packet.retain = false
       accepted(packet)
       // Stored now: it must go out even if the connection closed before aedes writes the PUBACK (it publishes a QoS 1
-      // message only after that write), and only once.
-      if (client !== null && packet.qos === 1 && !aedesWillAcknowledge(client)) ctx.publish(topic, bytes)
+      // message only after that write), and only once. Not a will: aedes publishes that itself, acknowledged or not.
+      if (!will && client !== null && packet.qos === 1 && !aedesWillAcknowledge(client)) ctx.publish(topic, bytes)
       callback(null)
     }, (err: Error) => { refused('feed-refused'); refuse(client, topic, `feed message not stored: ${err.message}`, callback, err) })
     if (packet.qos !== 2 || client === null || packet.messageId === undefined) {

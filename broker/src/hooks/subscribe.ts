@@ -1,6 +1,7 @@
 /**
  * SUBSCRIBE and delivery: each topic filter is checked against the identity's rules (0x80 when denied, the other
- * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
+ * topics of the packet unaffected, MQTT 3.1.1 section 3.9.3); filters whose + or # is not a whole level (section 4.7.1)
+ * and filters with Redis pattern characters (* ? [ ] \) are refused; `$replay` filters are parsed and limited per client.
  * `$SYS` (the broker's statistics and notices) is for operators only, whatever topic rules a configuration gives
  * another role.
  * `authorizeForward` re-checks messages queued for persistent sessions, whose rules may have changed since (SIGHUP).
@@ -9,6 +10,8 @@
  */
 import type { Client, Subscription, AedesPublishPacket } from 'aedes'
 import type { FeedClient } from '../feeds/feeds.js'
+import type { Access } from '../auth/access.js'
+import { isValidFilter } from '../feeds/topic-filter.js'
 import { reservedPrefix, topicTooBig, type HookContext } from './context.js'
 import { asFeedClient, subscriptionsOf } from '../aedes-internals.js'
 import { refusalLogFields } from '../connection-log.js'
@@ -49,6 +52,11 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
         refuse(client, topic, 'U+0000 in a topic filter (MQTT 3.1.1 section 1.5.3)', callback)
         return
       }
+      if (!isValidFilter(topic, true)) {
+        // aedes lets some through (`i+/x`, `a+/+`, `matches/+/+s`: its check is off by one next to the ends).
+        refuse(client, topic, 'not a topic filter: + and # must each be a whole level, # the last (MQTT 3.1.1 section 4.7.1)', callback)
+        return
+      }
       if (GLOB.test(topic)) {
         // Redis pub/sub reads these as pattern characters: in a cluster `matches/*/state` would be a pattern (or take
         // the place of `matches/+/state`'s). Refused on every node, clustered or not, so clients see one behaviour.
@@ -62,7 +70,7 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
         refuse(client, topic, tooBig ?? `more than ${ctx.limits.maxSubscriptionsPerClient} subscriptions`, callback)
         return
       }
-      if (reservedPrefix(topic) === '$SYS' && access.identity(client)?.role !== 'operator') {
+      if (!sysAllowed(access, client, topic)) {
         log.info({ clientId: client.id, identity: access.identity(client)?.id, topic }, 'SUBSCRIBE refused (0x80): only operators may read $SYS')
         callback(null, null)
         return
@@ -87,4 +95,18 @@ export function subscribeHooks (ctx: HookContext, startReplay: (client: FeedClie
       if (!feedClient.connackSent) startReplay(feedClient, topic, sub.qos)
     }
   }
+}
+
+/** `$SYS` is for operators only, whatever topic rules a configuration gives another role. */
+function sysAllowed (access: Access, client: Client, filter: string): boolean {
+  return reservedPrefix(filter) !== '$SYS' || access.identity(client)?.role === 'operator'
+}
+
+/**
+ * The topic filters `client` holds (aedes' subscriptions, `$replay` ones included) that its rules, as they are now,
+ * would refuse at SUBSCRIBE: `$SYS` for a client no longer an operator, and what the topic rules no longer allow
+ * (auth/access.ts `maySubscribe`). Asked after a reload (SIGHUP), for each connected client. Empty in local mode.
+ */
+export function subscriptionsNoLongerAllowed (access: Access, client: Client): string[] {
+  return Object.keys(subscriptionsOf(client)).filter((filter) => !sysAllowed(access, client, filter) || !access.maySubscribe(client, filter))
 }
