@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream'
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
 import { RetainedCache, type RetainedPacket } from './retained.js'
 import { markRedeliveries } from './redelivery.js'
+import { queueTargets, type QueueTarget } from './queue-targets.js'
 
 /**
  * QoS 1/2 messages queued for one persistent session that is offline at most; later ones are dropped until it
@@ -113,6 +114,14 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     }
     this.#queued.set(sub.clientId, n + 1)
     await super.outgoingEnqueue(sub, packet)
+  }
+
+  /**
+   * Queues a message for the persistent sessions whose filters match its topic: once per session, and never for a
+   * filter starting with a wildcard when the topic starts with `$` [MQTT-4.7.2-1] (store/queue-targets.ts).
+   */
+  override async outgoingEnqueueCombi (subs: QueueTarget[], packet: { topic?: string }): Promise<void> {
+    await super.outgoingEnqueueCombi(queueTargets(packet.topic, subs), packet)
   }
 
   /** An acknowledged message leaves the session's queue (MQTT 3.1.1 section 4.3.2). */
