@@ -30,7 +30,7 @@ export interface NodeStores {
   orphanWills: () => Promise<Array<{ clientId: string, brokerId: string, topic: string, payload: Buffer, qos: number, retain: boolean }>>
   /** Deletes a will once published. */
   delWill: (will: { clientId: string, brokerId: string }) => Promise<void>
-  /** Cluster-wide owners of persistent sessions (a cluster member only). */
+  /** Owners of persistent sessions, kept in the store (in a cluster, Redis: the same on every node). */
   sessionOwners: SessionOwners | undefined
   /** Retained messages held, session-queue drops and foreign Redis messages, for the statistics (metrics/stats.ts). */
   figures: () => StoreFigures
@@ -86,7 +86,7 @@ export async function openStores (config: BrokerConfig, log: Logger, clientInfo:
     retained: persistence,
     feeds,
     mq: undefined,
-    sessionOwners: undefined,
+    sessionOwners: persistence,
     figures: () => ({ retained: persistence.retainedCount, sessionQueueDrops: persistence.droppedQueued, foreignMessages: 0 }),
     orphanWills: async () => await persistence.orphanWills(),
     delWill: async (w) => { await persistence.delWill({ id: w.clientId }) },

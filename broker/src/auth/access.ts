@@ -35,17 +35,12 @@ export interface ConnectRequest {
   holder?: AccessClient
 }
 
-/** Persistent sessions whose owner is remembered (the oldest are forgotten first). */
-const MAX_OWNERS = 1_000_000
-
 export class Access {
   #auth: Authenticator | null
   readonly #listenerMethods: ReadonlyMap<string, readonly Method[] | null>
   readonly #identities = new WeakMap<AccessClient, Identity>()
   /** Clients a reload disconnects: they may publish nothing more, their will included (see {@link revoke}). */
   readonly #revoked = new WeakSet<AccessClient>()
-  /** Owners of persistent sessions seen since start, by client id. */
-  readonly #owners = new Map<string, string>()
   readonly #throttle = new LoginThrottle()
   #sessionOwners: SessionOwners | undefined
   /**
@@ -64,8 +59,9 @@ export class Access {
   }
 
   /**
-   * Makes the owners of persistent sessions cluster-wide (cluster/persistence.ts): a client id whose session belongs
-   * to another identity anywhere in the cluster gets CONNACK 2, so nobody takes over or wipes another's session.
+   * Where the owners of persistent sessions are kept (the store: store/persistence.ts on disk, cluster/persistence.ts
+   * in Redis for every node): a client id whose session belongs to another identity gets CONNACK 2, so nobody takes
+   * over or wipes another's session, after a restart too.
    */
   useSessionOwners (owners: SessionOwners): void {
     this.#sessionOwners = owners
@@ -106,20 +102,14 @@ export class Access {
       return { returnCode: 5, reason: `${result.id} may not publish its will to ${req.will.topic}` }
     }
     const holder = req.holder !== undefined ? this.#identities.get(req.holder) : undefined
-    const owner = this.#owners.get(client.id)
-    if ((holder !== undefined && holder.id !== result.id) || (owner !== undefined && owner !== result.id)) {
+    if (holder !== undefined && holder.id !== result.id) {
       return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} belongs to another identity` }
     }
     if (this.#sessionOwners !== undefined && !(await this.#sessionOwners.claim(client.id, result.id, client.clean))) {
-      return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} holds a persistent session of another identity in the cluster` }
+      return { returnCode: 2, reason: `client id ${JSON.stringify(client.id)} holds a persistent session of another identity` }
     }
     this.#identities.set(client, result)
     if (deniesSubscriptions(result.rules)) this.#someDeny = true
-    if (!client.clean) {
-      this.#owners.delete(client.id)
-      this.#owners.set(client.id, result.id)
-      if (this.#owners.size > MAX_OWNERS) this.#owners.delete(this.#owners.keys().next().value as string)
-    }
     return result
   }
 

@@ -18,6 +18,7 @@ import { RetainedCache, type RetainedPacket } from '../store/retained.js'
 import type { Emitter, StreamPacket } from './emitter.js'
 import { markRedeliveries, nextFreeIdentifier, type QueuedPacket } from '../store/redelivery.js'
 import { setNextPacketIdentifier } from '../aedes-internals.js'
+import { queueTargets, type QueueTarget } from '../store/queue-targets.js'
 
 const require = createRequire(import.meta.url)
 
@@ -219,17 +220,13 @@ export class ClusterPersistence extends AsyncRedisPersistence {
   }
 
   /**
-   * Queues a message for the persistent sessions whose filters match its topic, once per session: aedes passes one
-   * entry per matching filter, and aedes-persistence-redis would queue the message once for each (a session with two
-   * overlapping filters got it twice on reconnect, and the message's count of sessions never reached 0). MQTT 3.1.1
-   * section 3.3.5: one copy at the highest QoS of the matching subscriptions.
+   * Queues a message for the persistent sessions whose filters match its topic, once per session, never for a filter
+   * starting with a wildcard when the topic starts with `$` (store/queue-targets.ts): aedes passes one entry per
+   * matching filter, and aedes-persistence-redis would queue the message once for each (a session with two
+   * overlapping filters got it twice on reconnect, and the message's count of sessions never reached 0).
    */
-  override async outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: unknown): Promise<void> {
-    if (subs.length > 1) {
-      const seen = new Set<string>()
-      subs = subs.filter((sub) => !seen.has(sub.clientId) && seen.add(sub.clientId) !== undefined)
-    }
-    await super.outgoingEnqueueCombi(subs, packet)
+  override async outgoingEnqueueCombi (subs: QueueTarget[], packet: { topic?: string }): Promise<void> {
+    await super.outgoingEnqueueCombi(queueTargets(packet.topic, subs), packet)
   }
 
   /**

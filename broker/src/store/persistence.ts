@@ -6,11 +6,13 @@
  * or incoming QoS 1/2 messages, a will) has nothing to delete or read, so the range deletes and reads aedes does at
  * its connect and disconnect are skipped: a viewer's join and leave touch no database. The ids with state are read
  * from the keys at start and kept current as state is written.
+ * It also keeps who owns each persistent session (auth/access.ts SessionOwners), on disk, so a restart forgets none.
  */
 import type { Readable } from 'node:stream'
 import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
 import { RetainedCache, type RetainedPacket } from './retained.js'
 import { markRedeliveries } from './redelivery.js'
+import { queueTargets, type QueueTarget } from './queue-targets.js'
 
 /**
  * QoS 1/2 messages queued for one persistent session that is offline at most; later ones are dropped until it
@@ -26,20 +28,32 @@ export const MAX_QUEUED_PER_SESSION = 1000
  */
 export const MAX_IN_FLIGHT_PER_SESSION = 10 * MAX_QUEUED_PER_SESSION
 
-/** The key prefixes aedes-persistence-level keeps per client id (`<prefix><encodeURIComponent(id)>[:...]`). */
-const CLIENT_KEY_PREFIXES = ['subscriptions:', 'outgoing:', 'outgoing-id:', 'incoming:', 'will:']
+/** The owner of a persistent session: `owner:<encodeURIComponent(id)>` -> the identity (UTF-8), beside aedes' keys. */
+const OWNER = 'owner:'
+const ownerKey = (clientId: string): string => `${OWNER}${encodeURIComponent(clientId)}`
+
+/**
+ * The key prefixes kept per client id (`<prefix><encodeURIComponent(id)>[:...]`): aedes-persistence-level's, and
+ * the session's owner.
+ */
+const CLIENT_KEY_PREFIXES = ['subscriptions:', 'outgoing:', 'outgoing-id:', 'incoming:', 'will:', OWNER]
 
 interface SessionClient { id: string, clean?: boolean }
 
 /** A will as aedes-persistence-level stores it: the CONNECT's will, its client id and the node id it was stored by. */
 export interface StoredWill { clientId: string, brokerId: string, topic: string, payload: Buffer, qos: number, retain: boolean }
 
-/** The part of abstract-level this store reads at start. */
-interface KeyReader { keys: (range: { gte: string, lt: string }) => AsyncIterable<string> }
+/** The part of abstract-level this store uses itself (the sublevel's values are Buffers). */
+interface KeyStore {
+  keys: (range: { gte: string, lt: string }) => AsyncIterable<string>
+  get: (key: string) => Promise<Buffer | undefined>
+  put: (key: string, value: Buffer) => Promise<void>
+  del: (key: string) => Promise<void>
+}
 
 export class CachedRetainedPersistence extends AsyncLevelPersistence {
   readonly #retained = new RetainedCache()
-  readonly #db: KeyReader
+  readonly #db: KeyStore
   /** Client ids that have (or may have) state stored. */
   readonly #stateful = new Set<string>()
   /** Clean-session client ids with a will or inbound QoS 2 state stored, until aedes deletes it. */
@@ -49,6 +63,8 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
   readonly #queued = new Map<string, number>()
   /** Messages dropped because a session's queue was full. */
   droppedQueued = 0
+  /** The claim under way per client id: claims of one id run one after the other. */
+  readonly #claims = new Map<string, Promise<boolean>>()
 
   readonly #isConnected: (clientId: string) => boolean
 
@@ -58,7 +74,7 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
    */
   constructor (db: unknown, isConnected: (clientId: string) => boolean = () => false) {
     super(db)
-    this.#db = db as KeyReader
+    this.#db = db as KeyStore
     this.#isConnected = isConnected
   }
 
@@ -113,6 +129,14 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     }
     this.#queued.set(sub.clientId, n + 1)
     await super.outgoingEnqueue(sub, packet)
+  }
+
+  /**
+   * Queues a message for the persistent sessions whose filters match its topic: once per session, and never for a
+   * filter starting with a wildcard when the topic starts with `$` [MQTT-4.7.2-1] (store/queue-targets.ts).
+   */
+  override async outgoingEnqueueCombi (subs: QueueTarget[], packet: { topic?: string }): Promise<void> {
+    await super.outgoingEnqueueCombi(queueTargets(packet.topic, subs), packet)
   }
 
   /** An acknowledged message leaves the session's queue (MQTT 3.1.1 section 4.3.2). */
@@ -199,6 +223,38 @@ export class CachedRetainedPersistence extends AsyncLevelPersistence {
     const out: StoredWill[] = []
     for await (const will of super.streamWill() as AsyncIterable<StoredWill>) out.push(will)
     return out
+  }
+
+  /**
+   * Claims client id `clientId` for identity `identity` at CONNECT (auth/access.ts SessionOwners): a persistent
+   * session (clean session off) belongs to the identity that made it, and its owner is stored with the session, so it
+   * outlives a restart. A clean connect by the owner gives the id up (its session is discarded, MQTT 3.1.1 section
+   * 3.1.2.4); a clean-session id that never had state costs nothing. Claims of one id run one after the other.
+   * @returns false when another identity owns the id's persistent session
+   */
+  async claim (clientId: string, identity: string, clean: boolean): Promise<boolean> {
+    if (clean && !this.#stateful.has(clientId)) return true
+    const before = this.#claims.get(clientId) ?? Promise.resolve(true)
+    const claim = before.then(async () => await this.#claim(clientId, identity, clean), async () => await this.#claim(clientId, identity, clean))
+    this.#claims.set(clientId, claim)
+    try {
+      return await claim
+    } finally {
+      if (this.#claims.get(clientId) === claim) this.#claims.delete(clientId)
+    }
+  }
+
+  async #claim (clientId: string, identity: string, clean: boolean): Promise<boolean> {
+    const key = ownerKey(clientId)
+    const owner = (await this.#db.get(key))?.toString('utf8')
+    if (owner !== undefined && owner !== identity) return false
+    if (clean) {
+      if (owner !== undefined) await this.#db.del(key)
+    } else if (owner === undefined) {
+      this.#stateful.add(clientId)
+      await this.#db.put(key, Buffer.from(identity, 'utf8'))
+    }
+    return true
   }
 
   /** Client ids this store counts as having state (memory kept per id; a clean viewer's leaves with its state). */

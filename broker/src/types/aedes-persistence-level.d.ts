@@ -9,6 +9,8 @@ declare module 'aedes-persistence-level/asyncPersistence.js' {
     createRetainedStream (pattern: string): Readable
     createRetainedStreamCombi (patterns: string[]): Readable
     outgoingEnqueue (sub: { clientId: string }, packet: unknown): Promise<void>
+    /** Queues `packet` for each of `subs` (aedes passes one per matching filter). */
+    outgoingEnqueueCombi (subs: Array<{ clientId: string }>, packet: unknown): Promise<void>
     outgoingClearMessageId (client: { id: string }, packet: unknown): Promise<unknown>
     cleanSubscriptions (client: { id: string }): Promise<void>
     addSubscriptions (client: { id: string }, subs: unknown[]): Promise<void>
