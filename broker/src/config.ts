@@ -55,8 +55,13 @@ export const configSchema = z.object({
   maxKeepalive: z.number().int().min(1).max(65535).default(1200),
   /** Keep alive 0 (MQTT 3.1.1 section 3.1.2.10): accepted, the connection watched for a dead peer; or CONNACK 2. */
   keepaliveZero: z.enum(['accept', 'refuse']).default('accept'),
-  /** ms without a byte from a keep alive 0 client before it is closed; 0 off (listeners/liveness.ts). */
-  idleTimeoutMs: z.number().int().min(0).max(86_400_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000 ms').default(0),
+  /**
+   * ms without a byte from a keep alive 0 client before it is closed; 0 off (listeners/liveness.ts). 10 minutes by
+   * default: a client that never sends anything (not even PINGREQ) would otherwise hold a connection slot for ever.
+   */
+  idleTimeoutMs: z.number().int().min(0).max(86_400_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000 ms').default(600_000),
+  /** ms a packet or WebSocket message that has begun has to be complete, whatever the keep alive; 0 off (listeners/slow-packet.ts). */
+  packetTimeoutMs: z.number().int().min(0).max(600_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000 ms').default(15_000),
   /** ms between WebSocket pings to a keep alive 0 client; an unanswered ping closes it at the next; 0 off. */
   wsPingIntervalMs: z.number().int().min(0).max(3_600_000).refine((v) => v === 0 || v >= 1000, 'must be 0 (off) or at least 1000 ms').default(60_000),
   connectTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
@@ -119,7 +124,8 @@ export const options: OptionSpec[] = [
   { key: 'maxTopicLevels', flag: 'max-topic-levels', env: 'TRIBUNE_MAX_TOPIC_LEVELS', parse: int, doc: 'most levels in a topic name or filter (default 32)' },
   { key: 'maxKeepalive', flag: 'max-keepalive', env: 'TRIBUNE_MAX_KEEPALIVE', parse: int, doc: 'largest keep alive a client may ask, in seconds; more gets CONNACK 2 (default 1200)' },
   { key: 'keepaliveZero', flag: 'keepalive-zero', env: 'TRIBUNE_KEEPALIVE_ZERO', parse: str, doc: 'accept|refuse a client asking for keep alive 0 (no keep alive); accepted, it is watched by TCP keepalive, WebSocket pings and --idle-timeout; refused, it gets CONNACK 2 (default accept)' },
-  { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'TRIBUNE_IDLE_TIMEOUT', parse: int, doc: 'ms after which a client with keep alive 0 that sent nothing is disconnected; 0 off (default 0)' },
+  { key: 'idleTimeoutMs', flag: 'idle-timeout', env: 'TRIBUNE_IDLE_TIMEOUT', parse: int, doc: 'ms after which a client with keep alive 0 that sent nothing is disconnected; 0 off (default 600000: 10 minutes)' },
+  { key: 'packetTimeoutMs', flag: 'packet-timeout', env: 'TRIBUNE_PACKET_TIMEOUT', parse: int, doc: 'ms a packet (or WebSocket message) a client has begun has to be complete, whatever its keep alive; a slower one is disconnected, so an unfinished packet holds memory for no longer; 0 off (default 15000)' },
   { key: 'wsPingIntervalMs', flag: 'ws-ping-interval', env: 'TRIBUNE_WS_PING_INTERVAL', parse: int, doc: 'ms between WebSocket pings to a client with keep alive 0; one unanswered by the next disconnects it; 0 off (default 60000)' },
   { key: 'connectTimeoutMs', flag: 'connect-timeout', env: 'TRIBUNE_CONNECT_TIMEOUT', parse: int, doc: 'ms a new connection has to send CONNECT (default 10000)' },
   { key: 'drainSeconds', flag: 'drain-seconds', env: 'TRIBUNE_DRAIN_SECONDS', parse: int, doc: 'seconds SIGTERM drains the node before it stops: new connections refused, /readyz 503 at once, clients disconnected at an even rate so they move to other nodes; a second SIGTERM (or SIGINT) stops at once; 0 stops at once (default 0)' },

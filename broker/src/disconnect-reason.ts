@@ -21,6 +21,7 @@ export const DISCONNECT_REASONS = {
   revoked: 'a reload (SIGHUP) removed, revoked or changed its credential, or took away a subscription it held (its will is not published)',
   'slow-consumer': 'too many bytes waiting to be sent to it (--max-queued-bytes)',
   'packet-too-large': 'it sent a packet over --max-packet-size',
+  'slow-packet': 'a packet or WebSocket message it began was not complete within --packet-timeout',
   'protocol-error': 'it broke the framing: a malformed Remaining Length, a WebSocket text frame',
   idle: 'a keep alive 0 client that sent nothing (--idle-timeout) or left a WebSocket ping unanswered',
   'publish-refused': 'a PUBLISH refused (topic rules, a broker topic, a feed message not stored): MQTT 3.1.1 section 3.3.5',

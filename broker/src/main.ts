@@ -177,7 +177,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     await drain.start(seconds)
   }
   const counters = metrics.observers?.counters ?? null
-  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, connectTimeoutMs: config.connectTimeoutMs, counters }
+  const limits = { maxPacketSize: config.maxPacketSize, maxQueuedBytes: config.maxQueuedBytes, packetTimeoutMs: config.packetTimeoutMs, connectTimeoutMs: config.connectTimeoutMs, counters }
   // Messages are encoded once for all their subscribers (delivery.ts). Every connection's `$replay` subscriptions end
   // when its stream closes, even when aedes loses its disconnect event (a takeover racing a close).
   const handle: ConnectionHandler = (stream, req) => {

@@ -15,16 +15,19 @@
  * A WebSocket is guarded directly, without a second stream in between (ws' createWebSocketStream): one Node stream
  * per connection is what aedes needs, and every stream costs memory and a hop per write.
  * A client with keep alive 0 has its connection watched for a dead peer ({@link watchLiveness}, listeners/liveness.ts).
+ * A packet (or WebSocket message) that has begun must be complete within `packetTimeoutMs`, whatever the keep alive
+ * (listeners/slow-packet.ts): the bytes of an unfinished packet are held by the node until then.
  */
 import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { Liveness, type LivenessOptions, type Watched } from './liveness.js'
+import { startPacketClock, stopPacketClock, WebSocketFrames, type TimedPacket } from './slow-packet.js'
 import type { Counters } from '../metrics/counters.js'
 import { flushed } from '../metrics/latency.js'
 
 /** Why the guard closed a connection, as a name (disconnect-reason.ts lists them with the others). */
-export type GuardCloseReason = 'slow-consumer' | 'packet-too-large' | 'protocol-error' | 'idle'
+export type GuardCloseReason = 'slow-consumer' | 'packet-too-large' | 'protocol-error' | 'idle' | 'slow-packet'
 
 /** Why the guard closed a connection: the name, and the words for the log. */
 export interface GuardClose {
@@ -40,10 +43,21 @@ export class PacketSizeGuard {
   #multiplier = 1
   #lengthBytes = 0
   #remaining = 0
+  #completed = 0
 
   /** @param max the largest packet accepted, in bytes, fixed header included */
   constructor (max: number) {
     this.#max = max
+  }
+
+  /** Whether a packet has begun and not ended (its fixed header, Remaining Length or body still coming). */
+  get midPacket (): boolean {
+    return this.#state !== 'header'
+  }
+
+  /** How many packets have ended so far. */
+  get completed (): number {
+    return this.#completed
   }
 
   /**
@@ -71,12 +85,20 @@ export class PacketSizeGuard {
         const total = 1 + this.#lengthBytes + this.#length
         if (total > this.#max) return { reason: 'packet-too-large', detail: `packet of ${total} bytes exceeds the maximum packet size of ${this.#max} bytes` }
         this.#remaining = this.#length
-        this.#state = this.#remaining === 0 ? 'header' : 'body'
+        if (this.#remaining === 0) {
+          this.#state = 'header'
+          this.#completed++
+        } else {
+          this.#state = 'body'
+        }
       } else {
         const take = Math.min(this.#remaining, chunk.length - i)
         i += take
         this.#remaining -= take
-        if (this.#remaining === 0) this.#state = 'header'
+        if (this.#remaining === 0) {
+          this.#state = 'header'
+          this.#completed++
+        }
       }
     }
     return null
@@ -89,6 +111,8 @@ export interface ConnectionLimits {
   maxPacketSize: number
   /** The most bytes waiting to be sent to a peer before it is closed as a slow consumer. */
   maxQueuedBytes: number
+  /** ms a packet (or WebSocket message) that has begun has to be complete before the connection is closed; 0 or absent: no limit. */
+  packetTimeoutMs?: number
   /** Where the node counts bytes in and out and slow consumers closed (metrics/counters.ts); null or absent: nowhere. */
   counters?: Counters | null
 }
@@ -164,8 +188,16 @@ function sameBuffers (a: Buffer[], b: Buffer[]): boolean {
  * The stream aedes sees for one connection: reads only bytes that passed the {@link PacketSizeGuard}, and writes
  * that never wait for the peer. Subclasses move the bytes over their transport.
  */
-abstract class GuardedStream extends Duplex {
+abstract class GuardedStream extends Duplex implements TimedPacket {
   readonly #guard: PacketSizeGuard
+  readonly #packetTimeoutMs: number
+  /** When the current packet began (ms since 1970; the clock stops while the node does not read), 0 between packets. */
+  #packetStartedAt = 0
+  /** The node stopped reading (aedes is behind): a slow packet is then not the peer's doing. */
+  #inputPaused = false
+  /** The packets and transport messages seen ended at the last look: when more have, the open one began since. */
+  #packetsSeen = 0
+  #messagesSeen = 0
   readonly #maxQueued: number
   readonly #peer: Peer
   readonly #onRefused: RefusedHandler
@@ -186,6 +218,7 @@ abstract class GuardedStream extends Duplex {
     super()
     this.#guard = new PacketSizeGuard(limits.maxPacketSize)
     this.#maxQueued = limits.maxQueuedBytes
+    this.#packetTimeoutMs = limits.packetTimeoutMs ?? 0
     this.#peer = peer
     this.#onRefused = onRefused
     this.#counters = limits.counters ?? null
@@ -199,6 +232,51 @@ abstract class GuardedStream extends Duplex {
   protected abstract endOutput (): void
   protected abstract destroyTransport (): void
   protected abstract get transportClosed (): boolean
+
+  /** Whether the transport is in the middle of a message of its own (a WebSocket frame or fragmented message). */
+  protected midMessage (): boolean {
+    return false
+  }
+
+  /** How many messages of its own the transport has seen end (WebSocket data messages). */
+  protected messagesDone (): number {
+    return 0
+  }
+
+  /** Starts or stops the clock of the current packet after bytes came (listeners/slow-packet.ts). */
+  protected packetProgress (): void {
+    if (this.#packetTimeoutMs === 0 || this.#refused || this.destroyed) return
+    const packets = this.#guard.completed
+    const messages = this.messagesDone()
+    // A packet ended since the last look (or, between packets, a WebSocket message): what is open now began since.
+    const progressed = packets !== this.#packetsSeen || (!this.#guard.midPacket && messages !== this.#messagesSeen)
+    this.#packetsSeen = packets
+    this.#messagesSeen = messages
+    if (!(this.#guard.midPacket || this.midMessage())) {
+      if (this.#packetStartedAt !== 0) {
+        this.#packetStartedAt = 0
+        stopPacketClock(this)
+      }
+    } else if (this.#packetStartedAt === 0) {
+      this.#packetStartedAt = Date.now()
+      startPacketClock(this)
+    } else if (progressed) {
+      this.#packetStartedAt = Date.now()
+    }
+  }
+
+  /** Called by the sweep of listeners/slow-packet.ts: closes the connection when its packet is overdue. */
+  checkPacket (now: number): void {
+    if (this.#packetStartedAt === 0) return
+    if (this.#inputPaused) {
+      this.#packetStartedAt = now
+      return
+    }
+    const age = now - this.#packetStartedAt
+    if (age >= this.#packetTimeoutMs) {
+      this.refuse(`slow packet: a packet begun ${age} ms ago is still incomplete (--packet-timeout ${this.#packetTimeoutMs} ms)`, 'slow-packet')
+    }
+  }
 
   /** Watches this connection for a dead peer (its client asked for keep alive 0); once. */
   watch (opts: LivenessOptions): void {
@@ -235,8 +313,15 @@ abstract class GuardedStream extends Duplex {
     this.liveness?.heard()
     if (this.#counters !== null) this.#counters.bytesReceived += chunk.length
     const refused = this.#guard.check(chunk)
-    if (refused !== null) this.refuse(refused.detail, refused.reason)
-    else if (!this.push(chunk)) this.pauseInput()
+    if (refused !== null) {
+      this.refuse(refused.detail, refused.reason)
+      return
+    }
+    this.packetProgress()
+    if (!this.push(chunk)) {
+      this.#inputPaused = true
+      this.pauseInput()
+    }
   }
 
   /**
@@ -314,6 +399,10 @@ abstract class GuardedStream extends Duplex {
   }
 
   override _read (): void {
+    if (this.#inputPaused) {
+      this.#inputPaused = false
+      if (this.#packetStartedAt !== 0) this.#packetStartedAt = Date.now() // the peer's clock starts again
+    }
     this.resumeInput()
   }
 
@@ -335,6 +424,8 @@ abstract class GuardedStream extends Duplex {
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
     this.liveness?.stop()
+    if (this.#packetStartedAt !== 0) stopPacketClock(this)
+    this.#packetStartedAt = 0
     this.flush(true) // what aedes wrote just before closing (a refusing CONNACK) still goes out
     this.destroyTransport()
     cb(err)
@@ -387,20 +478,28 @@ class SocketStream extends GuardedStream {
 
 /**
  * A WebSocket (ws 8) behind the guard: MQTT packets must come in binary frames [MQTT-6.0.0-1], so a text frame
- * closes the connection; each flush is one binary frame.
+ * closes the connection; each flush is one binary frame. With a packet timeout, the frames read from its socket are
+ * followed too, so that a message begun and never finished is on the clock (ws says nothing until it is whole).
  */
 class WebSocketStream extends GuardedStream {
   readonly #ws: WebSocket
+  readonly #frames: WebSocketFrames | null = null
   #errored = false
   /** A WebSocket close code to end with (RFC 6455 section 7.4.1) instead of dropping the connection. */
   #closeCode = 0
   readonly #onClosed: ((ws: WebSocket) => void) | undefined
 
-  constructor (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void) {
+  constructor (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void, socket?: Duplex) {
     super(limits, peer, onRefused)
     this.#ws = ws
     this.#onClosed = onClosed
     ;(ws as WebSocket & { [GUARD]: WebSocketStream })[GUARD] = this
+    if (socket !== undefined && (limits.packetTimeoutMs ?? 0) > 0) {
+      // After ws' own listener (it was added when the upgrade completed): ws has handled these bytes first.
+      this.#frames = new WebSocketFrames()
+      ;(socket as Duplex & { [GUARD]: WebSocketStream })[GUARD] = this
+      socket.on('data', WebSocketStream.#onSocketData)
+    }
     ws.on('message', WebSocketStream.#onMessage)
     // ws closes the connection itself after an error (e.g. a message over maxPayload: close code 1009).
     ws.on('error', WebSocketStream.#onError)
@@ -415,6 +514,20 @@ class WebSocketStream extends GuardedStream {
       self.#closeCode = 1003 // unsupported data
       self.refuse('text frame: MQTT packets must be sent in binary frames [MQTT-6.0.0-1]', 'protocol-error')
     }
+  }
+
+  static #onSocketData (this: Duplex, chunk: Buffer): void {
+    const self = (this as Duplex & { [GUARD]: WebSocketStream })[GUARD]
+    self.#frames?.scan(chunk)
+    self.packetProgress()
+  }
+
+  protected override midMessage (): boolean {
+    return this.#frames?.midMessage ?? false
+  }
+
+  protected override messagesDone (): number {
+    return this.#frames?.messages ?? 0
   }
 
   static #onPong (this: WebSocket): void { WebSocketStream.#of(this).liveness?.pong() }
@@ -486,8 +599,10 @@ export function guardConnection (inner: Duplex | Socket, limits: ConnectionLimit
 /**
  * Guards an open WebSocket: the stream aedes reads MQTT packets from (binary frames only) and writes to.
  * `onRefused(peer, close)` is called once when the guard closes it; `onClosed(ws)` once the WebSocket is closed.
+ * `socket` is the upgraded connection under it, given once ws has taken it (its frames are followed for
+ * `limits.packetTimeoutMs`; without it only MQTT packets split across messages are timed).
  * @returns the stream aedes reads MQTT packets from and writes to
  */
-export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void): Duplex {
-  return new WebSocketStream(ws, limits, peer, onRefused, onClosed)
+export function guardWebSocket (ws: WebSocket, limits: ConnectionLimits, peer: Peer, onRefused: RefusedHandler, onClosed?: (ws: WebSocket) => void, socket?: Duplex): Duplex {
+  return new WebSocketStream(ws, limits, peer, onRefused, onClosed, socket)
 }

@@ -8,8 +8,9 @@
  *  - `wsPingIntervalMs` (`--ws-ping-interval`, 0 off): a WebSocket gets a ping frame (RFC 6455 section 5.5.2) every
  *    interval, and is closed when the previous one got no pong by then; browsers and WebSocket libraries answer by
  *    themselves, and a ping crosses the proxies that TCP keepalive stops at;
- *  - `idleTimeoutMs` (`--idle-timeout`, 0 off): closed when nothing came from it for that long, the MQTT way (the
- *    server may close a client it deems inactive at any time, section 3.1.2.10).
+ *  - `idleTimeoutMs` (`--idle-timeout`, 10 minutes by default, 0 off): closed when nothing came from it for that long
+ *    (pongs do not count), the MQTT way (the server may close a client it deems inactive at any time, section
+ *    3.1.2.10), so silent clients cannot hold connection slots for ever.
  */
 
 /** ms a connection is idle before the kernel starts its TCP keepalive probes (SO_KEEPALIVE, TCP_KEEPIDLE). */

@@ -85,9 +85,9 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   }
   const open = new Set<WebSocket>()
   const forget = (ws: WebSocket): boolean => open.delete(ws)
-  const accept = (ws: WebSocket, connDetails: ConnDetails): void => {
+  const accept = (ws: WebSocket, socket: Socket, connDetails: ConnDetails): void => {
     open.add(ws)
-    handle(guardWebSocket(ws, limits, connDetails, onRefused, forget), { connDetails })
+    handle(guardWebSocket(ws, limits, connDetails, onRefused, forget, socket), { connDetails })
   }
   // One listener for every taken upgrade's socket (no closure per connection); it closes when the WebSocket does, or
   // when the handshake fails.
@@ -106,7 +106,7 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
       return
     }
     socket.on('close', released)
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, details(req)))
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, details(req)))
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`listener ${spec.name} on ${spec.host}:${spec.port}: ${err.message}`)))
