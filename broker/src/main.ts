@@ -159,6 +159,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   // Listener names are `<protocol>:<port>` (listeners/plan.ts).
   const onRefused: RefusedHandler = (peer, close) => log.warn({ transport: peer.listener?.split(':')[0], listener: peer.listener, peer: formatPeer(peer.ipAddress, peer.port), reason: close.detail }, 'connection closed by the guard')
   const admission = createAdmission(config, log)
+  access.useAdmission(admission)
   const roleRank: Record<string, number> = { viewer: 0, publisher: 1, operator: 2 }
   const drain = new Drain({
     clients: () => Object.values(clientTable()),

@@ -4,13 +4,15 @@
  *
  * Checks, in order (the first that fails is the reason):
  *  1. `overload`: the event loop lags beyond `overloadLagMs` (admission/lag.ts), whatever the rate says;
- *  2. `max-connections`: the node holds `maxConnections` connections (TCP and TLS sockets from accept, WebSockets from
- *     the upgrade, each until it closes);
+ *  2. `max-connections`: the node holds `maxConnections` connections (every socket from accept, on each listener:
+ *     the WebSocket listener's too, whether they upgrade or not, each until it closes);
  *  3. `address-connections`: the peer's address holds `maxConnsPerAddress`;
  *  4. `address-rate`: the peer's address opened more than `maxConnRatePerAddress` a second (a bucket of one second);
  *  5. `rate`: new connections beyond `maxConnRate` a second with bursts of `maxConnBurst` (one token bucket per
  *     node, shared by every listener: what it protects, the node's CPU and event loop, is per node, and a herd on one
  *     listener must not get more because another is idle).
+ * Later, `login-busy`: a CONNECT whose password the node has no capacity to check (auth/password-gate.ts) is refused
+ * with CONNACK 3 by the connect hook, and counted here ({@link Admission.refuse}).
  * A limit of 0 is off. Refusals are counted by reason and logged as one summary line per interval.
  * Beyond `maxRefusalRate` clear refusals a second, new connections are closed at accept without an answer (shed.ts).
  */
@@ -23,9 +25,9 @@ import { Shedder } from './shed.js'
 import type { Server } from 'node:net'
 
 /** Why a connection was refused. */
-export type RefusalReason = 'draining' | 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate'
+export type RefusalReason = 'draining' | 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate' | 'login-busy'
 
-export const REFUSAL_REASONS: readonly RefusalReason[] = ['draining', 'overload', 'max-connections', 'address-connections', 'address-rate', 'rate']
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['draining', 'overload', 'max-connections', 'address-connections', 'address-rate', 'rate', 'login-busy']
 
 /** The limits; 0 turns one off. Rates per second, times in ms. */
 export interface AdmissionLimits {
@@ -74,10 +76,11 @@ const RETRY_AFTER_S: Record<RefusalReason, number> = {
   'max-connections': 5,
   'address-connections': 5,
   'address-rate': 1,
-  rate: 1
+  rate: 1,
+  'login-busy': 1
 }
 
-const zeroCounts = (): Record<RefusalReason, number> => ({ draining: 0, overload: 0, 'max-connections': 0, 'address-connections': 0, 'address-rate': 0, rate: 0 })
+const zeroCounts = (): Record<RefusalReason, number> => ({ draining: 0, overload: 0, 'max-connections': 0, 'address-connections': 0, 'address-rate': 0, rate: 0, 'login-busy': 0 })
 
 /** How a refused client was answered on a listener of this protocol, for the summary lines (refuse.ts). */
 const ANSWER: Record<string, { returnCode?: number, status?: number }> = { mqtt: { returnCode: 3 }, ws: { status: 503 }, wss: { status: 503 }, mqtts: {} }
@@ -135,14 +138,7 @@ export class Admission {
         this.#rollWindow(performance.now())
         this.#rateRefusedNow++
       }
-      this.#refused[reason]++
-      let counts = this.#refusedSinceSummary.get(listener)
-      if (counts === undefined) {
-        counts = zeroCounts()
-        this.#refusedSinceSummary.set(listener, counts)
-      }
-      counts[reason]++
-      this.#shedder.refused()
+      this.refuse(reason, listener)
       return reason
     }
     this.#connections++
@@ -150,6 +146,22 @@ export class Admission {
     this.#acceptedSinceSummary++
     if (this.limits.maxConnsPerAddress > 0) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
     return null
+  }
+
+  /**
+   * Counts a refusal made after the connection was taken, by what it asked for (`login-busy`: CONNACK 3 to a CONNECT
+   * whose password the node had no capacity to check, auth/password-gate.ts), as {@link Admission.admit} counts its
+   * own: by reason and listener, in the summary lines, and against the clear refusals' budget (shed.ts).
+   */
+  refuse (reason: RefusalReason, listener = ''): void {
+    this.#refused[reason]++
+    let counts = this.#refusedSinceSummary.get(listener)
+    if (counts === undefined) {
+      counts = zeroCounts()
+      this.#refusedSinceSummary.set(listener, counts)
+    }
+    counts[reason]++
+    this.#shedder.refused()
   }
 
   /** Lets shedding close new connections of this listener's server at accept (shed.ts). */
@@ -275,7 +287,9 @@ export class Admission {
       const transport = listener === '' ? undefined : listener.split(':')[0]
       for (const reason of REFUSAL_REASONS) {
         if (counts[reason] === 0) continue
-        this.#log.warn({ reason, transport, listener: listener === '' ? undefined : listener, ...ANSWER[transport ?? ''], refused: counts[reason], ...context },
+        // A CONNECT refused (login-busy) is answered CONNACK 3 whatever carried it.
+        const answer = reason === 'login-busy' ? { returnCode: 3 } : ANSWER[transport ?? '']
+        this.#log.warn({ reason, transport, listener: listener === '' ? undefined : listener, ...answer, refused: counts[reason], ...context },
           `admission: refused ${counts[reason]} new connections (${reason})${listener === '' ? '' : ` on ${listener}`} in the last ${SUMMARY_MS / 1000} s`)
       }
     }
