@@ -14,7 +14,8 @@
  * Later, `login-busy`: a CONNECT whose password the node has no capacity to check (auth/password-gate.ts) is refused
  * with CONNACK 3 by the connect hook, and counted here ({@link Admission.refuse}).
  * A limit of 0 is off. Refusals are counted by reason and logged as one summary line per interval.
- * Beyond `maxRefusalRate` clear refusals a second, new connections are closed at accept without an answer (shed.ts).
+ * Beyond `maxRefusalRate` clear refusals a second, or while `maxRefusedOpen` refused connections wait to close, new
+ * connections are closed at accept without an answer (shed.ts).
  */
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
@@ -23,6 +24,7 @@ import { TokenBucket } from './token-bucket.js'
 import { LagMonitor } from './lag.js'
 import { Shedder } from './shed.js'
 import type { Server } from 'node:net'
+import type { Duplex } from 'node:stream'
 
 /** Why a connection was refused. */
 export type RefusalReason = 'draining' | 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate' | 'login-busy'
@@ -39,6 +41,12 @@ export interface AdmissionLimits {
   overloadLagMs: number
   /** Clear refusals (CONNACK 3, HTTP 503) a second, and at once, before new connections are shed (shed.ts). */
   maxRefusalRate: number
+  /**
+   * Refused connections still open (each is kept up to 2 s to be answered, admission/refuse.ts) beyond which new
+   * connections are shed, so that connections held and refused ones together stay within the open-file limit;
+   * 0 or absent: no bound (main.ts sets it from the limit).
+   */
+  maxRefusedOpen?: number
 }
 
 /** What `/healthz` shows. */
@@ -108,6 +116,9 @@ export class Admission {
   #rateRefusedNow = 0
   #rateRefusedBefore = 0
   #windowStart = 0
+  /** Refused connections not yet closed (passed to admit). */
+  #refusedOpen = 0
+  readonly #onRefusedClose = (): void => { this.#refusedOpen-- }
 
   /**
    * @param limits the limits (see the module comment); 0 turns one off
@@ -128,15 +139,20 @@ export class Admission {
   /**
    * Decides on a new connection from `peer` (its address) on `listener` (its name, e.g. `ws:8080`, for the summary
    * lines) and, when it is taken, counts it (call {@link Admission.release} when it closes).
+   * @param socket the connection: when refused, it is counted as open until it closes (see `maxRefusedOpen`)
    * @returns null when taken, else the reason it is refused
    */
-  admit (peer: string, listener = ''): RefusalReason | null {
+  admit (peer: string, listener = '', socket?: Duplex): RefusalReason | null {
     const address = this.#trackAddresses ? addressKey(peer) : peer
     const reason = this.#check(address)
     if (reason !== null) {
       if (reason === 'rate') {
         this.#rollWindow(performance.now())
         this.#rateRefusedNow++
+      }
+      if (socket !== undefined) {
+        this.#refusedOpen++
+        socket.once('close', this.#onRefusedClose)
       }
       this.refuse(reason, listener)
       return reason
@@ -161,7 +177,9 @@ export class Admission {
       this.#refusedSinceSummary.set(listener, counts)
     }
     counts[reason]++
-    this.#shedder.refused()
+    const maxOpen = this.limits.maxRefusedOpen ?? 0
+    if (maxOpen > 0 && this.#refusedOpen >= maxOpen) this.#shedder.shed()
+    else this.#shedder.refused()
   }
 
   /** Lets shedding close new connections of this listener's server at accept (shed.ts). */
@@ -293,7 +311,7 @@ export class Admission {
           `admission: refused ${counts[reason]} new connections (${reason})${listener === '' ? '' : ` on ${listener}`} in the last ${SUMMARY_MS / 1000} s`)
       }
     }
-    if (shed > 0) this.#log.warn({ reason: 'shed', shed, ...context }, `admission: closed ${shed} new connections at accept without an answer (over --max-refusal-rate) in the last ${SUMMARY_MS / 1000} s`)
+    if (shed > 0) this.#log.warn({ reason: 'shed', shed, ...context }, `admission: closed ${shed} new connections at accept without an answer (over --max-refusal-rate, or too many refused connections still closing) in the last ${SUMMARY_MS / 1000} s`)
   }
 }
 

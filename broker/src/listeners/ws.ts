@@ -42,8 +42,10 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   const refusedAtAccept = new WeakMap<Socket, RefusalReason>()
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
-    if (answerRoute(routes, req, res, url.pathname)) return
     const refused = refusedAtAccept.get(req.socket)
+    // A refused connection gets one answer, then closes (`Connection: close`).
+    if (refused !== undefined) res.shouldKeepAlive = false
+    if (answerRoute(routes, req, res, url.pathname)) return
     if (refused !== undefined) {
       refuseRequest(res, refused, admission.retryAfter(refused))
       return
@@ -106,7 +108,7 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   // when the handshake fails, or when an HTTP connection ends. Over TLS this is the TCP socket under the TLS one.
   const released = function (this: Socket): void { admission.release(this.remoteAddress ?? '') }
   server.on('connection', (socket: Socket) => {
-    const refused = admission.admit(socket.remoteAddress ?? '', spec.name)
+    const refused = admission.admit(socket.remoteAddress ?? '', spec.name, socket)
     if (refused === null) {
       socket.on('close', released)
       return
