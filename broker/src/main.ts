@@ -161,6 +161,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   // Listener names are `<protocol>:<port>` (listeners/plan.ts).
   const onRefused: RefusedHandler = (peer, close) => log.warn({ transport: peer.listener?.split(':')[0], listener: peer.listener, peer: formatPeer(peer.ipAddress, peer.port), reason: close.detail }, 'connection closed by the guard')
   const admission = createAdmission(config, log)
+  access.useAdmission(admission)
   const roleRank: Record<string, number> = { viewer: 0, publisher: 1, operator: 2 }
   const drain = new Drain({
     clients: () => Object.values(clientTable()),
@@ -391,7 +392,10 @@ function createAdmission (config: BrokerConfig, log: Logger): Admission {
     maxConnsPerAddress: config.maxConnsPerAddress,
     maxConnRatePerAddress: config.maxConnRatePerAddress,
     overloadLagMs: config.overloadLagMs,
-    maxRefusalRate: config.maxRefusalRate
+    maxRefusalRate: config.maxRefusalRate,
+    // Refused connections wait up to 2 s for their answer, each holding a file: beyond the files left between the
+    // connections held and half the reserve, new ones are shed at accept (no file), so the node never runs out.
+    maxRefusedOpen: files === undefined || maxConnections === 0 ? 0 : Math.max(16, files - Math.ceil(reserved / 2) - maxConnections)
   }, log)
 }
 

@@ -87,8 +87,10 @@ test('over WebSocket the refused upgrades get HTTP 503 with Retry-After, and /he
   const health = await fetch(`http://127.0.0.1:${node.wsPort}/healthz`)
   expect(health.status).toBe(200)
   const body = await health.json() as { admission: { refused: { rate: number }, connections: number } }
-  expect(body.admission.refused.rate).toBe(500 - accepted)
-  expect(body.admission.connections).toBe(accepted)
+  // The /healthz request's own connection counts too (admission sees every connection to this port from accept):
+  // held, or refused by the rate and answered all the same.
+  expect(body.admission.refused.rate + body.admission.connections).toBe(500 - accepted + accepted + 1)
+  expect(body.admission.connections).toBeGreaterThanOrEqual(accepted)
   console.log(`WS: ${accepted} of 500 upgraded, ${500 - accepted} answered 503 (Retry-After ${Math.min(...afters)}-${Math.max(...afters)} s), in ${seconds.toFixed(2)} s`)
 })
 
@@ -108,7 +110,66 @@ test('--max-connections refuses beyond the count held, and takes again when one 
   tenth.destroy()
   await waitFor(() => node.admission.stats().connections === 9, 'one connection released')
   expect(await tcpConnack(node.tcpPort)).toBe(0)
-  expect(node.admission.stats().refused['max-connections']).toBe(2)
+  // The TCP CONNECT, the upgrade, and the /readyz request's connection (refused at accept, its route answered).
+  expect(node.admission.stats().refused['max-connections']).toBe(3)
+})
+
+test('connections to the WebSocket port count from accept, upgraded or not: silent ones fill --max-connections, a refused one is closed within 2 s, an upgrade is not counted twice', async () => {
+  const node = await brokerForTest({ maxConnections: 5, maxConnRate: 0, metricsPort: 0 })
+  const silent = async (): Promise<net.Socket> => {
+    const socket = net.connect(node.wsPort, '127.0.0.1')
+    onCleanup(() => { socket.destroy() })
+    socket.on('error', () => {})
+    await new Promise((resolve) => socket.once('connect', resolve))
+    return socket
+  }
+  // Connections that never send a request: before, admission saw them only at an upgrade that never came.
+  const quiet = [await silent(), await silent(), await silent()]
+  await waitFor(() => node.admission.stats().connections === 3, 'three silent connections counted')
+  const upgraded = [await wsUpgrade(node.wsUrl), await wsUpgrade(node.wsUrl)]
+  expect(upgraded.map((r) => r.status)).toEqual([101, 101])
+  // Counted once each, from accept: 5, not 7 (read once both upgrades have completed).
+  expect(node.admission.stats().connections).toBe(5)
+  expect(await wsUpgrade(node.wsUrl)).toEqual({ status: 503, retryAfter: '5' })
+  expect(await tcpConnack(node.tcpPort)).toBe(3)
+  const plain = await fetch(`http://127.0.0.1:${node.wsPort}/mqtt`)
+  expect(plain.status).toBe(503)
+  expect(plain.headers.get('retry-after')).toBe('5')
+  // A refused connection that sends nothing does not keep its file descriptor beyond 2 s.
+  const start = Date.now()
+  const refused = await silent()
+  await new Promise((resolve) => refused.once('close', resolve))
+  expect(Date.now() - start).toBeLessThan(3000)
+  const health = await fetch(`http://127.0.0.1:${node.ports.metrics}/healthz`)
+  const body = await health.json() as { admission: { connections: number, refused: Record<string, number> } }
+  expect(body.admission.connections).toBe(5)
+  expect(body.admission.refused['max-connections']).toBe(4)
+  for (const s of quiet) s.destroy()
+  await waitFor(() => node.admission.stats().connections === 2, 'the silent connections released')
+  expect((await wsUpgrade(node.wsUrl)).status).toBe(101)
+})
+
+test('a WSS listener counts a connection from accept and refuses before the TLS handshake', async () => {
+  const node = await brokerForTest({
+    maxConnections: 1,
+    maxConnRate: 0,
+    listeners: [{ protocol: 'wss', port: 0, tls: { cert: tlsPath('server.pem'), key: tlsPath('server.key') } }]
+  })
+  const port = Object.values(node.ports)[0]
+  // A TLS connection that never sends its upgrade holds the node's one connection.
+  const first = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  onCleanup(() => { first.destroy() })
+  await new Promise((resolve) => first.once('secureConnect', resolve))
+  expect(node.admission.stats().connections).toBe(1)
+  const second = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+  second.on('error', () => {})
+  let secured = false
+  second.on('secureConnect', () => { secured = true })
+  await new Promise((resolve) => second.once('close', resolve))
+  expect(secured).toBe(false)
+  expect(node.admission.stats().refused['max-connections']).toBe(1)
+  first.destroy()
+  await waitFor(() => node.admission.stats().connections === 0, 'the TLS connection released')
 })
 
 test('--max-conns-per-address and --max-conn-rate-per-address refuse one address beyond its share', async () => {

@@ -78,7 +78,10 @@ describe('node.drain', () => {
     expect(perHalfSecond[4]).toBeLessThanOrEqual(3)
     expect(tookMs).toBeGreaterThanOrEqual(1900)
     expect(tookMs).toBeLessThan(4000)
-    expect(node.admission.stats().refused.draining).toBe(2)
+    // The CONNECT and the upgrade, and any new connection fetch opened for /readyz and /healthz (refused at accept,
+    // their routes answered all the same; fetch may reuse the one it kept from before the drain).
+    expect(node.admission.stats().refused.draining).toBeGreaterThanOrEqual(2)
+    expect(node.admission.stats().refused.draining).toBeLessThanOrEqual(4)
 
     // Drained: up, empty, still refusing, until undrain.
     expect(Object.keys(connectedClients(node.aedes))).toEqual([])

@@ -4,15 +4,18 @@
  *
  * Checks, in order (the first that fails is the reason):
  *  1. `overload`: the event loop lags beyond `overloadLagMs` (admission/lag.ts), whatever the rate says;
- *  2. `max-connections`: the node holds `maxConnections` connections (TCP and TLS sockets from accept, WebSockets from
- *     the upgrade, each until it closes);
+ *  2. `max-connections`: the node holds `maxConnections` connections (every socket from accept, on each listener:
+ *     the WebSocket listener's too, whether they upgrade or not, each until it closes);
  *  3. `address-connections`: the peer's address holds `maxConnsPerAddress`;
  *  4. `address-rate`: the peer's address opened more than `maxConnRatePerAddress` a second (a bucket of one second);
  *  5. `rate`: new connections beyond `maxConnRate` a second with bursts of `maxConnBurst` (one token bucket per
  *     node, shared by every listener: what it protects, the node's CPU and event loop, is per node, and a herd on one
  *     listener must not get more because another is idle).
+ * Later, `login-busy`: a CONNECT whose password the node has no capacity to check (auth/password-gate.ts) is refused
+ * with CONNACK 3 by the connect hook, and counted here ({@link Admission.refuse}).
  * A limit of 0 is off. Refusals are counted by reason and logged as one summary line per interval.
- * Beyond `maxRefusalRate` clear refusals a second, new connections are closed at accept without an answer (shed.ts).
+ * Beyond `maxRefusalRate` clear refusals a second, or while `maxRefusedOpen` refused connections wait to close, new
+ * connections are closed at accept without an answer (shed.ts).
  */
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
@@ -21,11 +24,12 @@ import { TokenBucket } from './token-bucket.js'
 import { LagMonitor } from './lag.js'
 import { Shedder } from './shed.js'
 import type { Server } from 'node:net'
+import type { Duplex } from 'node:stream'
 
 /** Why a connection was refused. */
-export type RefusalReason = 'draining' | 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate'
+export type RefusalReason = 'draining' | 'overload' | 'max-connections' | 'address-connections' | 'address-rate' | 'rate' | 'login-busy'
 
-export const REFUSAL_REASONS: readonly RefusalReason[] = ['draining', 'overload', 'max-connections', 'address-connections', 'address-rate', 'rate']
+export const REFUSAL_REASONS: readonly RefusalReason[] = ['draining', 'overload', 'max-connections', 'address-connections', 'address-rate', 'rate', 'login-busy']
 
 /** The limits; 0 turns one off. Rates per second, times in ms. */
 export interface AdmissionLimits {
@@ -37,6 +41,12 @@ export interface AdmissionLimits {
   overloadLagMs: number
   /** Clear refusals (CONNACK 3, HTTP 503) a second, and at once, before new connections are shed (shed.ts). */
   maxRefusalRate: number
+  /**
+   * Refused connections still open (each is kept up to 2 s to be answered, admission/refuse.ts) beyond which new
+   * connections are shed, so that connections held and refused ones together stay within the open-file limit;
+   * 0 or absent: no bound (main.ts sets it from the limit).
+   */
+  maxRefusedOpen?: number
 }
 
 /** What `/healthz` shows. */
@@ -74,10 +84,11 @@ const RETRY_AFTER_S: Record<RefusalReason, number> = {
   'max-connections': 5,
   'address-connections': 5,
   'address-rate': 1,
-  rate: 1
+  rate: 1,
+  'login-busy': 1
 }
 
-const zeroCounts = (): Record<RefusalReason, number> => ({ draining: 0, overload: 0, 'max-connections': 0, 'address-connections': 0, 'address-rate': 0, rate: 0 })
+const zeroCounts = (): Record<RefusalReason, number> => ({ draining: 0, overload: 0, 'max-connections': 0, 'address-connections': 0, 'address-rate': 0, rate: 0, 'login-busy': 0 })
 
 /** How a refused client was answered on a listener of this protocol, for the summary lines (refuse.ts). */
 const ANSWER: Record<string, { returnCode?: number, status?: number }> = { mqtt: { returnCode: 3 }, ws: { status: 503 }, wss: { status: 503 }, mqtts: {} }
@@ -105,6 +116,9 @@ export class Admission {
   #rateRefusedNow = 0
   #rateRefusedBefore = 0
   #windowStart = 0
+  /** Refused connections not yet closed (passed to admit). */
+  #refusedOpen = 0
+  readonly #onRefusedClose = (): void => { this.#refusedOpen-- }
 
   /**
    * @param limits the limits (see the module comment); 0 turns one off
@@ -125,9 +139,10 @@ export class Admission {
   /**
    * Decides on a new connection from `peer` (its address) on `listener` (its name, e.g. `ws:8080`, for the summary
    * lines) and, when it is taken, counts it (call {@link Admission.release} when it closes).
+   * @param socket the connection: when refused, it is counted as open until it closes (see `maxRefusedOpen`)
    * @returns null when taken, else the reason it is refused
    */
-  admit (peer: string, listener = ''): RefusalReason | null {
+  admit (peer: string, listener = '', socket?: Duplex): RefusalReason | null {
     const address = this.#trackAddresses ? addressKey(peer) : peer
     const reason = this.#check(address)
     if (reason !== null) {
@@ -135,14 +150,11 @@ export class Admission {
         this.#rollWindow(performance.now())
         this.#rateRefusedNow++
       }
-      this.#refused[reason]++
-      let counts = this.#refusedSinceSummary.get(listener)
-      if (counts === undefined) {
-        counts = zeroCounts()
-        this.#refusedSinceSummary.set(listener, counts)
+      if (socket !== undefined) {
+        this.#refusedOpen++
+        socket.once('close', this.#onRefusedClose)
       }
-      counts[reason]++
-      this.#shedder.refused()
+      this.refuse(reason, listener)
       return reason
     }
     this.#connections++
@@ -150,6 +162,24 @@ export class Admission {
     this.#acceptedSinceSummary++
     if (this.limits.maxConnsPerAddress > 0) this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1)
     return null
+  }
+
+  /**
+   * Counts a refusal made after the connection was taken, by what it asked for (`login-busy`: CONNACK 3 to a CONNECT
+   * whose password the node had no capacity to check, auth/password-gate.ts), as {@link Admission.admit} counts its
+   * own: by reason and listener, in the summary lines, and against the clear refusals' budget (shed.ts).
+   */
+  refuse (reason: RefusalReason, listener = ''): void {
+    this.#refused[reason]++
+    let counts = this.#refusedSinceSummary.get(listener)
+    if (counts === undefined) {
+      counts = zeroCounts()
+      this.#refusedSinceSummary.set(listener, counts)
+    }
+    counts[reason]++
+    const maxOpen = this.limits.maxRefusedOpen ?? 0
+    if (maxOpen > 0 && this.#refusedOpen >= maxOpen) this.#shedder.shed()
+    else this.#shedder.refused()
   }
 
   /** Lets shedding close new connections of this listener's server at accept (shed.ts). */
@@ -275,11 +305,13 @@ export class Admission {
       const transport = listener === '' ? undefined : listener.split(':')[0]
       for (const reason of REFUSAL_REASONS) {
         if (counts[reason] === 0) continue
-        this.#log.warn({ reason, transport, listener: listener === '' ? undefined : listener, ...ANSWER[transport ?? ''], refused: counts[reason], ...context },
+        // A CONNECT refused (login-busy) is answered CONNACK 3 whatever carried it.
+        const answer = reason === 'login-busy' ? { returnCode: 3 } : ANSWER[transport ?? '']
+        this.#log.warn({ reason, transport, listener: listener === '' ? undefined : listener, ...answer, refused: counts[reason], ...context },
           `admission: refused ${counts[reason]} new connections (${reason})${listener === '' ? '' : ` on ${listener}`} in the last ${SUMMARY_MS / 1000} s`)
       }
     }
-    if (shed > 0) this.#log.warn({ reason: 'shed', shed, ...context }, `admission: closed ${shed} new connections at accept without an answer (over --max-refusal-rate) in the last ${SUMMARY_MS / 1000} s`)
+    if (shed > 0) this.#log.warn({ reason: 'shed', shed, ...context }, `admission: closed ${shed} new connections at accept without an answer (over --max-refusal-rate, or too many refused connections still closing) in the last ${SUMMARY_MS / 1000} s`)
   }
 }
 

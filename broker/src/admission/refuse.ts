@@ -5,12 +5,14 @@
  *    socket closed with unread input is reset, and a reset can drop the CONNACK before the client reads it;
  *  - MQTT over TLS: closed before the handshake (the handshake is the expensive part, and no CONNACK can go out
  *    without it);
- *  - WebSocket: the HTTP upgrade is answered `503 Service Unavailable` with `Retry-After`, before any WebSocket is made
- *    (RFC 9110 section 15.6.4 and 10.2.3).
+ *  - WebSocket: the HTTP upgrade (or any other request but the node's monitoring routes) is answered
+ *    `503 Service Unavailable` with `Retry-After`, before any WebSocket is made (RFC 9110 section 15.6.4 and 10.2.3);
+ *    over TLS (wss) the connection is closed before the handshake, as MQTT over TLS.
  * A refused connection that does not finish within {@link REFUSED_LINGER_MS} is dropped, whatever it sends meanwhile.
  * The listeners here are shared by every refused connection: no closure per connection.
  */
 import type { Socket } from 'node:net'
+import type { ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { RefusalReason } from './admission.js'
 
@@ -58,4 +60,14 @@ export function refuseUpgrade (socket: Duplex, reason: RefusalReason, retryAfter
   closeSoon(socket)
   const body = `server unavailable (${reason}): try again in ${retryAfter} s\n`
   socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfter}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+}
+
+/**
+ * Answers an HTTP request on a connection refused at accept with 503 and Retry-After, and closes the connection.
+ * @param retryAfter seconds the client should wait before it tries this node again
+ */
+export function refuseRequest (res: ServerResponse, reason: RefusalReason, retryAfter: number): void {
+  const body = `server unavailable (${reason}): try again in ${retryAfter} s\n`
+  res.writeHead(503, { 'retry-after': String(retryAfter), connection: 'close', 'content-type': 'text/plain' })
+  res.end(body)
 }

@@ -48,6 +48,18 @@ export class Shedder {
   /** A connection was refused clearly; when that spends the last of the budget, shedding starts. */
   refused (): void {
     if (this.#budget === null || this.#timer !== null || this.#budget.take(performance.now())) return
+    this.#start()
+  }
+
+  /**
+   * Starts a shedding period now, whatever the budget (and also when `maxRefusalRate` is 0): refused connections
+   * still open would otherwise take the file descriptors the node needs (admission.ts, `maxRefusedOpen`).
+   */
+  shed (): void {
+    if (this.#timer === null) this.#start()
+  }
+
+  #start (): void {
     this.#periods++
     for (const server of this.#servers) server.maxConnections = DROP_ALL
     this.#timer = setTimeout(() => this.#stop(), SHED_MS)

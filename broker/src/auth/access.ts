@@ -9,12 +9,21 @@ import { LOCAL_IDENTITY, type Authenticator, type Identity, type Refusal } from 
 import { deniesSubscriptions, isDeniedFilter, isDeniedTopic, mayPublish, maySubscribe, mayReceive } from './acl.js'
 import type { Method } from './schema.js'
 import { LoginThrottle } from './throttle.js'
+import { PasswordGate } from './password-gate.js'
 
 /** What access needs to know of an aedes client. */
 export interface AccessClient {
   readonly id: string
   readonly clean: boolean
   readonly connDetails?: { ipAddress?: string, listener?: string, certCN?: string, certError?: string } | null
+  /** True once the connection has closed (aedes `client.closed`). */
+  readonly closed?: boolean
+}
+
+/** Where refusals for want of capacity are counted and logged with the admission refusals (admission/admission.ts). */
+export interface BusyRefusals {
+  /** One CONNECT refused with CONNACK 3 because the node's password checks were all taken, on `listener`. */
+  refuse: (reason: 'login-busy', listener: string) => void
 }
 
 /** Who owns each persistent session, across nodes. */
@@ -42,6 +51,9 @@ export class Access {
   /** Clients a reload disconnects: they may publish nothing more, their will included (see {@link revoke}). */
   readonly #revoked = new WeakSet<AccessClient>()
   readonly #throttle = new LoginThrottle()
+  /** The node's bound on password checks (scrypt on the thread pool), kept across reloads. */
+  readonly #gate = new PasswordGate()
+  #busy: BusyRefusals | undefined
   #sessionOwners: SessionOwners | undefined
   /**
    * Set once an identity whose rules deny some subscriptions has connected: from then on deliveries to clean sessions
@@ -67,16 +79,28 @@ export class Access {
     this.#sessionOwners = owners
   }
 
+  /** Counts CONNECTs refused because the node's password checks were all taken (CONNACK 3) as admission refusals. */
+  useAdmission (busy: BusyRefusals): void {
+    this.#busy = busy
+  }
+
+  /** The node's bound on password checks (auth/password-gate.ts). */
+  get passwordGate (): PasswordGate {
+    return this.#gate
+  }
+
   /** True in local mode (no auth section). */
   get local (): boolean {
     return this.#auth === null
   }
 
   /**
-   * Checks a CONNECT. Failed logins are answered after a delay that grows per source address.
-   * @returns the identity, or a refusal with its CONNACK return code (2 identifier rejected, 4, 5)
+   * Checks a CONNECT. Failed logins are answered after a delay that grows per source address. A password is checked
+   * within the node's bound (auth/password-gate.ts): beyond it, or when the client has gone before its turn, the
+   * refusal is CONNACK 3 at once (counted with the admission refusals, reason `login-busy`), not a failed login.
+   * @returns the identity, or a refusal with its CONNACK return code (2 identifier rejected, 3, 4, 5)
    */
-  async connect (client: AccessClient, req: ConnectRequest): Promise<Identity | (Omit<Refusal, 'returnCode'> & { returnCode: 2 | 4 | 5 })> {
+  async connect (client: AccessClient, req: ConnectRequest): Promise<Identity | (Omit<Refusal, 'returnCode'> & { returnCode: 2 | 3 | 4 | 5 })> {
     const auth = this.#auth
     const address = client.connDetails?.ipAddress ?? ''
     let result: Identity | Refusal
@@ -85,7 +109,12 @@ export class Access {
     } else {
       const listener = client.connDetails?.listener ?? ''
       const methods = this.#listenerMethods.get(listener) ?? auth.methods
-      result = await auth.authenticate({ methods, listener, username: req.username, password: req.password, certCN: client.connDetails?.certCN, certError: client.connDetails?.certError })
+      const gone = (): boolean => client.closed === true
+      result = await auth.authenticate({ methods, listener, username: req.username, password: req.password, certCN: client.connDetails?.certCN, certError: client.connDetails?.certError, gate: this.#gate, gone })
+    }
+    if ('returnCode' in result && result.unchecked !== undefined) {
+      if (result.unchecked === 'busy') this.#busy?.refuse('login-busy', client.connDetails?.listener ?? '')
+      return result
     }
     if ('returnCode' in result) {
       await new Promise((resolve) => setTimeout(resolve, this.#throttle.failed(address, auth?.maxFailedLoginDelayMs ?? 0)))

@@ -11,6 +11,7 @@ import { covers, defaultRules, isValidRule, ROLES, type Role, type TopicRules } 
 import type { AuthConfig, Method } from './schema.js'
 import { apiKeyDigest, verifyPassword } from './secrets.js'
 import { createJwtVerifier, type JwtVerifier } from './jwt.js'
+import type { GateRefusal, PasswordGate } from './password-gate.js'
 
 /** Who a connection is. `credential` names the config entry that proved it (for revocation on reload). */
 export interface Identity {
@@ -24,10 +25,14 @@ export interface Identity {
 /** What a reload needs to check an identity again; kept beside it, never logged. */
 const proofs = new WeakMap<Identity, { passwordHash?: string, token?: string }>()
 
-/** A refused CONNECT: the CONNACK return code and a reason for the log (never a secret). */
+/**
+ * A refused CONNECT: the CONNACK return code and a reason for the log (never a secret). Return code 3 (server
+ * unavailable) when the password was not checked (auth/password-gate.ts): `unchecked` says why.
+ */
 export interface Refusal {
-  returnCode: 4 | 5
+  returnCode: 3 | 4 | 5
   reason: string
+  unchecked?: GateRefusal
 }
 
 /** What a CONNECT brings. */
@@ -42,6 +47,10 @@ export interface Presented {
   certCN?: string
   /** Why a presented client certificate was not trusted (e.g. its CA is not the listener's). */
   certError?: string
+  /** The node's bound on password checks; without one a password is checked at once. */
+  gate?: PasswordGate
+  /** True once the client's connection has closed (a password check waiting then is skipped). */
+  gone?: () => boolean
 }
 
 /** Rules that allow everything: local mode (no auth section), where the broker listens on loopback only. */
@@ -111,7 +120,7 @@ export class Authenticator {
     const { username, password } = p
     if (username === 'apikey') return this.#allowed(p, 'apikey') ?? this.#apiKey(password)
     if (username === 'jwt') return this.#allowed(p, 'jwt') ?? await this.#token(password)
-    if (username !== undefined) return this.#allowed(p, 'password') ?? await this.#password(username, password)
+    if (username !== undefined) return this.#allowed(p, 'password') ?? await this.#password(username, password, p)
     if (password !== undefined) return { returnCode: 4, reason: 'a password without a user name' }
     if (p.certCN !== undefined && p.methods.includes('cert')) return this.#cert(p.certCN)
     if (p.certError !== undefined && p.methods.includes('cert')) return { returnCode: 5, reason: `client certificate not trusted: ${p.certError}` }
@@ -176,11 +185,14 @@ export class Authenticator {
     return { id: `apikey:${entry.id}`, role: entry.role, method: 'apikey', rules: entry.rules ?? this.#roles[entry.role], credential: `apikey:${entry.id}` }
   }
 
-  async #password (username: string, password: Buffer | undefined): Promise<Identity | Refusal> {
+  async #password (username: string, password: Buffer | undefined, p: Presented): Promise<Identity | Refusal> {
     const user = this.#users.get(username)
-    // Unknown users cost a hash too, so that timing does not tell which user names exist.
+    // Unknown users cost a hash too, so that timing does not tell which user names exist; it waits in the same gate.
     const hash = user?.password ?? DUMMY_HASH
-    const ok = await verifyPassword(password?.toString('utf8') ?? '', hash)
+    const check = async (): Promise<boolean> => await verifyPassword(password?.toString('utf8') ?? '', hash)
+    const ok = p.gate !== undefined ? await p.gate.run(check, p.gone ?? never) : await check()
+    if (ok === 'busy') return { returnCode: 3, reason: `server unavailable: too many password checks under way (${p.gate?.maxInFlight ?? 0} at once, ${p.gate?.maxQueued ?? 0} waiting)`, unchecked: ok }
+    if (ok === 'gone') return { returnCode: 3, reason: 'connection closed before its password was checked', unchecked: ok }
     if (user === undefined || !ok || password === undefined) return { returnCode: 4, reason: `bad user name or password for user ${JSON.stringify(username)}` }
     return this.#remember({ id: `user:${username}`, role: user.role, method: 'password', rules: user.rules ?? this.#roles[user.role], credential: `user:${username}` }, { passwordHash: user.password })
   }
@@ -237,6 +249,10 @@ function listenerName (p: Presented): string {
 
 function accepted (p: Presented): string {
   return p.methods.length > 0 ? p.methods.join(', ') : 'nothing configured'
+}
+
+function never (): boolean {
+  return false
 }
 
 function splitOnce (s: string): [string, string] {

@@ -1,6 +1,7 @@
 /**
  * CONNECT: `preConnect` notes what aedes does not check, `authenticate` turns credentials into an identity
- * (auth/access.ts) or a CONNACK refusal: 2 identifier rejected, 4 bad user name or password, 5 not authorized.
+ * (auth/access.ts) or a CONNACK refusal: 2 identifier rejected, 3 server unavailable (the node's password checks are
+ * all taken: auth/password-gate.ts), 4 bad user name or password, 5 not authorized.
  * A client that asks for keep alive 0 (MQTT 3.1.1 section 3.1.2.10) is accepted and its connection watched for a dead
  * peer (listeners/liveness.ts), unless the node refuses keep alive 0 (`--keepalive-zero refuse`: CONNACK 2).
  * Secrets never reach the log: only the reason and the identity or user name.
@@ -71,8 +72,17 @@ export function connectHooks (ctx: HookContext): {
       const holder: AccessClient | undefined = ctx.clients()[client.id]
       access.connect(client, { username, password, will, holder }).then((result) => {
         if ('returnCode' in result) {
+          const code = result.returnCode
+          if (code === 3) {
+            // The password was not checked (auth/password-gate.ts): the node's checks were all taken (counted and
+            // logged in admission's summary lines, not a line each: a storm must not write one per CONNECT), or the
+            // client left.
+            log.debug({ ...refusalLogFields(client, access, result.reason, 3), username }, 'CONNECT refused')
+            cb(refusal(3, result.reason, 'server-unavailable'), false)
+            return
+          }
           // Access refuses with 2 only for a client id that belongs to another identity.
-          refuse(result.returnCode, result.reason, result.returnCode === 2 ? 'client-id-taken' : undefined)
+          refuse(code, result.reason, code === 2 ? 'client-id-taken' : undefined)
           return
         }
         const watched = noKeepalive.has(client)

@@ -77,7 +77,7 @@ const HOOK_REFUSAL = Symbol('tribune.hookRefusal')
  * An authenticate error carrying a CONNACK return code (MQTT 3.1.1 section 3.2.2.3) and, when the code alone does not
  * say, the refusal's kind (the `reason` label of `tribune_connect_refused_total`, metrics/counters.ts); the hook logs it.
  */
-export function refusal (returnCode: 2 | 4 | 5, message: string, kind?: ConnectRefusal): Error & { returnCode: number, kind?: ConnectRefusal } {
+export function refusal (returnCode: 2 | 3 | 4 | 5, message: string, kind?: ConnectRefusal): Error & { returnCode: number, kind?: ConnectRefusal } {
   return Object.assign(new Error(message), { returnCode, [HOOK_REFUSAL]: true }, kind === undefined ? {} : { kind })
 }
 

@@ -107,7 +107,7 @@ export async function listenTcp (spec: ListenSpec, limits: ConnectionLimits, han
   // One listener for every taken socket (no closure per connection); the address was read (and so kept) at accept.
   const released = function (this: net.Socket): void { admission.release(this.remoteAddress ?? '') }
   const admit = (raw: net.Socket): boolean => {
-    if (admission.admit(raw.remoteAddress ?? '', spec.name) !== null) return false
+    if (admission.admit(raw.remoteAddress ?? '', spec.name, raw) !== null) return false
     raw.on('close', released)
     return true
   }

@@ -12,7 +12,8 @@ import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { guardWebSocket, type ConnectionLimits, type RefusedHandler } from './guard.js'
 import type { Admission } from '../admission/admission.js'
-import { refuseUpgrade, closeSoon } from '../admission/refuse.js'
+import type { RefusalReason } from '../admission/admission.js'
+import { refuseUpgrade, refuseRequest, refuseTls, closeSoon } from '../admission/refuse.js'
 import { TCP_KEEPALIVE_IDLE_MS } from './liveness.js'
 import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
 import { answerRoute, type HttpRoutes } from './http.js'
@@ -21,20 +22,34 @@ const noop = (): void => {}
 
 /**
  * Starts the HTTP server with the WebSocket endpoint. A plain request to the WebSocket path gets 426 Upgrade Required
- * (`Upgrade: websocket`), to any other path but the routes of listeners/http.ts 404. Each upgrade first passes admission control (admission/): a refused
- * one is answered 503 with Retry-After before any WebSocket is made. `/metrics`, `/healthz` and `/readyz` are always answered.
+ * (`Upgrade: websocket`), to any other path but the routes of listeners/http.ts 404. Each connection passes admission
+ * control (admission/) when it is accepted, as on the MQTT listeners, and counts as one connection from accept until
+ * it closes, whether it upgrades or not (a connection that sends nothing holds a file descriptor all the same). A
+ * refused one is answered 503 with Retry-After to its upgrade or request, before any WebSocket is made, and closed
+ * within 2 s whatever it sends (admission/refuse.ts); over TLS it is closed before the handshake. `/metrics`,
+ * `/healthz` and `/readyz` are answered on a refused connection too (probes on this port see the node's state).
  * @param limits packet size (also bounding each WebSocket message) and queued bytes per connection; the CONNECT
  *   timeout (ms) also bounds how long an HTTP connection may take to send its request
- * @param admission the node's admission control: decides on each upgrade, and is told when a taken one closes
+ * @param admission the node's admission control: decides on each accepted connection, and is told when a taken one
+ *   closes
  * @returns the servers, and the WebSockets open (each from its upgrade until it closes), for shutdown
  * @throws when the port cannot be bound, naming the address
  */
 export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits & { connectTimeoutMs: number }, handle: ConnectionHandler,
   routes: HttpRoutes, onRefused: RefusedHandler, admission: Admission): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
   const path = spec.path
+  /** Connections refused at accept, by reason (plain HTTP only: over TLS a refused one is closed at once). */
+  const refusedAtAccept = new WeakMap<Socket, RefusalReason>()
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://x')
+    const refused = refusedAtAccept.get(req.socket)
+    // A refused connection gets one answer, then closes (`Connection: close`).
+    if (refused !== undefined) res.shouldKeepAlive = false
     if (answerRoute(routes, req, res, url.pathname)) return
+    if (refused !== undefined) {
+      refuseRequest(res, refused, admission.retryAfter(refused))
+      return
+    }
     if (url.pathname === path) {
       // The WebSocket path asked without an upgrade (a browser, curl): RFC 9110 section 15.5.22, 426 with the
       // protocol to switch to.
@@ -45,8 +60,8 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
   }
-  // An HTTP connection is not a WebSocket until its upgrade (admission counts it from there): one that sends nothing,
-  // or its headers slowly, is dropped within the CONNECT timeout, as a silent MQTT connection is (Node's defaults: 60 s
+  // An HTTP connection is not a WebSocket until its upgrade (admission counts it from accept all the same): one that
+  // sends nothing, or its headers slowly, is dropped within the CONNECT timeout, as a silent MQTT connection is (Node's defaults: 60 s
   // for headers, 300 s for a request, checked every 30 s), so idle connections cannot pile up on this port.
   // keepAliveTimeout stays Node's 5 s. Upgraded connections leave Node's list of connections to check.
   // TCP keepalive on every accepted socket, as on the MQTT listeners (listeners/liveness.ts).
@@ -89,9 +104,23 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     open.add(ws)
     handle(guardWebSocket(ws, limits, connDetails, onRefused, forget, socket), { connDetails })
   }
-  // One listener for every taken upgrade's socket (no closure per connection); it closes when the WebSocket does, or
-  // when the handshake fails.
+  // One listener for every taken connection's socket (no closure per connection); it closes when the WebSocket does,
+  // when the handshake fails, or when an HTTP connection ends. Over TLS this is the TCP socket under the TLS one.
   const released = function (this: Socket): void { admission.release(this.remoteAddress ?? '') }
+  server.on('connection', (socket: Socket) => {
+    const refused = admission.admit(socket.remoteAddress ?? '', spec.name, socket)
+    if (refused === null) {
+      socket.on('close', released)
+      return
+    }
+    if (spec.tls !== undefined) {
+      refuseTls(socket)
+      return
+    }
+    // Answered when its request comes (an upgrade: refuseUpgrade below; a request: onRequest), closed within 2 s.
+    refusedAtAccept.set(socket, refused)
+    closeSoon(socket)
+  })
   server.on('upgrade', (req, socket: Socket, head) => {
     const url = new URL(req.url ?? '/', 'http://x')
     socket.on('error', noop)
@@ -100,12 +129,12 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nMQTT over WebSocket is at ${path}\n`)
       return
     }
-    const refused = admission.admit(socket.remoteAddress ?? '', spec.name)
-    if (refused !== null) {
+    // Taken or refused at accept: an upgrade is not counted again.
+    const refused = refusedAtAccept.get(socket)
+    if (refused !== undefined) {
       refuseUpgrade(socket, refused, admission.retryAfter(refused))
       return
     }
-    socket.on('close', released)
     wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, details(req)))
   })
   await new Promise<void>((resolve, reject) => {
