@@ -2,6 +2,7 @@
  * The process's own figures: event-loop delay (Node's perf_hooks monitor, in windows of {@link WINDOW_MS}) and memory
  * (heap used, resident set). Read when the statistics are, never per message.
  */
+import { getHeapStatistics } from 'node:v8'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { micro } from './timings.js'
 
@@ -22,10 +23,17 @@ export interface MemoryFigures {
   rssBytes: number
 }
 
-/** The process's memory now. */
+/**
+ * The process's memory now. The heap alone when the RSS cannot be read: `process.memoryUsage()` opens /proc and
+ * throws EMFILE when the process is out of file descriptors (a connection storm), which must not stop the node.
+ */
 export function memoryFigures (): MemoryFigures {
-  const m = process.memoryUsage()
-  return { heapUsedBytes: m.heapUsed, rssBytes: m.rss }
+  try {
+    const m = process.memoryUsage()
+    return { heapUsedBytes: m.heapUsed, rssBytes: m.rss }
+  } catch {
+    return { heapUsedBytes: getHeapStatistics().used_heap_size, rssBytes: 0 }
+  }
 }
 
 /** The event-loop delay monitor. */
