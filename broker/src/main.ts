@@ -393,9 +393,10 @@ function createAdmission (config: BrokerConfig, log: Logger): Admission {
     maxConnRatePerAddress: config.maxConnRatePerAddress,
     overloadLagMs: config.overloadLagMs,
     maxRefusalRate: config.maxRefusalRate,
-    // Refused connections wait up to 2 s for their answer, each holding a file: beyond the files left between the
-    // connections held and half the reserve, new ones are shed at accept (no file), so the node never runs out.
-    maxRefusedOpen: files === undefined || maxConnections === 0 ? 0 : Math.max(16, files - Math.ceil(reserved / 2) - maxConnections)
+    // Refused connections wait up to 2 s for their answer, each holding a file: once the connections held and the
+    // refused ones still open reach the open-file limit less half the reserve, new ones are shed at accept (no file),
+    // so the node never runs out.
+    maxSocketsOpen: files === undefined ? 0 : Math.max(16, files - Math.ceil(reserved / 2))
   }, log)
 }
 

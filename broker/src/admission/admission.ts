@@ -14,7 +14,7 @@
  * Later, `login-busy`: a CONNECT whose password the node has no capacity to check (auth/password-gate.ts) is refused
  * with CONNACK 3 by the connect hook, and counted here ({@link Admission.refuse}).
  * A limit of 0 is off. Refusals are counted by reason and logged as one summary line per interval.
- * Beyond `maxRefusalRate` clear refusals a second, or while `maxRefusedOpen` refused connections wait to close, new
+ * Beyond `maxRefusalRate` clear refusals a second, or while `maxSocketsOpen` connections, held and refused, are open, new
  * connections are closed at accept without an answer (shed.ts).
  */
 import { readFileSync } from 'node:fs'
@@ -42,11 +42,11 @@ export interface AdmissionLimits {
   /** Clear refusals (CONNACK 3, HTTP 503) a second, and at once, before new connections are shed (shed.ts). */
   maxRefusalRate: number
   /**
-   * Refused connections still open (each is kept up to 2 s to be answered, admission/refuse.ts) beyond which new
-   * connections are shed, so that connections held and refused ones together stay within the open-file limit;
-   * 0 or absent: no bound (main.ts sets it from the limit).
+   * Connections held and refused ones still open (each refused one is kept up to 2 s to be answered,
+   * admission/refuse.ts), together, beyond which new connections are shed at accept, so that the node never runs out
+   * of file descriptors; 0 or absent: no bound (main.ts sets it from the open-file limit).
    */
-  maxRefusedOpen?: number
+  maxSocketsOpen?: number
 }
 
 /** What `/healthz` shows. */
@@ -139,7 +139,7 @@ export class Admission {
   /**
    * Decides on a new connection from `peer` (its address) on `listener` (its name, e.g. `ws:8080`, for the summary
    * lines) and, when it is taken, counts it (call {@link Admission.release} when it closes).
-   * @param socket the connection: when refused, it is counted as open until it closes (see `maxRefusedOpen`)
+   * @param socket the connection: when refused, it is counted as open until it closes (see `maxSocketsOpen`)
    * @returns null when taken, else the reason it is refused
    */
   admit (peer: string, listener = '', socket?: Duplex): RefusalReason | null {
@@ -177,8 +177,8 @@ export class Admission {
       this.#refusedSinceSummary.set(listener, counts)
     }
     counts[reason]++
-    const maxOpen = this.limits.maxRefusedOpen ?? 0
-    if (maxOpen > 0 && this.#refusedOpen >= maxOpen) this.#shedder.shed()
+    const maxOpen = this.limits.maxSocketsOpen ?? 0
+    if (maxOpen > 0 && this.#connections + this.#refusedOpen >= maxOpen) this.#shedder.shed()
     else this.#shedder.refused()
   }
 

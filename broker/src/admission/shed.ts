@@ -53,7 +53,7 @@ export class Shedder {
 
   /**
    * Starts a shedding period now, whatever the budget (and also when `maxRefusalRate` is 0): refused connections
-   * still open would otherwise take the file descriptors the node needs (admission.ts, `maxRefusedOpen`).
+   * still open would otherwise take the file descriptors the node needs (admission.ts, `maxSocketsOpen`).
    */
   shed (): void {
     if (this.#timer === null) this.#start()
