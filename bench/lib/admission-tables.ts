@@ -121,13 +121,17 @@ export function stormEntry (runs: StormRun[], o: StormOptions, m: Measured): Adm
   }
 }
 
+/** The order of the scenarios above the Admission section, by kind. */
+const SCENARIO_ORDER: Array<BenchRun['scenarios'][number]['kind']> = ['fanout', 'joins', 'memory', 'cluster', 'metrics']
+
 /** The order of the Admission section's entries, by kind. */
 const ORDER: Array<AdmissionResult['kind']> = ['join-capacity', 'refusal-cost', 'storm', 'herd', 'node-loss']
 
 /**
  * What a run writes when RESULTS.md was written before (`previous`, from results.json): the Admission entries of the
- * kinds this run measured replace those of the previous run, the others are kept; a run that measured only admission
- * scenarios keeps the previous run's scenarios, date, machine and versions too.
+ * kinds this run measured replace those of the previous run, the others are kept; likewise the scenarios above it, by
+ * kind (a `--only metrics` run keeps the fan-out figures); a run that measured only admission scenarios keeps the
+ * previous run's scenarios, date, machine and versions too.
  */
 export function carryOver (previous: BenchRun | undefined, run: BenchRun): BenchRun {
   if (previous === undefined) return run
@@ -137,6 +141,12 @@ export function carryOver (previous: BenchRun | undefined, run: BenchRun): Bench
     .map((a, i) => ({ a, i }))
     .sort((x, y) => (ORDER.indexOf(x.a.kind) - ORDER.indexOf(y.a.kind)) || x.i - y.i)
     .map(({ a }) => a)
-  const base = run.scenarios.length === 0 ? previous : run
-  return { ...base, admission }
+  if (run.scenarios.length === 0) return { ...previous, admission }
+  // Scenarios of the kinds this run measured replace the previous ones; the other kinds are kept (`--only metrics`).
+  const measured = new Set(run.scenarios.map((sc) => sc.kind))
+  const scenarios = [...run.scenarios, ...previous.scenarios.filter((sc) => !measured.has(sc.kind))]
+    .map((sc, i) => ({ sc, i }))
+    .sort((x, y) => (SCENARIO_ORDER.indexOf(x.sc.kind) - SCENARIO_ORDER.indexOf(y.sc.kind)) || x.i - y.i)
+    .map(({ sc }) => sc)
+  return { ...run, scenarios, admission }
 }

@@ -85,6 +85,16 @@ describe('carryOver', () => {
     expect(merged.admission).toEqual(run.admission)
     expect(carryOver(undefined, later)).toBe(later)
   })
+
+  it('keeps the scenarios of the kinds a partial run did not measure (--only metrics --write)', () => {
+    const memory = run.scenarios[0]
+    const fanout = { ...memory, kind: 'fanout' as const, title: 'fan-out' }
+    const before: BenchRun = { ...run, scenarios: [fanout, memory, { ...memory, kind: 'metrics', title: 'old metrics' }] }
+    const merged = carryOver(before, { ...run, date: '2026-12-09T00:00:00.000Z', scenarios: [{ ...memory, kind: 'metrics', title: 'new metrics' }], admission: [] })
+    expect(merged.scenarios.map((sc) => sc.title)).toEqual(['fan-out', memory.title, 'new metrics'])
+    expect(merged.date).toBe('2026-12-09T00:00:00.000Z')
+    expect(merged.admission).toEqual(run.admission)
+  })
 })
 
 describe('stormEntry', () => {
