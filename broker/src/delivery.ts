@@ -103,7 +103,7 @@ export function encodePublish (packet: DeliveredPacket, qos: 0 | 1): Encoding {
 export function shareEncodings (client: DeliveringClient, counters: Counters | null = null): void {
   const aedesDeliverQoS = client.deliverQoS
   client.deliver0 = function deliverQoS0 (packet, cb) {
-    if (holdUntilConnected(client, () => client.deliver0(packet, noop))) {
+    if (!client.connected && !client.closed && holdUntilConnected(client, () => client.deliver0(packet, noop))) {
       setImmediate(cb)
       return
     }
@@ -116,7 +116,7 @@ export function shareEncodings (client: DeliveringClient, counters: Counters | n
     setImmediate(() => writeThen(client, bytes, cb, counters, sample))
   }
   client.deliverQoS = function deliverQoS (packet, cb) {
-    if (holdUntilConnected(client, () => client.deliverQoS(packet, noop))) {
+    if (!client.connected && !client.closed && holdUntilConnected(client, () => client.deliverQoS(packet, noop))) {
       setImmediate(cb)
       return
     }
@@ -174,6 +174,8 @@ export function shareEncodings (client: DeliveringClient, counters: Counters | n
 }
 
 const noop = (): void => {}
+// `holdUntilConnected` is asked only before a client is connected: a connected one's deliveries (all but a few) make
+// no closure for it.
 
 /**
  * The QoS a message on `topic` is sent to `client` at most: the highest granted by its subscriptions whose filter
