@@ -38,26 +38,36 @@ export async function brokerMain (argv: string[]): Promise<number> {
     const err = reason instanceof Error ? { type: reason.name, message: reason.message, stack: reason.stack } : { message: String(reason) }
     console.error(JSON.stringify({ level: 50, time: Date.now(), msg: 'unhandled rejection (kept running)', err }))
   })
-  // A signal while the node starts (it may wait seconds for Redis or its id's lease, and it logs `broker listening`
-  // just before it is handed back) is kept and acted on once it runs: the node then stops cleanly (its lease given
-  // back) instead of dying half started. A second one gets Node's default: the process ends at once.
+  // SIGINT and SIGTERM have one listener each for the whole run, routed by the node's state: removing a signal's
+  // last listener and adding another loses a signal that arrives in between (libuv drops one caught for a handle
+  // that has since closed), and between the two the signal's default action kills the process.
+  // - While the node starts (it may wait seconds for Redis or its id's lease, and it logs `broker listening` just
+  //   before it is handed back), a signal is kept and acted on once it runs: the node then stops cleanly (its lease
+  //   given back) instead of dying half started. A second one ends the process at once.
+  // - Once it runs: SIGTERM drains first with --drain-seconds (drain.ts); a SIGTERM or SIGINT during a drain, SIGINT
+  //   at any time, and SIGTERM without --drain-seconds stop at once.
+  // - A signal after the stop has begun ends the process at once (as when a clean stop hangs).
   let early: NodeJS.Signals | null = null
-  const onEarly = (signal: NodeJS.Signals): void => {
+  let onSignal = (signal: NodeJS.Signals): void => {
+    if (early !== null) dieOf(signal)
     early = signal
-    process.off('SIGINT', onEarly)
-    process.off('SIGTERM', onEarly)
   }
-  process.on('SIGINT', onEarly)
-  process.on('SIGTERM', onEarly)
+  const listener = (signal: NodeJS.Signals): void => onSignal(signal)
+  process.on('SIGINT', listener)
+  process.on('SIGTERM', listener)
+  const dieOf = (signal: NodeJS.Signals): void => {
+    process.off('SIGINT', listener)
+    process.off('SIGTERM', listener)
+    process.kill(process.pid, signal) // now with the default action: the process ends as killed by it
+  }
   let node
   try {
     node = await startBroker(config)
   } catch (err) {
     console.error(`tribune broker: cannot start: ${(err as Error).message}`)
+    process.off('SIGINT', listener)
+    process.off('SIGTERM', listener)
     return 1
-  } finally {
-    process.off('SIGINT', onEarly)
-    process.off('SIGTERM', onEarly)
   }
   // Forked by `tribune cluster`: tell the primary this node listens.
   process.send?.({ tribune: 'listening', id: node.aedes.id, ports: node.ports })
@@ -70,18 +80,13 @@ export async function brokerMain (argv: string[]): Promise<number> {
     let stopping = false
     const stop = (signal: string): void => {
       stopping = true
-      // A signal after this one gets Node's default: the process ends at once (as when a clean stop hangs).
-      process.off('SIGINT', onSigint)
-      process.off('SIGTERM', onSigterm)
+      onSignal = dieOf
       node.log.info({ signal }, 'stopping')
       node.close().then(() => resolve(0), failed)
     }
-    // SIGTERM drains first with --drain-seconds (drain.ts); a SIGTERM or SIGINT during a drain, SIGINT at any time,
-    // and SIGTERM without --drain-seconds stop at once.
-    const onSigint = (): void => stop('SIGINT')
-    const onSigterm = (): void => {
-      if (drainSeconds === 0 || node.draining) {
-        stop('SIGTERM')
+    onSignal = (signal) => {
+      if (signal === 'SIGINT' || drainSeconds === 0 || node.draining) {
+        stop(signal)
         return
       }
       node.log.info({ signal: 'SIGTERM', drainSeconds }, 'draining before stopping (a second SIGTERM stops at once)')
@@ -91,10 +96,7 @@ export async function brokerMain (argv: string[]): Promise<number> {
         if (!stopping && node.aedes.closed) resolve(0)
       }, failed)
     }
-    process.on('SIGINT', onSigint)
-    process.on('SIGTERM', onSigterm)
-    if (early === 'SIGINT') onSigint()
-    else if (early === 'SIGTERM') onSigterm()
+    if (early !== null) onSignal(early)
     // SIGHUP re-reads flags, environment and config file and applies the auth section (e.g. a revoked API key).
     process.on('SIGHUP', () => {
       let next

@@ -204,7 +204,9 @@ const plain = (text: string): string => text.replace(/\x1b\[[0-9;]*m/g, '')
  */
 function onTerminal (args: string[]): { out: () => string, ctrlC: () => void, exited: Promise<number | null> } {
   const command = [process.execPath, BIN, 'broker', '--port', '0', '--ws-port', '0', '--data-dir', ':memory:', ...args].map((a) => JSON.stringify(a)).join(' ')
-  const p = spawn('script', ['-qefc', command, '/dev/null'])
+  // `exec`: the shell `script` starts must not stay between the terminal and the broker (dash, CI's /bin/sh, would
+  // otherwise die of the Ctrl-C itself and report 130 whatever the broker did).
+  const p = spawn('script', ['-qefc', `exec ${command}`, '/dev/null'], { env: { ...process.env, SHELL: '/bin/sh' } })
   let out = ''
   p.stdout.on('data', (d) => { out += d })
   const exited = new Promise<number | null>((resolve) => p.on('close', resolve))
