@@ -22,7 +22,7 @@ import { Access, type AccessClient } from './auth/access.js'
 import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
 import { planListeners, isLoopback, type PlannedListener } from './listeners/plan.js'
-import { Admission, openFileLimit } from './admission/admission.js'
+import { Admission, openFileCount, openFileLimit } from './admission/admission.js'
 import { asDeliveringClient, asFeedClient, connectedClients, handleConnection, messageStream } from './aedes-internals.js'
 import { closeClient, markDisconnect } from './disconnect-reason.js'
 import { Drain } from './drain.js'
@@ -363,26 +363,29 @@ async function publishOrphanWills (broker: Aedes, stores: NodeStores, log: Logge
   }))
 }
 
-/** Open files kept for the store, Redis, logs and the listeners themselves, under the process limit (a quarter of
- * a limit under 1,024). */
-const RESERVED_FILES = 256
+/** Open files kept free for the node's own growth (listeners, a store's new files, Redis reconnects, logs), beyond
+ * the files it has open when admission is set up; a quarter of a limit under 1,024. */
+const SPARE_FILES = 256
 /** Below this many connections a lowered limit is worth a warning even when the default was asked. */
 const FEW_CONNECTIONS = 1000
 
 /**
  * The node's admission control from the configuration. `maxConnections` is lowered to the process' open-file limit
- * (less {@link RESERVED_FILES}) when that is lower: past it, accepting fails (EMFILE) instead of refusing clearly.
+ * less the files the node has open already and {@link SPARE_FILES} when that is lower: past it, accepting fails
+ * (EMFILE) instead of refusing clearly.
  */
 function createAdmission (config: BrokerConfig, log: Logger): Admission {
   let maxConnections = config.maxConnections
   const files = openFileLimit()
-  const reserved = files === undefined ? RESERVED_FILES : Math.min(RESERVED_FILES, Math.floor(files / 4))
+  const own = openFileCount()
+  const spare = files === undefined ? SPARE_FILES : Math.min(SPARE_FILES, Math.floor(files / 4))
+  const reserved = own + spare
   if (maxConnections > 0 && files !== undefined && maxConnections > files - reserved) {
     const lowered = Math.max(1, files - reserved)
     // A warning when the operator asked for more, or when few are left; the default lowered to thousands is said
     // quietly (a warning at every start is noise).
     const level = maxConnections === ADMISSION_DEFAULTS.maxConnections && lowered >= FEW_CONNECTIONS ? 'info' : 'warn'
-    log[level]({ maxConnections, openFileLimit: files, lowered }, `max connections lowered to ${lowered}: the open-file limit is ${files}, less ${reserved} kept for the node's own files (raise it with ulimit -n)`)
+    log[level]({ maxConnections, openFileLimit: files, ownFiles: own, lowered }, `max connections lowered to ${lowered}: the open-file limit is ${files}, less the ${own} files the node has open and ${spare} kept for more (raise it with ulimit -n)`)
     maxConnections = lowered
   }
   return new Admission({
@@ -394,9 +397,9 @@ function createAdmission (config: BrokerConfig, log: Logger): Admission {
     overloadLagMs: config.overloadLagMs,
     maxRefusalRate: config.maxRefusalRate,
     // Refused connections wait up to 2 s for their answer, each holding a file: once the connections held and the
-    // refused ones still open reach the open-file limit less half the reserve, new ones are shed at accept (no file),
+    // refused ones still open reach the open-file limit less the node's own files and half the spare, new ones are shed at accept (no file),
     // so the node never runs out.
-    maxSocketsOpen: files === undefined ? 0 : Math.max(16, files - Math.ceil(reserved / 2))
+    maxSocketsOpen: files === undefined ? 0 : Math.max(16, files - own - Math.ceil(spare / 2))
   }, log)
 }
 

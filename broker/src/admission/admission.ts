@@ -17,7 +17,7 @@
  * Beyond `maxRefusalRate` clear refusals a second, or while `maxSocketsOpen` connections, held and refused, are open, new
  * connections are closed at accept without an answer (shed.ts).
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log.js'
 import { TokenBucket } from './token-bucket.js'
@@ -340,5 +340,18 @@ export function openFileLimit (): number | undefined {
     return soft === undefined || soft === 'unlimited' ? undefined : Number(soft)
   } catch {
     return undefined
+  }
+}
+
+/**
+ * The files this process has open now (Linux: the entries of /proc/self/fd), or 0 when they cannot be listed.
+ * Taken once the stores are open, it is the node's own share (store, Redis, logs, Node's internals: about 20 on an
+ * idle node with the in-memory store) that the connection limits must leave free.
+ */
+export function openFileCount (): number {
+  try {
+    return readdirSync('/proc/self/fd').length
+  } catch {
+    return 0
   }
 }
