@@ -183,7 +183,6 @@ export class BrokerConnection {
   /** Starts the first attempt, on the first URL of the shuffled order. */
   start (): void {
     this.#downSince = Date.now()
-    this.#armRegionTimer()
     this.#tryCurrent()
   }
 
@@ -244,6 +243,7 @@ export class BrokerConnection {
   #tryCurrent (): void {
     this.#timer = undefined
     if (this.#closed || this.#connected) return
+    this.#armRegionTimer()
     const client = this.#clientOf(this.#targets.current)
     this.#client = client
     this.#failure = { refused: false }
@@ -266,7 +266,11 @@ export class BrokerConnection {
     this.#handlers.connect(this.#targets.current)
   }
 
-  /** Starts the region deadline (several regions, retrying, none running): no connection within it moves region. */
+  /**
+   * Starts the region deadline unless one runs (several regions, retrying): no connection within it moves to the next
+   * region. Armed when the connection is lost, and by each attempt (so a region moved to gets its full time from its
+   * first attempt); cleared by a connection.
+   */
   #armRegionTimer (): void {
     if (this.#targets.count < 2 || this.#backoff === null || this.#closed || this.#regionTimer !== undefined) return
     this.#regionTimer = setTimeout(() => {
@@ -299,6 +303,7 @@ export class BrokerConnection {
 
   /** Moves to the next region and schedules its first attempt after the jitter of a first retry. */
   #moveRegion (lastUrl: string): void {
+    this.#clearRegionTimer()
     const previous = this.#targets.region
     const index = this.#targets.nextRegion()
     const url = this.#targets.current
@@ -307,8 +312,8 @@ export class BrokerConnection {
     if (this.#closed || this.#backoff === null) return
     const delayMs = reconnectDelay(0, { refused: false }, this.#backoff, this.#random)
     this.#attempt++
+    // The new region's deadline starts with its first attempt (#tryCurrent), so it is always tried.
     this.#timer = setTimeout(() => { this.#tryCurrent() }, delayMs)
-    this.#armRegionTimer()
     this.#handlers.reconnecting({ attempt: this.#attempt, delayMs, url, lastUrl, refused: false, region: index })
   }
 
@@ -334,12 +339,12 @@ export class BrokerConnection {
     if (!this.#open) return
     this.#open = false
     if (this.#closed || this.#backoff === null) return
-    this.#armRegionTimer()
     if (this.#regionExpired) {
       this.#regionExpired = false
       this.#moveRegion(lastUrl)
       return
     }
+    this.#armRegionTimer()
     // A browser's WebSocket shows no HTTP status: an upgrade refused with 503 looks like any failure before CONNACK.
     // And a node shedding load (beyond its budget of answered refusals) closes new connections at accept, with no
     // answer: a connection that was made, then closed or reset before any CONNACK. Count both as a refusal (wait the
