@@ -10,7 +10,7 @@
  */
 import { parseFlags } from '../../client/src/flags.js'
 import { withoutPassword } from '../../client/src/targets.js'
-import { Publisher, regionName } from './index.js'
+import { Publisher } from './index.js'
 import { runReplay, type ReplayProgress } from './replay/run.js'
 import { buildTimeline, replayDurationMs } from './replay/timeline.js'
 import { readWorldCupFile, WorldCupFormatError, type WorldCup } from './replay/worldcup.js'
@@ -128,6 +128,11 @@ function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
     args.clientId = values['client-id']
   }
   return args
+}
+
+/** Names a region and its URLs for messages: `region 1 (mqtt://b1, mqtt://b2)`, passwords hidden. */
+function regionName (index: number, urls: readonly string[]): string {
+  return `region ${index} (${urls.map(withoutPassword).join(', ')})`
 }
 
 /** "2022-11-20 19:47Z" */

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto'
 import type { ReconnectInfo } from '../../client/src/connection.js'
 import { eventId } from '../../client/src/resume-by-id.js'
-import { regionList, withoutPassword, type BrokerTarget } from '../../client/src/targets.js'
+import { regionList, type BrokerTarget } from '../../client/src/targets.js'
 import { BrokerLink, PublisherClosedError } from './link.js'
 import { DEFAULT_MAX_QUEUED, RegionQueue, RegionQueueFullError } from './region-queue.js'
 
@@ -318,9 +318,4 @@ export class Publisher {
     this.closing = Promise.all(this.links.map(async (link) => { await link.close() })).then(() => {})
     await this.closing
   }
-}
-
-/** Names a region and its URLs for messages: `region 1 (mqtt://b1, mqtt://b2)`, passwords hidden. */
-export function regionName (index: number, urls: readonly string[]): string {
-  return `region ${index} (${urls.map(withoutPassword).join(', ')})`
 }
