@@ -5,7 +5,7 @@
  * retained state of four matches, some over before the loss, some live through it, some after. Mid-replay, region A's
  * nodes and its Redis are killed with SIGKILL. Tests whether every viewer moves to region B and ends with each match's
  * complete event list by id (as the file has it: none missing, none twice, in order) though seq and epoch differ in
- * region B, and with each match's final state as in the file; and prints the time each viewer went without updates
+ * region B, and with each match's final state as in the file (region B holding every match's); and prints the time each viewer went without updates
  * (from the kill to its first message from region B), whose bound client/README.md gives: regionTimeoutMs + the
  * first retry's jitter (baseMs) + connect + the replay of recent history.
  */
@@ -17,7 +17,7 @@ import { runReplay } from '../../publisher/src/replay/run.js'
 import { buildTimeline } from '../../publisher/src/replay/timeline.js'
 import { readWorldCupFile, type ReplayMatch } from '../../publisher/src/replay/worldcup.js'
 import { onCleanup } from '../helpers/broker.js'
-import { waitFor } from '../helpers/mqtt.js'
+import { collect, connect, waitFor } from '../helpers/mqtt.js'
 import { listening, spawnBroker } from '../helpers/process.js'
 import { redisForTest, type TestRedis } from '../helpers/redis.js'
 import { rng } from '../helpers/random.js'
@@ -57,6 +57,9 @@ interface Watcher {
   /** ms since 1970 of the last message in region A, and of the first in region B. */
   lastInA: number
   firstInB: number
+  /** Events delivered in region B; events region B replayed that were dropped as delivered already (by id). */
+  inB: number
+  knownIds: () => number
 }
 
 const quantile = (values: number[], q: number): number => {
@@ -84,7 +87,11 @@ test(`region A killed mid-replay: ${VIEWERS} viewers move to region B, each matc
     onCleanup(async () => { await viewer.close() })
     const first = i % watched.length
     const matches = [0, 1, 2, 3].map((k) => watched[(first + k * 2) % watched.length]).filter((m, k, all) => all.indexOf(m) === k)
-    const w: Watcher = { viewer, matches, ids: new Map(), states: new Map(), regions: [], anomalies: [], lastInA: 0, firstInB: 0 }
+    const feeds: Array<{ stats: { knownIds: number } }> = []
+    const w: Watcher = {
+      viewer, matches, ids: new Map(), states: new Map(), regions: [], anomalies: [], lastInA: 0, firstInB: 0, inB: 0,
+      knownIds: () => feeds.reduce((n, f) => n + f.stats.knownIds, 0)
+    }
     const seen = (): void => {
       if (w.regions.length === 0) w.lastInA = Date.now()
       else if (w.firstInB === 0) w.firstInB = Date.now()
@@ -95,8 +102,10 @@ test(`region A killed mid-replay: ${VIEWERS} viewers move to region B, each matc
       w.ids.set(m.id, ids)
       const feed = viewer.watchFeed(`matches/${m.id}/events`, { from: 'all' }, (env) => {
         seen()
+        if (w.regions.length > 0) w.inB++
         ids.push((env.data as { id: string }).id)
       })
+      feeds.push(feed)
       feed.on('gap', (g) => w.anomalies.push(`${m.id}: gap ${JSON.stringify(g)}`))
       feed.on('reset', (r) => w.anomalies.push(`${m.id}: reset ${JSON.stringify(r)}`))
       feed.on('error', (e) => w.anomalies.push(`${m.id}: error ${e.message}`))
@@ -142,7 +151,20 @@ test(`region A killed mid-replay: ${VIEWERS} viewers move to region B, each matc
     expect(w.anomalies, `viewer ${i}`).toEqual([])
     expect(w.regions.map((r) => [r.previous, r.index]), `viewer ${i}`).toEqual([[0, 1]])
     expect(w.viewer.region).toBe(1)
+    expect(w.inB, `viewer ${i}: events delivered in region B`).toBeGreaterThan(0)
+    expect(w.knownIds(), `viewer ${i}: events of region B's history it had from region A`).toBeGreaterThan(0)
     expect(b.nodes.some((n) => n.tcpUrl === w.viewer.url || n.wsUrl === w.viewer.url), `viewer ${i} on region B`).toBe(true)
+  }
+
+  // Region B holds the final state of every match of the tournament, as the file has it.
+  const reader = await connect(b.nodes[0].tcpUrl)
+  const retained = collect(reader)
+  await reader.subscribeAsync('matches/+/state', { qos: 1 })
+  await waitFor(() => retained.length === worldCup.matches.length, `${worldCup.matches.length} retained states in region B`)
+  for (const m of worldCup.matches) {
+    const state = retained.find((msg) => msg.topic === `matches/${m.id}/state`)?.json
+    expect(state, m.id).toMatchObject({ id: m.id, status: 'finished', score: m.final })
+    expect(state.penalties, m.id).toEqual(m.penalties)
   }
 
   // What the viewers went through: events held in region A before the loss and recovered in region B after it.
