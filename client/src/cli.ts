@@ -6,7 +6,7 @@ import { parseFlags } from './flags.js'
 import type { FeedEnvelope, ResetNotice } from './envelope.js'
 import { assertFeedTopic, isFeedLikeTopic, isValidTopicFilter, parseFeedStart, type FeedStart } from './replay.js'
 import { withoutPassword } from './targets.js'
-import { Viewer, SubscriptionRefusedError, type StateMessage, type ViewerOptions } from './viewer.js'
+import { Viewer, SubscriptionRefusedError, DEFAULT_REGION_TIMEOUT_MS, type StateMessage, type ViewerOptions } from './viewer.js'
 
 export { withoutPassword }
 
@@ -28,6 +28,14 @@ Options:
                    credentials go in it: mqtt://<user>:<password>@host:1883 (never printed).
                    Repeat it to give several brokers (e.g. the nodes of a cluster): they are tried
                    in a random order, and the watch moves to the next one when one fails or is busy
+  --region <url>[,<url>...]
+                   one region (an independent cluster) given by its nodes' URLs, comma-separated;
+                   repeat it for each region, your own first. The watch stays in a region while it
+                   can connect there; after --region-timeout without a connection it moves to the
+                   next region, where a feed resumes by event id (its recent history replayed, only
+                   the events not printed yet printed, in order). Not with --url
+  --region-timeout <ms>
+                   time without a connection before moving region (default ${DEFAULT_REGION_TIMEOUT_MS})
   --from <start>   feeds only: all (default), last-<n>, or after-<seq>@<epoch>
   --feed           watch <topic> as a feed even if it does not end in /events
   --count <n>      exit after n messages (reset lines are not counted)
@@ -50,7 +58,9 @@ export interface WatchIO {
 
 interface WatchArgs {
   readonly topic: string
-  readonly urls: readonly string[]
+  /** One URL list per region (one region for --url). */
+  readonly regions: ReadonlyArray<readonly string[]>
+  readonly regionTimeoutMs: number | undefined
   readonly feed: boolean
   readonly from: FeedStart
   readonly count: number | undefined
@@ -66,6 +76,8 @@ function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
       allowPositionals: true,
       options: {
         url: { type: 'string', multiple: true },
+        region: { type: 'string', multiple: true },
+        'region-timeout': { type: 'string' },
         from: { type: 'string' },
         feed: { type: 'boolean' },
         count: { type: 'string' },
@@ -80,17 +92,38 @@ function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
   if (positionals.length === 0) throw new UsageError('missing <topic>')
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (one <topic> only)`)
   const topic = positionals[0]
-  const urls = values.url ?? [DEFAULT_WATCH_URL]
-  for (const url of urls) {
-    let protocol: string
-    try {
-      protocol = new URL(url).protocol
-    } catch {
-      throw new UsageError(`--url: invalid URL "${withoutPassword(url)}"`)
+  if (values.url !== undefined && values.region !== undefined) {
+    throw new UsageError('--url and --region do not go together: --url gives the nodes of one cluster, --region <url>[,<url>...] one region each (give every region with --region)')
+  }
+  const flag = values.region !== undefined ? '--region' : '--url'
+  const regions = values.region !== undefined
+    ? values.region.map((list) => list.split(',').map((url) => url.trim()).filter((url) => url !== ''))
+    : [values.url ?? [DEFAULT_WATCH_URL]]
+  const seen = new Set<string>()
+  for (const [index, urls] of regions.entries()) {
+    if (urls.length === 0) throw new UsageError(`--region: region ${index} has no URL (give --region <url>[,<url>...])`)
+    for (const url of urls) {
+      let protocol: string
+      try {
+        protocol = new URL(url).protocol
+      } catch {
+        throw new UsageError(`${flag}: invalid URL "${withoutPassword(url)}"`)
+      }
+      if (!SUPPORTED_PROTOCOLS.has(protocol)) {
+        throw new UsageError(`${flag}: unsupported protocol "${protocol}" (use ws://, wss://, mqtt:// or mqtts://)`)
+      }
+      if (values.region !== undefined && seen.has(url)) throw new UsageError(`--region: "${withoutPassword(url)}" is in two regions (a node belongs to one region)`)
+      seen.add(url)
     }
-    if (!SUPPORTED_PROTOCOLS.has(protocol)) {
-      throw new UsageError(`--url: unsupported protocol "${protocol}" (use ws://, wss://, mqtt:// or mqtts://)`)
+  }
+  let regionTimeoutMs: number | undefined
+  if (values['region-timeout'] !== undefined) {
+    const text = values['region-timeout']
+    regionTimeoutMs = Number(text)
+    if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(regionTimeoutMs) || regionTimeoutMs < 1) {
+      throw new UsageError(`--region-timeout must be a positive integer (ms), got "${text}"`)
     }
+    if (regions.length < 2) throw new UsageError('--region-timeout needs several regions (--region given twice or more)')
   }
   const feed = values.feed === true || isFeedLikeTopic(topic)
   if (feed) {
@@ -118,7 +151,7 @@ function parseWatchArgs (argv: string[]): WatchArgs | 'help' {
       throw new UsageError(`--count must be a positive integer, got "${values.count}"`)
     }
   }
-  return { topic, urls, feed, from, count }
+  return { topic, regions, regionTimeoutMs, feed, from, count }
 }
 
 /** The printed line of a feed envelope, keys in contract order. */
@@ -142,13 +175,15 @@ function defaultIO (): WatchIO {
 }
 
 /**
- * `tribune watch <topic> [--url URL]... [--from all|last-<n>|after-<seq>@<epoch>] [--feed] [--count N] [--help]`.
+ * `tribune watch <topic> [--url URL]... | [--region URL[,URL...]]... [--region-timeout MS] [--from all|last-<n>|after-<seq>@<epoch>]
+ * [--feed] [--count N] [--help]`.
  *
  * Feed-like topics (ending in `/events`, or any topic with `--feed`) are watched with {@link Viewer.watchFeed}
  * (contract "Subscribing": `$replay/...` filters, resumed after reconnects) and printed as one envelope JSON line
  * per message plus one line per reset notice; other topics are subscribed plainly with {@link Viewer.watchState}
  * and printed as `{"topic","payload","retain"}` lines. Reconnects with backoff while the broker is unreachable; with
- * several `--url`s, tries them in a random order and moves to the next when one fails or refuses (busy).
+ * several `--url`s, tries them in a random order and moves to the next when one fails or refuses (busy); with several
+ * `--region`s, does so within a region and moves to the next region after `--region-timeout` without a connection.
  * @param argv the arguments after `watch`.
  * @param io output/stop hooks (defaults: process stdout/stderr, SIGINT/SIGTERM).
  * @returns exit code: 0 after SIGINT/SIGTERM/abort or --count messages, 1 if the broker refused the
@@ -168,13 +203,19 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
     io.out(USAGE)
     return 0
   }
-  const { topic, urls, feed, from, count } = args
+  const { topic, regions, regionTimeoutMs, feed, from, count } = args
+  const several = regions.length > 1
+  /** The URLs the watch may use: several means "say which one" in status lines. */
+  const urls = regions.flat()
 
   let viewer: Viewer
   try {
-    viewer = Viewer.connect(urls, io.viewer)
+    viewer = Viewer.connect(several ? { regions } : regions[0], {
+      ...(regionTimeoutMs !== undefined ? { regionTimeoutMs } : {}),
+      ...io.viewer
+    })
   } catch (err) {
-    io.err(`tribune watch: --url: ${err instanceof Error ? err.message : String(err)}`)
+    io.err(`tribune watch: ${several ? '--region' : '--url'}: ${err instanceof Error ? err.message : String(err)}`)
     return 2
   }
 
@@ -219,6 +260,9 @@ export async function watchMain (argv: string[], io: WatchIO = defaultIO()): Pro
     viewer.on('connect', (url) => {
       everConnected = true
       io.err(`tribune watch: connected to ${withoutPassword(url)}`)
+    })
+    viewer.on('region', ({ index, previous, urls: regionUrls, downMs }) => {
+      io.err(`tribune watch: no connection in region ${previous} for ${downMs} ms: moving to region ${index} (${regionUrls.map(withoutPassword).join(', ')})`)
     })
     viewer.on('disconnect', (url) => { io.err(`tribune watch: disconnected${urls.length > 1 ? ` from ${withoutPassword(url)}` : ''}`) })
     viewer.on('reconnecting', ({ attempt, delayMs, url, lastUrl, refused }) => {

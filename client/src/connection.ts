@@ -17,7 +17,7 @@ import { ServerUnavailableError, closedBeforeAnswer, unavailableConnackCode, upg
 
 /** True where a refused WebSocket upgrade cannot be told from other failures: outside Node (browsers, TV apps). */
 const OPAQUE_UPGRADES = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node !== 'string'
-import { TargetRotation, type BrokerUrls } from './targets.js'
+import { RegionRotation, type BrokerTarget } from './targets.js'
 
 /** Payload of the `reconnecting` event: the next attempt and why. */
 export interface ReconnectInfo {
@@ -33,7 +33,24 @@ export interface ReconnectInfo {
   readonly refused: boolean
   /** The refusal's Retry-After in ms, when the server sent one and the platform let us read it (Node, WebSocket). */
   readonly retryAfterMs?: number
+  /** With several regions: the index of the region `url` belongs to. */
+  readonly region?: number
 }
+
+/** Payload of the `region` event: the client moved to another region, whose first attempt follows. */
+export interface RegionChange {
+  /** Index of the region moved to, in the order given (0: the viewer's own). */
+  readonly index: number
+  /** Index of the region left. */
+  readonly previous: number
+  /** The URLs of the region moved to, in the order they are tried. */
+  readonly urls: readonly string[]
+  /** How long the viewer had been without a connection when it moved, ms. */
+  readonly downMs: number
+}
+
+/** Default time without a connection after which a client with several regions moves to the next one, ms. */
+export const DEFAULT_REGION_TIMEOUT_MS = 15_000
 
 /** What a {@link BrokerConnection} reports; the Viewer turns these into its events. */
 export interface ConnectionHandlers {
@@ -47,6 +64,8 @@ export interface ConnectionHandlers {
   readonly error: (error: Error) => void
   /** A PUBLISH received on the connection in use. */
   readonly message: (topic: string, payload: Uint8Array, retain: boolean) => void
+  /** Moved to another region (several regions only); called before the first attempt there. */
+  readonly region?: (change: RegionChange) => void
 }
 
 /** Options of a {@link BrokerConnection}. */
@@ -57,6 +76,11 @@ export interface ConnectionOptions {
   readonly backoff: Required<BackoffOptions> | null
   /** Random source in [0, 1) for the URL order and the jitter. */
   readonly random: () => number
+  /**
+   * With several regions: ms without a connection (since it was lost, or since the start) after which the next
+   * attempt goes to the next region; default {@link DEFAULT_REGION_TIMEOUT_MS}.
+   */
+  readonly regionTimeoutMs?: number
 }
 
 /**
@@ -74,10 +98,12 @@ export function freshClientId (): string {
 /**
  * One live MQTT connection at a time, to one of several broker URLs: tries them in a shuffled order, stays on the one
  * that works, moves to the next on any failure (refused, timed out, connection lost) after the reconnect delay, and
- * resets the attempt count only on CONNACK 0.
+ * resets the attempt count only on CONNACK 0. With several regions it does so within the region in use, and when no
+ * connection was made there for `regionTimeoutMs` (an attempt under way is abandoned), it moves to the next region,
+ * round and round, and stays there while it works.
  */
 export class BrokerConnection {
-  readonly #targets: TargetRotation
+  readonly #targets: RegionRotation
   readonly #clients = new Map<string, MqttClient>()
   readonly #started = new Set<MqttClient>()
   readonly #backoff: Required<BackoffOptions> | null
@@ -96,19 +122,29 @@ export class BrokerConnection {
   /** The first error of the current attempt, if any. */
   #attemptError: Error | undefined
   #timer: ReturnType<typeof setTimeout> | undefined
+  readonly #regionTimeoutMs: number
+  /** Fires when the region in use has been without a connection for regionTimeoutMs (several regions only). */
+  #regionTimer: ReturnType<typeof setTimeout> | undefined
+  /** When the connection was lost (or the start), for the region event's downMs. */
+  #downSince = Date.now()
+  /** Set when the region timer abandoned the attempt under way: its close moves to the next region. */
+  #regionExpired = false
 
   /**
-   * Makes one MQTT.js client per URL (not connected yet: call {@link BrokerConnection.start}).
-   * @throws RangeError for an empty URL list; Error from MQTT.js for a URL it cannot use (e.g. no protocol).
+   * Makes one MQTT.js client per URL of every region (not connected yet: call {@link BrokerConnection.start}).
+   * @throws RangeError for an empty URL list or region list, a URL in two regions, or a bad regionTimeoutMs; Error
+   *   from MQTT.js for a URL it cannot use (e.g. no protocol).
    */
-  constructor (urls: BrokerUrls, options: ConnectionOptions, handlers: ConnectionHandlers) {
-    this.#targets = new TargetRotation(urls, options.random)
+  constructor (target: BrokerTarget, options: ConnectionOptions, handlers: ConnectionHandlers) {
+    this.#targets = new RegionRotation(target, options.random)
+    this.#regionTimeoutMs = options.regionTimeoutMs ?? DEFAULT_REGION_TIMEOUT_MS
+    if (!(this.#regionTimeoutMs > 0) || !Number.isFinite(this.#regionTimeoutMs)) throw new RangeError(`regionTimeoutMs must be a finite number > 0, got ${String(options.regionTimeoutMs)}`)
     this.#backoff = options.backoff
     this.#random = options.random
     this.#handlers = handlers
     this.#protocolVersion = options.mqtt.protocolVersion ?? 4
     this.#freshIds = options.mqtt.clientId === undefined && options.mqtt.clean !== false
-    for (const url of this.#targets.order) {
+    for (const url of this.#targets.regions.flat()) {
       if (!this.#clients.has(url)) this.#clients.set(url, this.#createClient(url, options.mqtt))
     }
     this.#client = this.#clientOf(this.#targets.current)
@@ -124,9 +160,19 @@ export class BrokerConnection {
     return this.#targets.current
   }
 
-  /** Every broker URL, in the order they are tried. */
+  /** The broker URLs of the region in use, in the order they are tried. */
   get urls (): readonly string[] {
     return this.#targets.order
+  }
+
+  /** The index of the region in use (0 with one region). */
+  get region (): number {
+    return this.#targets.region
+  }
+
+  /** Every region's broker URLs, each in the order they are tried. */
+  get regions (): ReadonlyArray<readonly string[]> {
+    return this.#targets.regions
   }
 
   /** True while connected (CONNACK 0 received and the connection not lost). */
@@ -136,6 +182,7 @@ export class BrokerConnection {
 
   /** Starts the first attempt, on the first URL of the shuffled order. */
   start (): void {
+    this.#downSince = Date.now()
     this.#tryCurrent()
   }
 
@@ -144,6 +191,7 @@ export class BrokerConnection {
     this.#closed = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
+    this.#clearRegionTimer()
   }
 
   /**
@@ -195,6 +243,7 @@ export class BrokerConnection {
   #tryCurrent (): void {
     this.#timer = undefined
     if (this.#closed || this.#connected) return
+    this.#armRegionTimer()
     const client = this.#clientOf(this.#targets.current)
     this.#client = client
     this.#failure = { refused: false }
@@ -213,7 +262,59 @@ export class BrokerConnection {
     if (this.#closed) return
     this.#connected = true
     this.#attempt = 0
+    this.#clearRegionTimer()
     this.#handlers.connect(this.#targets.current)
+  }
+
+  /**
+   * Starts the region deadline unless one runs (several regions, retrying): no connection within it moves to the next
+   * region. Armed when the connection is lost, and by each attempt (so a region moved to gets its full time from its
+   * first attempt); cleared by a connection.
+   */
+  #armRegionTimer (): void {
+    if (this.#targets.count < 2 || this.#backoff === null || this.#closed || this.#regionTimer !== undefined) return
+    this.#regionTimer = setTimeout(() => {
+      this.#regionTimer = undefined
+      this.#onRegionTimeout()
+    }, this.#regionTimeoutMs)
+  }
+
+  #clearRegionTimer (): void {
+    if (this.#regionTimer !== undefined) clearTimeout(this.#regionTimer)
+    this.#regionTimer = undefined
+  }
+
+  #onRegionTimeout (): void {
+    if (this.#closed || this.#connected) return
+    if (this.#timer !== undefined) {
+      // Waiting to retry in this region: go to the next one instead.
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+      this.#moveRegion(this.#targets.current)
+      return
+    }
+    if (this.#open) {
+      // An attempt under way (a node that does not answer can hold it for connectTimeoutMs): abandon it; its close
+      // moves to the next region.
+      this.#regionExpired = true
+      this.#client.stream?.destroy()
+    }
+  }
+
+  /** Moves to the next region and schedules its first attempt after the jitter of a first retry. */
+  #moveRegion (lastUrl: string): void {
+    this.#clearRegionTimer()
+    const previous = this.#targets.region
+    const index = this.#targets.nextRegion()
+    const url = this.#targets.current
+    this.#attempt = 0
+    this.#handlers.region?.({ index, previous, urls: this.#targets.order, downMs: Date.now() - this.#downSince })
+    if (this.#closed || this.#backoff === null) return
+    const delayMs = reconnectDelay(0, { refused: false }, this.#backoff, this.#random)
+    this.#attempt++
+    // The new region's deadline starts with its first attempt (#tryCurrent), so it is always tried.
+    this.#timer = setTimeout(() => { this.#tryCurrent() }, delayMs)
+    this.#handlers.reconnecting({ attempt: this.#attempt, delayMs, url, lastUrl, refused: false, region: index })
   }
 
   #onError (url: string, err: Error): void {
@@ -231,10 +332,19 @@ export class BrokerConnection {
     const lastUrl = this.#targets.current
     const wasConnected = this.#connected
     this.#connected = false
-    if (wasConnected) this.#handlers.disconnect(lastUrl)
+    if (wasConnected) {
+      this.#downSince = Date.now()
+      this.#handlers.disconnect(lastUrl)
+    }
     if (!this.#open) return
     this.#open = false
     if (this.#closed || this.#backoff === null) return
+    if (this.#regionExpired) {
+      this.#regionExpired = false
+      this.#moveRegion(lastUrl)
+      return
+    }
+    this.#armRegionTimer()
     // A browser's WebSocket shows no HTTP status: an upgrade refused with 503 looks like any failure before CONNACK.
     // And a node shedding load (beyond its budget of answered refusals) closes new connections at accept, with no
     // answer: a connection that was made, then closed or reset before any CONNACK. Count both as a refusal (wait the
@@ -252,7 +362,8 @@ export class BrokerConnection {
       url,
       lastUrl,
       refused: failure.refused,
-      ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {})
+      ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
+      ...(this.#targets.count > 1 ? { region: this.#targets.region } : {})
     })
   }
 }

@@ -1,12 +1,15 @@
 // Watching one feed through the broker's $replay subscriptions (the README's contract section, "Feeds" and
 // "Subscribing"), as an explicit state machine over an injected transport. Delivers each envelope to the app
 // exactly once and in seq order: duplicates are dropped, a gap triggers a resubscribe from the position, a
-// reset notice restarts the position. Standard APIs only, so it runs in Node and in the browser.
+// reset notice restarts the position. With several regions it also keeps the ids it delivered, to resume in another
+// region, where seq and epoch differ, by event id (resume-by-id.ts). Standard APIs only, so it runs in Node and in the
+// browser.
 
 import { TypedEmitter } from './emitter.js'
 import { parseFeedPayload, type FeedEnvelope, type FeedPosition, type ResetNotice } from './envelope.js'
 import { Position } from './position.js'
-import { assertFeedTopic, parseFeedStart, replayFilter, type FeedStart } from './replay.js'
+import { assertFeedTopic, parseFeedStart, replayFilter, type FeedStart, type NamedFeedStart } from './replay.js'
+import { IdResume, eventId } from './resume-by-id.js'
 
 /** MQTT quality of service level (MQTT 3.1.1 section 4.3). */
 export type QoS = 0 | 1 | 2
@@ -72,7 +75,10 @@ export interface FeedSubscriptionEvents {
   state: [change: FeedStateChange]
   /** An envelope delivered to the app (exactly once, in seq order). */
   message: [envelope: FeedEnvelope]
-  /** The position was reset (broker reset notice, or an envelope with a new epoch); what follows starts over. */
+  /**
+   * The position was reset (broker reset notice, or an envelope with a new epoch, or, after a region switch, the
+   * viewer's place not found in the new region: reason `region-changed`); what follows starts over.
+   */
   reset: [notice: ResetNotice]
   /** A gap was seen; a resubscribe from the position follows. */
   gap: [gap: FeedGap]
@@ -92,12 +98,25 @@ export interface FeedSubscriptionOptions {
    * sending a gap.
    */
   readonly maxGapRetries?: number
+  /**
+   * Resume by event id after a region switch ({@link FeedSubscription.changeRegion}); the Viewer sets it when given
+   * several regions. `replay`: what to ask the new region for, `last-<n>` or `all` (n is also the most events held
+   * while looking for the viewer's place); `deliveredIds`: how many delivered ids the feed keeps (>= 1).
+   */
+  readonly resumeById?: { readonly replay: NamedFeedStart, readonly deliveredIds: number }
 }
 
 /** Counters of a {@link FeedSubscription}, for diagnostics and tests. */
 export interface FeedStats {
   delivered: number
+  /** Dropped: seq already delivered. */
   duplicates: number
+  /** Dropped: the event's id was delivered already (several regions only). */
+  knownIds: number
+  /** Dropped after a region switch: older than the event the viewer's place was found at. */
+  older: number
+  /** Region switches. */
+  regionSwitches: number
   gaps: number
   resets: number
   ignored: number
@@ -122,7 +141,11 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
   readonly #maxGapRetries: number
   readonly #onMessage: ((envelope: FeedEnvelope) => void) | undefined
   readonly #position: Position
-  readonly #stats: FeedStats = { delivered: 0, duplicates: 0, gaps: 0, resets: 0, ignored: 0, invalid: 0 }
+  readonly #stats: FeedStats = { delivered: 0, duplicates: 0, knownIds: 0, older: 0, regionSwitches: 0, gaps: 0, resets: 0, ignored: 0, invalid: 0 }
+  /** Resume by id across regions (null with one region). */
+  readonly #ids: IdResume<FeedEnvelope> | null
+  /** What the first SUBSCRIBE in a new region asks for, once something was delivered. */
+  readonly #regionStart: NamedFeedStart
   #state: FeedState = 'idle'
   /** Incremented whenever a pending transport operation becomes stale (new attempt, disconnect, close). */
   #generation = 0
@@ -134,6 +157,8 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
   #heldFilter: string | null = null
   /** True once a reset happened: with nothing delivered since, resubscribe with $replay/all. */
   #restarted = false
+  /** True after a region switch with something delivered: with no position there yet, subscribe #regionStart. */
+  #moved = false
   #gapRetries = 0
   #lastGapSeq: number | undefined
   #removers: Array<() => void> = []
@@ -160,6 +185,18 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
     this.#maxGapRetries = options.maxGapRetries ?? 5
     this.#onMessage = onMessage
     this.#position = new Position(typeof from === 'string' ? undefined : from)
+    const resume = options.resumeById
+    if (resume !== undefined) {
+      const start = parseFeedStart(resume.replay)
+      if (typeof start !== 'string') throw new RangeError(`resumeById.replay must be all or last-<n>, got ${JSON.stringify(resume.replay)}`)
+      const n = start === 'all' ? resume.deliveredIds : Number(start.slice('last-'.length))
+      if (n < 1) throw new RangeError(`resumeById.replay must replay at least one event, got ${start}`)
+      this.#ids = new IdResume(resume.deliveredIds, n)
+      this.#regionStart = start
+    } else {
+      this.#ids = null
+      this.#regionStart = 'all'
+    }
   }
 
   /** The feed topic watched. */
@@ -182,7 +219,7 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
     return this.#activeFilter ?? undefined
   }
 
-  /** A copy of the counters (delivered, duplicates, gaps, resets, ignored, invalid). */
+  /** A copy of the counters (delivered, duplicates, knownIds, older, regionSwitches, gaps, resets, ignored, invalid). */
   get stats (): FeedStats {
     return { ...this.#stats }
   }
@@ -225,6 +262,40 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
     }
   }
 
+  /**
+   * The viewer's connection moved to another region (seq and epoch differ there): the position is forgotten, and the
+   * next SUBSCRIBE (on the next connection) asks the new region for its recent history (`resumeById.replay`), from
+   * which only events whose id was not delivered are delivered, after the last one that was (see resume-by-id.ts).
+   * With nothing delivered yet, it subscribes as it would have at the start. Without `resumeById`, the feed starts
+   * over as after a reset, since a position of one region means nothing in another.
+   */
+  changeRegion (): void {
+    if (this.#state === 'closed' || this.#state === 'idle') return
+    this.#stats.regionSwitches++
+    this.#generation++
+    this.#attempting = false
+    this.#activeFilter = null
+    const hadPosition = this.#position.epoch !== undefined
+    this.#position.reset()
+    this.#gapRetries = 0
+    this.#lastGapSeq = undefined
+    let startOver = false
+    if (this.#ids === null) {
+      startOver = hadPosition
+    } else if (this.#ids.hasDelivered) {
+      this.#ids.switched()
+      this.#moved = true
+      this.#restarted = false
+    }
+    if (startOver) this.#restarted = true
+    if (this.#state === 'live' || this.#state === 'subscribing') this.#setState('resubscribing', 'region changed')
+    if (startOver) {
+      this.#stats.resets++
+      this.#emitSafely('reset', { reset: true, epoch: null, reason: 'region-changed' })
+    }
+    if (this.#transport.connected) this.#subscribeNext()
+  }
+
   /** The single place the state changes; emits `state` {old, new, reason}. Same-state calls are ignored. */
   #setState (next: FeedState, reason: string): void {
     const old = this.#state
@@ -239,6 +310,7 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
     const current = this.#position.current
     if (current !== undefined) return replayFilter(this.#feed, current)
     if (this.#restarted) return replayFilter(this.#feed, 'all')
+    if (this.#moved) return replayFilter(this.#feed, this.#regionStart)
     return replayFilter(this.#feed, this.#initial)
   }
 
@@ -309,6 +381,7 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
     }
     if (parsed.kind === 'reset') {
       this.#position.reset(parsed.notice.epoch ?? undefined)
+      this.#ids?.reset()
       this.#restarted = true
       this.#gapRetries = 0
       this.#lastGapSeq = undefined
@@ -320,15 +393,16 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
     const decision = this.#position.accept(envelope)
     switch (decision.kind) {
       case 'deliver':
-        this.#deliver(envelope)
+        this.#admit(envelope)
         return
       case 'epoch-change':
         this.#restarted = true
+        this.#ids?.reset()
         this.#stats.resets++
         this.#gapRetries = 0
         this.#lastGapSeq = undefined
         this.#emitSafely('reset', { reset: true, epoch: decision.to, reason: 'epoch-changed' })
-        this.#deliver(envelope)
+        this.#admit(envelope)
         return
       case 'duplicate':
         this.#stats.duplicates++
@@ -360,7 +434,34 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
     if (this.#transport.connected) this.#subscribeNext()
   }
 
+  /** An envelope next in seq order: delivered, unless its id says the app has it (several regions only). */
+  #admit (envelope: FeedEnvelope): void {
+    if (this.#ids === null) {
+      this.#deliver(envelope)
+      return
+    }
+    const decision = this.#ids.offer(eventId(envelope.data), envelope)
+    switch (decision.kind) {
+      case 'deliver':
+        this.#deliver(envelope)
+        return
+      case 'known':
+        this.#stats.knownIds++
+        this.#stats.older += decision.older
+        return
+      case 'hold':
+        return
+      case 'release':
+        // The viewer's place is not in what the new region holds: the app starts over from there.
+        this.#restarted = true
+        this.#stats.resets++
+        this.#emitSafely('reset', { reset: true, epoch: envelope.epoch, reason: 'region-changed' })
+        for (const held of decision.held) this.#deliver(held)
+    }
+  }
+
   #deliver (envelope: FeedEnvelope): void {
+    this.#ids?.delivered(eventId(envelope.data))
     this.#stats.delivered++
     try {
       this.#onMessage?.(envelope)

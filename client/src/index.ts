@@ -1,11 +1,13 @@
 // Public API of the Tribune viewer client (Node and browser). See client/README.md.
 
-export { Viewer, SubscriptionRefusedError } from './viewer.js'
-export type { ViewerOptions, ViewerEvents, ReconnectInfo, StateMessage, StateWatch, WatchFeedOptions } from './viewer.js'
+export { Viewer, SubscriptionRefusedError, DEFAULT_REGION_TIMEOUT_MS, DEFAULT_REGION_REPLAY, DEFAULT_DELIVERED_IDS } from './viewer.js'
+export type { ViewerOptions, ViewerEvents, ReconnectInfo, RegionChange, StateMessage, StateWatch, WatchFeedOptions } from './viewer.js'
 export { ServerUnavailableError, closedBeforeAnswer, parseRetryAfter, unavailableConnackCode, upgradeRefusalHook } from './refusal.js'
 export type { FinishRequest, UpgradeRequest, UpgradeResponse } from './refusal.js'
-export { TargetRotation, shuffled, urlList, withoutPassword } from './targets.js'
-export type { BrokerUrls } from './targets.js'
+export { TargetRotation, RegionRotation, shuffled, urlList, regionList, isRegions, withoutPassword } from './targets.js'
+export type { BrokerUrls, BrokerRegions, BrokerTarget } from './targets.js'
+export { DeliveredIds, IdResume, eventId } from './resume-by-id.js'
+export type { IdDecision } from './resume-by-id.js'
 export { FeedSubscription, FEED_TRANSITIONS, canTransition } from './feed-subscription.js'
 export type {
   FeedState, FeedStateChange, FeedGap, FeedStats, FeedSubscriptionEvents, FeedSubscriptionOptions, FeedTransport, QoS

@@ -2,9 +2,52 @@
 // once per client, so that the viewers of a node that dies spread over the others instead of all picking the same
 // next one; the client stays on a URL while it works and moves to the next one in the order on any failure. Pure
 // logic (the random source is injected), standard APIs only, so it runs in Node and in the browser.
+// Several regions (independent clusters, each with its own Redis) are several such lists: a client stays in a region
+// while it works there, and moves to the next region only when its own is unreachable (RegionRotation).
 
-/** One broker URL or a list of them, as given to `Viewer.connect` or `Publisher.connect`. */
+/** One broker URL or a list of them (the nodes of one cluster), as given to `Viewer.connect` or `Publisher.connect`. */
 export type BrokerUrls = string | readonly string[]
+
+/**
+ * Several regions, each an independent cluster given by its {@link BrokerUrls} (its nodes, or its load balancer and
+ * fallbacks); for a viewer, its own region first.
+ */
+export interface BrokerRegions {
+  readonly regions: readonly BrokerUrls[]
+}
+
+/** What `Viewer.connect` and `Publisher.connect` take: one region's URLs, or `{regions: [...]}`. */
+export type BrokerTarget = BrokerUrls | BrokerRegions
+
+/** True if `target` is the `{regions: [...]}` form. */
+export function isRegions (target: BrokerTarget): target is BrokerRegions {
+  return typeof target === 'object' && target !== null && !Array.isArray(target) && 'regions' in target
+}
+
+/**
+ * Normalises a {@link BrokerTarget} to one URL list per region (one region for plain {@link BrokerUrls}).
+ * @throws RangeError if there is no region, a region has no URL, an entry is not a non-empty string, or one URL is
+ *   listed in two regions (a node belongs to one cluster).
+ */
+export function regionList (target: BrokerTarget): string[][] {
+  if (!isRegions(target)) return [urlList(target)]
+  if (!Array.isArray(target.regions) || target.regions.length === 0) throw new RangeError('no region given: regions must be a non-empty list of URL lists')
+  const seen = new Map<string, number>()
+  return target.regions.map((urls, index) => {
+    let list: string[]
+    try {
+      list = urlList(urls)
+    } catch (err) {
+      throw new RangeError(`region ${index}: ${(err as Error).message}`)
+    }
+    for (const url of list) {
+      const other = seen.get(url)
+      if (other !== undefined && other !== index) throw new RangeError(`${withoutPassword(url)} is listed in region ${other} and region ${index}: a node belongs to one region`)
+      seen.set(url, index)
+    }
+    return list
+  })
+}
 
 /**
  * Normalises {@link BrokerUrls} to a new array.
@@ -66,6 +109,62 @@ export class TargetRotation {
   next (): string {
     this.#index = (this.#index + 1) % this.#order.length
     return this.current
+  }
+}
+
+/**
+ * The regions of a client and the URL to try in each: one {@link TargetRotation} per region (each shuffled once), and
+ * the region in use. {@link RegionRotation.next} moves within the region (a node failed), {@link
+ * RegionRotation.nextRegion} to the next region, round and round (the region is unreachable); a region left and
+ * come back to goes on from the URL it was at.
+ */
+export class RegionRotation {
+  readonly #regions: readonly TargetRotation[]
+  #index = 0
+
+  /**
+   * @param target one region's URLs, or `{regions}` (see {@link regionList}).
+   * @param random random source in [0, 1) for each region's shuffle; default Math.random.
+   * @throws RangeError as {@link regionList}.
+   */
+  constructor (target: BrokerTarget, random: () => number = Math.random) {
+    this.#regions = Object.freeze(regionList(target).map((urls) => new TargetRotation(urls, random)))
+  }
+
+  /** How many regions. */
+  get count (): number {
+    return this.#regions.length
+  }
+
+  /** The index of the region in use (0: the first given). */
+  get region (): number {
+    return this.#index
+  }
+
+  /** The URL in use, or to try now, in the region in use. */
+  get current (): string {
+    return this.#regions[this.#index].current
+  }
+
+  /** The URLs of the region in use, in the order they are tried. */
+  get order (): readonly string[] {
+    return this.#regions[this.#index].order
+  }
+
+  /** Every region's URLs, each in the order they are tried. */
+  get regions (): ReadonlyArray<readonly string[]> {
+    return this.#regions.map((r) => r.order)
+  }
+
+  /** Moves to the next URL of the region in use and returns it. */
+  next (): string {
+    return this.#regions[this.#index].next()
+  }
+
+  /** Moves to the next region (back to the first after the last) and returns its index. */
+  nextRegion (): number {
+    this.#index = (this.#index + 1) % this.#regions.length
+    return this.#index
   }
 }
 

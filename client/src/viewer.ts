@@ -1,19 +1,25 @@
 // The viewer client: one MQTT connection at a time to one of its broker URLs (clean session; which URL and when to
-// retry: connection.ts), feeds watched through $replay subscriptions (FeedSubscription), retained JSON state topics
-// through plain subscriptions. Follows the README's contract section. Imports only 'mqtt' and standard APIs, so it
+// retry, and when to move to another region: connection.ts), feeds watched through $replay subscriptions
+// (FeedSubscription; resumed by event id in another region), retained JSON state topics through plain subscriptions. Follows the README's contract section. Imports only 'mqtt' and standard APIs, so it
 // runs in the browser too (MQTT.js uses a WebSocket for ws:// and wss:// URLs).
 
 import type { IClientOptions, MqttClient } from 'mqtt'
 import { backoffOptions, type BackoffOptions } from './backoff.js'
-import { BrokerConnection, type ReconnectInfo } from './connection.js'
+import { BrokerConnection, DEFAULT_REGION_TIMEOUT_MS, type ReconnectInfo, type RegionChange } from './connection.js'
 import { TypedEmitter } from './emitter.js'
 import { decodePayload, type FeedEnvelope } from './envelope.js'
 import { FeedSubscription, type FeedSubscriptionOptions } from './feed-subscription.js'
 import { MqttFeedTransport } from './mqtt-transport.js'
-import { isValidTopicFilter, topicMatches } from './replay.js'
-import type { BrokerUrls } from './targets.js'
+import { isValidTopicFilter, parseFeedStart, topicMatches, type NamedFeedStart } from './replay.js'
+import { DEFAULT_DELIVERED_IDS } from './resume-by-id.js'
+import { regionList, type BrokerTarget } from './targets.js'
 
-export type { ReconnectInfo } from './connection.js'
+export type { ReconnectInfo, RegionChange } from './connection.js'
+export { DEFAULT_REGION_TIMEOUT_MS } from './connection.js'
+export { DEFAULT_DELIVERED_IDS } from './resume-by-id.js'
+
+/** Default history a feed asks a new region for after a region switch: the broker's default --feed-history. */
+export const DEFAULT_REGION_REPLAY: NamedFeedStart = 'last-1000'
 
 /** Options of {@link Viewer.connect}. */
 export interface ViewerOptions {
@@ -39,6 +45,23 @@ export interface ViewerOptions {
    * still runs (the viewer wraps it to read a refused upgrade's status and Retry-After in Node).
    */
   readonly mqtt?: Omit<IClientOptions, 'clean' | 'reconnectPeriod' | 'resubscribe' | 'manualConnect'>
+  /**
+   * Several regions only: ms without a connection in the region in use (since the connection was lost, or since the
+   * start) after which the viewer moves to the next region; default {@link DEFAULT_REGION_TIMEOUT_MS} (15 s), above
+   * the few seconds a node's viewers take to come back on its region's other nodes.
+   */
+  readonly regionTimeoutMs?: number
+  /**
+   * Several regions only: the history each feed asks the new region for after a switch, `last-<n>` (n >= 1) or
+   * `all`; default {@link DEFAULT_REGION_REPLAY} (`last-1000`). Events published there while the viewer was away are
+   * recovered if they are among these n.
+   */
+  readonly regionReplay?: NamedFeedStart
+  /**
+   * Several regions only: delivered event ids each feed keeps (its most recent ones), to find its place in another
+   * region; default {@link DEFAULT_DELIVERED_IDS} (1000).
+   */
+  readonly regionDeliveredIds?: number
 }
 
 /** Events of a {@link Viewer}. */
@@ -54,6 +77,11 @@ export interface ViewerEvents {
    * the connection as overloaded, refused state subscriptions (`SubscriptionRefusedError`), state callbacks that threw.
    */
   error: [error: Error]
+  /**
+   * Several regions only: the region in use was unreachable for `regionTimeoutMs`, and the viewer moves to the next
+   * one (`{index, previous, urls, downMs}`); its first attempt there follows. Each feed then resumes there by event id.
+   */
+  region: [change: RegionChange]
   /** The viewer is closed for good. */
   close: []
 }
@@ -113,42 +141,60 @@ function toError (err: unknown): Error {
  * delay = random(0, min(cap, base * 2^attempt)) (plus Retry-After or refusedMinMs after a refusal), attempt reset on
  * CONNACK 0; then it resubscribes state topics and lets each feed subscription resume after its last delivered
  * position (seq and epoch are cluster-wide, so this holds on another node too).
+ *
+ * With several regions (independent clusters) it does so within its region; when no connection was made there for
+ * `regionTimeoutMs` it moves to the next region (event `region`), where seq and epoch differ: each feed replays the
+ * new region's recent history (`regionReplay`) and delivers, in that region's order, only the events whose id
+ * (`data.id`) it has not delivered, after the last one it has (client/README.md, "Regions").
  */
 export class Viewer extends TypedEmitter<ViewerEvents> {
   readonly #connection: BrokerConnection
   readonly #transport: MqttFeedTransport
   readonly #feeds = new Set<FeedSubscription>()
   readonly #states = new Set<StateWatchEntry>()
+  /** With several regions: how feeds resume by id after a switch; undefined with one region. */
+  readonly #resumeById: { readonly replay: NamedFeedStart, readonly deliveredIds: number } | undefined
   #closed = false
 
-  private constructor (urls: BrokerUrls, clientOptions: IClientOptions, options: ViewerOptions) {
+  private constructor (target: BrokerTarget, clientOptions: IClientOptions, options: ViewerOptions) {
     super()
     const reconnect = options.reconnect ?? true
-    this.#connection = new BrokerConnection(urls, {
+    if (regionList(target).length > 1) {
+      const replay = parseFeedStart(options.regionReplay ?? DEFAULT_REGION_REPLAY)
+      if (typeof replay !== 'string' || replay === 'last-0') throw new RangeError(`regionReplay must be all or last-<n> with n >= 1, got ${JSON.stringify(options.regionReplay)}`)
+      const deliveredIds = options.regionDeliveredIds ?? DEFAULT_DELIVERED_IDS
+      if (!Number.isSafeInteger(deliveredIds) || deliveredIds < 1) throw new RangeError(`regionDeliveredIds must be an integer >= 1, got ${String(options.regionDeliveredIds)}`)
+      this.#resumeById = { replay, deliveredIds }
+    }
+    this.#connection = new BrokerConnection(target, {
       mqtt: clientOptions,
       backoff: reconnect === false ? null : backoffOptions(reconnect === true ? {} : reconnect),
-      random: options.random ?? Math.random
+      random: options.random ?? Math.random,
+      ...(options.regionTimeoutMs !== undefined ? { regionTimeoutMs: options.regionTimeoutMs } : {})
     }, {
       connect: (url) => { this.#onConnect(url) },
       disconnect: (url) => { this.#onDisconnect(url) },
       reconnecting: (info) => { this.#emitSafely('reconnecting', info) },
       error: (err) => { this.#emitSafely('error', toError(err)) },
-      message: (topic, payload, retain) => { this.#onMessage(topic, payload, retain) }
+      message: (topic, payload, retain) => { this.#onMessage(topic, payload, retain) },
+      region: (change) => { this.#onRegion(change) }
     })
     this.#transport = new MqttFeedTransport(() => this.#connection.client, () => this.#connection.connected)
   }
 
   /**
    * Connects to a broker and returns at once; the connection is made (and remade) in the background: listen to
-   * `connect` / `disconnect` / `reconnecting` / `error`, or await {@link Viewer.waitConnected}.
-   * @param urls a broker URL, or a list of them tried in a shuffled order (may mix protocols):
+   * `connect` / `disconnect` / `reconnecting` / `error` (and `region`), or await {@link Viewer.waitConnected}.
+   * @param target a broker URL, or a list of them tried in a shuffled order (may mix protocols):
    *   `ws://host:port/path` or `wss://...` (browser and Node), `mqtt://` / `mqtts://` (Node). Credentials may be
-   *   given in a URL (`mqtt://user:password@host`), else `options.username` / `password` apply.
+   *   given in a URL (`mqtt://user:password@host`), else `options.username` / `password` apply. Or
+   *   `{regions: [[a1, a2], [b1, b2]]}`: several regions (independent clusters), each such a list, the viewer's own
+   *   region first; it moves to the next region when its own is unreachable for `options.regionTimeoutMs`.
    * @param options see {@link ViewerOptions}.
-   * @throws Error from MQTT.js if a URL cannot be used (e.g. no protocol); RangeError for an empty list or an invalid
-   *   backoff.
+   * @throws Error from MQTT.js if a URL cannot be used (e.g. no protocol); RangeError for an empty list, a URL in two
+   *   regions, an invalid backoff or region option.
    */
-  static connect (urls: BrokerUrls, options: ViewerOptions = {}): Viewer {
+  static connect (target: BrokerTarget, options: ViewerOptions = {}): Viewer {
     const clientOptions: IClientOptions = {
       keepalive: options.keepaliveSec ?? 30,
       connectTimeout: options.connectTimeoutMs ?? 10_000,
@@ -159,7 +205,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     if (options.clientId !== undefined) clientOptions.clientId = options.clientId
     if (options.username !== undefined) clientOptions.username = options.username
     if (options.password !== undefined) clientOptions.password = options.password
-    const viewer = new Viewer(urls, clientOptions, options)
+    const viewer = new Viewer(target, clientOptions, options)
     viewer.#connection.start()
     return viewer
   }
@@ -179,9 +225,22 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     return this.#connection.url
   }
 
-  /** The broker URLs in the order this viewer tries them (shuffled once, at {@link Viewer.connect}). */
+  /**
+   * The broker URLs of the region in use, in the order this viewer tries them (shuffled once, at
+   * {@link Viewer.connect}); with one region, all of them.
+   */
   get urls (): readonly string[] {
     return this.#connection.urls
+  }
+
+  /** The index of the region in use: 0 (the first given, the viewer's own) until it moved. */
+  get region (): number {
+    return this.#connection.region
+  }
+
+  /** Every region's broker URLs, each in the order this viewer tries them. */
+  get regions (): ReadonlyArray<readonly string[]> {
+    return this.#connection.regions
   }
 
   /**
@@ -233,7 +292,8 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
    */
   watchFeed (feed: string, options: WatchFeedOptions = {}, onMessage?: (envelope: FeedEnvelope) => void): FeedSubscription {
     if (this.#closed) throw new Error('viewer closed')
-    const subscription = new FeedSubscription(feed, this.#transport, options, onMessage)
+    const subscription = new FeedSubscription(feed, this.#transport,
+      this.#resumeById !== undefined ? { ...options, resumeById: this.#resumeById } : options, onMessage)
     this.#feeds.add(subscription)
     subscription.on('state', (change) => {
       if (change.new === 'closed') this.#feeds.delete(subscription)
@@ -313,6 +373,13 @@ export class Viewer extends TypedEmitter<ViewerEvents> {
     for (const topic of new Set([...this.#states].map((entry) => entry.topic))) this.#subscribeState(topic)
     this.#transport.dispatchConnection(true)
     this.#emitSafely('connect', url)
+  }
+
+  #onRegion (change: RegionChange): void {
+    if (this.#closed) return
+    // Before the first connection there: each feed's next SUBSCRIBE asks the new region for its recent history.
+    for (const subscription of [...this.#feeds]) subscription.changeRegion()
+    this.#emitSafely('region', change)
   }
 
   #onDisconnect (url: string): void {

@@ -2,6 +2,11 @@
  * `tribune replay <file> [options]`: replays a World Cup JSON file into a broker as live match events
  * (dispatched from bin/tribune.js). Exit codes: 0 done, 1 unreadable or malformed file / connection or publish
  * failure, 2 bad command line, 130 interrupted (SIGINT/SIGTERM).
+ *
+ * `--url` repeated gives the nodes of one cluster, as it always did (a publisher moves between them with its session);
+ * `--region URL[,URL...]` repeated gives one region each (independent clusters, every message published to each). Two
+ * flags rather than a new meaning for `--url`: a node list read as regions would publish every message once per node
+ * into the same cluster, and the cluster tests and scripts that give `--url` twice mean nodes.
  */
 import { parseFlags } from '../../client/src/flags.js'
 import { withoutPassword } from '../../client/src/targets.js'
@@ -30,6 +35,13 @@ Options:
   --url URL          broker URL (default ${DEFAULT_URL}; mqtt, mqtts, ws, wss); repeat it for
                      several brokers (the nodes of a cluster): tried in a random order, the
                      replay moves to the next one when one fails, its unacknowledged events resent
+  --region URL[,URL...]
+                     one region (an independent cluster, its own Redis): its nodes' URLs, comma-
+                     separated; repeat it for each region. Every event and state goes to every
+                     region, each over its own connection and queue: a region that is down does
+                     not hold up the others and gets what it missed, in order, when it is back.
+                     At the end the replay waits until every region has acknowledged everything
+                     (Ctrl-C gives up). Not with --url
   --speed F          match-minutes per second of wall time (default ${DEFAULT_SPEED});
                      0 = as fast as the broker acknowledges; idle gaps between matches are skipped
   --username U       MQTT user name
@@ -45,7 +57,8 @@ const PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'])
 /** Validated command line. */
 interface ReplayArgs {
   file: string
-  urls: string[]
+  /** One URL list per region (one region for --url). */
+  regions: string[][]
   speed: number
   username?: string
   password?: string
@@ -67,6 +80,7 @@ function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
       allowPositionals: true,
       options: {
         url: { type: 'string', multiple: true },
+        region: { type: 'string', multiple: true },
         speed: { type: 'string' },
         username: { type: 'string' },
         password: { type: 'string' },
@@ -81,20 +95,32 @@ function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
   if (values.help === true) return 'help'
   if (positionals.length === 0) throw new UsageError('missing <file> (a World Cup JSON file)')
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}" (only one <file>)`)
-  const urls = values.url ?? [DEFAULT_URL]
-  for (const url of urls) {
-    let protocol: string
-    try {
-      protocol = new URL(url).protocol
-    } catch {
-      throw new UsageError(`--url: not a URL: "${withoutPassword(url)}"`)
+  if (values.url !== undefined && values.region !== undefined) {
+    throw new UsageError('--url and --region do not go together: --url gives the nodes of one cluster, --region URL[,URL...] one region each (give every region with --region)')
+  }
+  const regions = values.region !== undefined
+    ? values.region.map((list) => list.split(',').map((url) => url.trim()).filter((url) => url !== ''))
+    : [values.url ?? [DEFAULT_URL]]
+  const flag = values.region !== undefined ? '--region' : '--url'
+  const seen = new Set<string>()
+  for (const [index, urls] of regions.entries()) {
+    if (urls.length === 0) throw new UsageError(`--region: region ${index} has no URL (give --region URL[,URL...])`)
+    for (const url of urls) {
+      let protocol: string
+      try {
+        protocol = new URL(url).protocol
+      } catch {
+        throw new UsageError(`${flag}: not a URL: "${withoutPassword(url)}"`)
+      }
+      if (!PROTOCOLS.has(protocol)) throw new UsageError(`${flag}: unsupported protocol "${protocol}" in "${withoutPassword(url)}" (use mqtt, mqtts, ws or wss)`)
+      if (values.region !== undefined && seen.has(url)) throw new UsageError(`--region: "${withoutPassword(url)}" is in two regions (a node belongs to one region)`)
+      seen.add(url)
     }
-    if (!PROTOCOLS.has(protocol)) throw new UsageError(`--url: unsupported protocol "${protocol}" in "${withoutPassword(url)}" (use mqtt, mqtts, ws or wss)`)
   }
   const speedText = values.speed ?? String(DEFAULT_SPEED)
   const speed = /^\s*\d*\.?\d+(e[+-]?\d+)?\s*$/i.test(speedText) ? Number(speedText) : NaN
   if (!Number.isFinite(speed) || speed < 0) throw new UsageError(`--speed: expected a number >= 0, got "${speedText}"`)
-  const args: ReplayArgs = { file: positionals[0], urls, speed }
+  const args: ReplayArgs = { file: positionals[0], regions, speed }
   if (values.username !== undefined) args.username = values.username
   if (values.password !== undefined) args.password = values.password
   if (values['client-id'] !== undefined) {
@@ -102,6 +128,11 @@ function parseReplayArgs (argv: string[]): ReplayArgs | 'help' {
     args.clientId = values['client-id']
   }
   return args
+}
+
+/** Names a region and its URLs for messages: `region 1 (mqtt://b1, mqtt://b2)`, passwords hidden. */
+function regionName (index: number, urls: readonly string[]): string {
+  return `region ${index} (${urls.map(withoutPassword).join(', ')})`
 }
 
 /** "2022-11-20 19:47Z" */
@@ -116,6 +147,29 @@ function duration (ms: number): string {
   const h = Math.floor(s / 3600)
   const m = Math.floor((s % 3600) / 60)
   return h > 0 ? `${h}h ${m}m` : `${m}m ${s % 60}s`
+}
+
+/**
+ * After the last message: waits until every region has acknowledged everything (a region that is down gets it when it
+ * is back), saying which regions it waits for; stops waiting when `signal` aborts.
+ * @returns how many messages were still not acknowledged by every region when it stopped (0: all delivered)
+ */
+async function waitForRegions (publisher: Publisher, signal: AbortSignal, err: (line: string) => void): Promise<number> {
+  const waiting = publisher.regions.filter((r) => r.queued > 0)
+  if (waiting.length === 0) return 0
+  if (signal.aborted) return Math.max(...waiting.map((r) => r.queued))
+  for (const r of waiting) err(`tribune replay: waiting for ${regionName(r.index, r.urls)} to acknowledge ${r.queued} messages (Ctrl-C gives up)`)
+  let onAbort = (): void => {}
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = () => { resolve() }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    await Promise.race([publisher.drain(), aborted])
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  return Math.max(0, ...publisher.regions.map((r) => r.queued))
 }
 
 /**
@@ -153,19 +207,27 @@ export async function replayMain (argv: string[], io: ReplayIo = { stdout: proce
   }
 
   const tty = io.stderr.isTTY === true
-  const where = args.urls.map(withoutPassword).join(', ')
+  const several = args.regions.length > 1
+  const where = several
+    ? args.regions.map((urls, i) => regionName(i, urls)).join(' and ')
+    : args.regions[0].map(withoutPassword).join(', ')
+  /** "region 1: " with several regions, else nothing. */
+  const inRegion = (region: number): string => several ? `region ${region}: ` : ''
   let publisher: Publisher | undefined
   try {
-    publisher = await Publisher.connect(args.urls, {
+    publisher = await Publisher.connect(several ? { regions: args.regions } : args.regions[0], {
       clientId: args.clientId,
       username: args.username,
       password: args.password,
-      onConnectionChange: (up) => {
-        const url = withoutPassword(publisher?.url ?? '')
-        err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${up ? `reconnected to ${url}` : `connection lost to ${url}, retrying`}`)
+      onConnectionChange: (up, region) => {
+        const url = withoutPassword(publisher?.regions[region]?.url ?? '')
+        err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${inRegion(region)}${up ? `reconnected to ${url}` : `connection lost to ${url}, retrying`}`)
       },
-      onReconnecting: ({ url, delayMs, refused }) => {
-        if (refused || args.urls.length > 1) err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${refused ? 'the broker is busy; ' : ''}next attempt on ${withoutPassword(url)} in ${delayMs} ms`)
+      onReconnecting: ({ url, delayMs, refused, region }) => {
+        if (refused || (args.regions[region ?? 0]?.length ?? 0) > 1) err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${inRegion(region ?? 0)}${refused ? 'the broker is busy; ' : ''}next attempt on ${withoutPassword(url)} in ${delayMs} ms`)
+      },
+      onError: (e, region) => {
+        if (several) err(`${tty ? '\r\x1b[2K' : ''}tribune replay: ${inRegion(region)}${e.message}`)
       }
     })
   } catch (e) {
@@ -208,9 +270,13 @@ export async function replayMain (argv: string[], io: ReplayIo = { stdout: proce
       }
     })
     if (tty) io.stderr.write('\n')
+    const behind = several && !summary.aborted ? await waitForRegions(publisher, controller.signal, err) : 0
     const elapsed = duration(performance.now() - started)
     const counts = `${summary.matches}/${total} matches, ${summary.events} events, ${summary.states} states to ${where} in ${elapsed}`
-    if (summary.aborted) {
+    if (behind > 0) {
+      io.stdout.write(`replay interrupted: ${counts}; ${behind} messages never reached every region\n`)
+      code = 130
+    } else if (summary.aborted) {
       io.stdout.write(`replay interrupted: ${counts}\n`)
       code = 130
     } else {

@@ -10,30 +10,29 @@
  * on that PUBACK. A resend can reach the broker twice (at-least-once); the broker drops duplicate feed events by
  * their `id` and a repeated retained state is harmless. close() rejects whatever is still unacknowledged.
  *
- * Several broker URLs (the nodes of a cluster): one MQTT.js client for the Publisher's life, so that its session and
- * its unacknowledged packets go with it from node to node; its stream builder (the public `MqttClient` constructor
- * takes one) opens the connection to the URL in use, tried in a shuffled order, moving to the next on any failure.
- * Reconnecting is done here rather than by MQTT.js, to wait longer after a refusal (CONNACK 3, HTTP 503).
+ * Several broker URLs (the nodes of a cluster): one connection (link.ts) moving from node to node with its session.
+ * Several regions (independent clusters, each with its own Redis): one such connection per region, each with its own
+ * queue (region-queue.ts), so a region that is down or slow neither blocks the others nor loses its own messages; a
+ * publish resolves once the first region acknowledged it.
  */
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
-import tls from 'node:tls'
-import mqtt, { type IClientOptions, type IStream, type MqttClient } from 'mqtt'
-import { WebSocket, createWebSocketStream } from 'ws'
-import { reconnectDelay, type AttemptFailure } from '../../client/src/backoff.js'
 import type { ReconnectInfo } from '../../client/src/connection.js'
-import { ServerUnavailableError, closedBeforeAnswer, unavailableConnackCode, upgradeRefusalHook } from '../../client/src/refusal.js'
-import { TargetRotation, withoutPassword, type BrokerUrls } from '../../client/src/targets.js'
+import { eventId } from '../../client/src/resume-by-id.js'
+import { regionList, type BrokerTarget } from '../../client/src/targets.js'
+import { BrokerLink, PublisherClosedError } from './link.js'
+import { DEFAULT_MAX_QUEUED, RegionQueue, RegionQueueFullError } from './region-queue.js'
 
 export type { MatchEvent, MatchState, Score, MatchStatus } from './replay/model.js'
 export { eventsTopic, stateTopic } from './topics.js'
 export { ServerUnavailableError } from '../../client/src/refusal.js'
-export type { BrokerUrls } from '../../client/src/targets.js'
+export type { BrokerUrls, BrokerRegions, BrokerTarget } from '../../client/src/targets.js'
 export type { ReconnectInfo } from '../../client/src/connection.js'
+export { PublisherClosedError } from './link.js'
+export { RegionQueueFullError, DEFAULT_MAX_QUEUED } from './region-queue.js'
 
 /** Options of {@link Publisher.connect}. */
 export interface PublisherOptions {
-  /** MQTT client id; keep it stable across restarts to resume the session. Default: "tribune-pub-<random>", fixed per Publisher. */
+  /** MQTT client id; keep it stable across restarts to resume the session. Default: "tribune-pub-<random>", fixed per Publisher (the same in every region). */
   clientId?: string
   /** User name, unless the URL in use carries one (`mqtt://user:password@host`). */
   username?: string
@@ -54,22 +53,37 @@ export interface PublisherOptions {
   /** Random source in [0, 1) for the order of the broker URLs and the jitter after a refusal. Default Math.random. */
   random?: () => number
   /**
-   * Called with connection errors after the first connect (the client keeps retrying), a ServerUnavailableError
-   * for a refusal included. Default: ignored.
+   * Several regions only: the most messages waiting for one region (not yet acknowledged there), >= 1. Default
+   * {@link DEFAULT_MAX_QUEUED} (100,000). Beyond, that region's oldest waiting message is dropped for it, and onError
+   * gets a {@link RegionQueueFullError} (once, until its queue is empty again).
    */
-  onError?: (err: Error) => void
-  /** Called when the connection goes up (true) or is lost (false) after the first connect. */
-  onConnectionChange?: (connected: boolean) => void
-  /** Called when a reconnect attempt is scheduled, after the first connect: `{attempt, delayMs, url, lastUrl, refused, retryAfterMs?}`. */
+  maxQueued?: number
+  /**
+   * Called with connection errors after the first connect (the client keeps retrying), a ServerUnavailableError
+   * for a refusal included, and the region's index (0 with one region). Default: ignored.
+   */
+  onError?: (err: Error, region: number) => void
+  /** Called when the connection of a region (0 with one region) goes up (true) or is lost (false) after its first connect. */
+  onConnectionChange?: (connected: boolean, region: number) => void
+  /**
+   * Called when a reconnect attempt is scheduled, after the first connect: `{attempt, delayMs, url, lastUrl, refused,
+   * retryAfterMs?, region?}` (`region`: its index, with several regions).
+   */
   onReconnecting?: (info: ReconnectInfo) => void
 }
 
-/** Thrown for publishes that are still unacknowledged when {@link Publisher.close} is called, or made after it. */
-export class PublisherClosedError extends Error {
-  constructor (message = 'publisher closed before the broker acknowledged the message') {
-    super(message)
-    this.name = 'PublisherClosedError'
-  }
+/** One region of a Publisher, for monitoring (see {@link Publisher.regions}). */
+export interface PublisherRegion {
+  /** Its index, in the order given. */
+  readonly index: number
+  /** Its broker URLs in the order they are tried. */
+  readonly urls: readonly string[]
+  /** The URL in use there. */
+  readonly url: string
+  /** True while connected there. */
+  readonly connected: boolean
+  /** Messages not yet acknowledged there (0 with one region: see {@link Publisher.inFlight}). */
+  readonly queued: number
 }
 
 /**
@@ -82,245 +96,147 @@ function checkTopic (topic: string): void {
   if (Buffer.byteLength(topic) > 65535) throw new TypeError('topic is longer than 65535 bytes')
 }
 
-const PROTOCOLS = new Set(['mqtt:', 'tcp:', 'mqtts:', 'ssl:', 'tls:', 'ws:', 'wss:'])
-/** CONNACK return codes (MQTT 3.1.1 section 3.2.2.3) no other node would answer differently: bad protocol level, client id, credentials, not authorized. */
-const FATAL_CONNACK = new Set([1, 2, 4, 5])
-
-/** Host name of a URL for net/tls: without the brackets of an IPv6 address. */
-function hostOf (url: URL): string {
-  return url.hostname.replace(/^\[(.*)\]$/, '$1')
-}
-
-/**
- * Opens the transport to one broker URL, as MQTT.js's own stream builders do in Node: TCP, TLS (certificates
- * checked), or MQTT over a WebSocket (subprotocol `mqtt`), whose refused upgrade (503/429) is reported to `onRefused`.
- */
-function openStream (url: URL, onRefused: (status: number, retryAfterMs: number | undefined) => void): IStream {
-  const host = hostOf(url)
-  switch (url.protocol) {
-    case 'mqtt:': case 'tcp:':
-      return net.connect({ host, port: Number(url.port || 1883) })
-    case 'mqtts:': case 'ssl:': case 'tls:':
-      return tls.connect({ host, port: Number(url.port || 8883), servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: true })
-    default: {
-      const target = new URL(url.href)
-      target.username = ''
-      target.password = ''
-      const socket = new WebSocket(target.href, ['mqtt'], { finishRequest: upgradeRefusalHook(onRefused) })
-      const stream = createWebSocketStream(socket)
-      socket.on('close', () => { stream.destroy() })
-      return stream
-    }
-  }
-}
-
 /** A connected publisher; create with {@link Publisher.connect}. */
 export class Publisher {
-  /** Unacknowledged publishes, rejected by close(). */
+  /** Publishes whose promise has not settled (several regions: not acknowledged by any region yet). */
   private readonly pending = new Set<(err: Error) => void>()
+  /** One promise per message and region, settled when that region acknowledged it or gave it up: what drain() waits for. */
+  private readonly outstanding = new Set<Promise<void>>()
   private closed = false
   private closing: Promise<void> | undefined
-  private readonly targets: TargetRotation
-  private readonly client: MqttClient
-  private readonly reconnectPeriod: number
-  private readonly refusedMinMs: number
-  private readonly random: () => number
-  /** How the attempt in progress (or the last one) ended, as far as the next delay is concerned. */
-  private failure: AttemptFailure = { refused: false }
-  /** The first error of the attempt in progress, for the first connect's rejection. */
-  private attemptError: Error | undefined
-  /** True from the start of an attempt until its connection closes. */
-  private open = false
-  private started = false
-  /** True once the first connect succeeded: from then on the Publisher reconnects by itself. */
-  private running = false
-  private up = false
-  private attempt = 0
-  private timer: ReturnType<typeof setTimeout> | undefined
+  /** Several regions: their queues; null with one region (its link is used directly, as before regions existed). */
+  private readonly queues: RegionQueue[] | null
 
-  private constructor (urls: BrokerUrls, readonly clientId: string, private readonly opts: PublisherOptions) {
-    this.random = opts.random ?? Math.random
-    this.targets = new TargetRotation(urls, this.random)
-    for (const url of this.targets.order) {
-      let protocol: string
-      try {
-        protocol = new URL(url).protocol
-      } catch {
-        throw new TypeError(`not a URL: "${withoutPassword(url)}"`)
-      }
-      if (!PROTOCOLS.has(protocol)) throw new TypeError(`unsupported protocol "${protocol}" in "${withoutPassword(url)}" (use mqtt, mqtts, ws or wss)`)
-    }
-    this.reconnectPeriod = opts.reconnectPeriod ?? 1000
-    if (!(this.reconnectPeriod > 0) || !Number.isFinite(this.reconnectPeriod)) throw new RangeError(`reconnectPeriod must be > 0 ms, got ${this.reconnectPeriod}`)
-    this.refusedMinMs = opts.refusedMinMs ?? 1000
-    if (!(this.refusedMinMs >= 0) || !Number.isFinite(this.refusedMinMs)) throw new RangeError(`refusedMinMs must be >= 0 ms, got ${this.refusedMinMs}`)
-    const options: IClientOptions = {
-      clientId,
-      clean: false,
-      protocolVersion: 4,
-      keepalive: opts.keepalive ?? 30,
-      reconnectPeriod: 0, // reconnects are scheduled here (see onClose)
-      connectTimeout: opts.connectTimeout ?? 10_000,
-      resubscribe: false,
-      queueQoSZero: false,
-      manualConnect: true
-    }
-    this.client = new mqtt.MqttClient(() => openStream(new URL(this.targets.current), (status, retryAfterMs) => { this.onRefused(status, retryAfterMs) }), options)
-    // A permanent listener: an 'error' event without one would crash the process.
-    this.client.on('error', (err) => { this.onError(err) })
-    this.client.on('connect', () => { this.onConnect() })
-    this.client.on('close', () => { this.onClose() })
+  private constructor (private readonly links: readonly BrokerLink[], readonly clientId: string, opts: PublisherOptions) {
+    this.queues = links.length > 1
+      ? links.map((link, region) => new RegionQueue(region, link, opts.maxQueued ?? DEFAULT_MAX_QUEUED, opts.reconnectPeriod ?? 1000,
+        (err) => { opts.onError?.(err, region) }))
+      : null
   }
 
   /**
-   * Connects to a broker and resolves once the first CONNACK arrives.
-   * @param urls broker URL (mqtt://host:1883, mqtts://, ws://host/mqtt, wss://; credentials may be in it), or a list of
-   *   them (the nodes of a cluster), tried in a shuffled order
+   * Connects and resolves once a broker accepted (CONNACK).
+   * @param target broker URL (mqtt://host:1883, mqtts://, ws://host/mqtt, wss://; credentials may be in it), or a list
+   *   of them (the nodes of a cluster), tried in a shuffled order; or `{regions: [[a1, a2], [b1]]}`: several regions
+   *   (independent clusters), each such a list, every message published to each.
    * @param opts credentials, client id and timing; the session is always persistent (clean = false)
-   * @returns a Publisher that reconnects by itself after the first successful connect, moving to the next URL
+   * @returns a Publisher that reconnects by itself after the first successful connect, moving to the next URL. With
+   *   several regions it resolves once one region accepted; the others go on trying in the background, and get
+   *   their messages when they accept.
    * @throws TypeError / RangeError for a bad URL or option; the connection error (e.g. ECONNREFUSED, "Connection
    *   refused: Not authorized", "connack timeout", ServerUnavailableError) when every URL failed once (an
-   *   AggregateError of each URL's error when there are several); no retry is made in that case. A refusal of the
-   *   login (CONNACK 1, 2, 4, 5) rejects at once, without trying the other URLs.
+   *   AggregateError of each URL's error when there are several, of each region's with several regions); no retry
+   *   is made in that case. A refusal of the login (CONNACK 1, 2, 4, 5) rejects at once, without trying the other
+   *   URLs (with several regions: if no region accepted yet).
    */
-  static async connect (urls: BrokerUrls, opts: PublisherOptions = {}): Promise<Publisher> {
-    const publisher = new Publisher(urls, opts.clientId ?? `tribune-pub-${randomBytes(6).toString('hex')}`, opts)
-    await publisher.firstConnect()
-    return publisher
-  }
-
-  /** The broker URL in use: connected to, being tried, or to be tried next. */
-  get url (): string {
-    return this.targets.current
-  }
-
-  /** The broker URLs in the order this Publisher tries them (shuffled once, at connect). */
-  get urls (): readonly string[] {
-    return this.targets.order
-  }
-
-  /** One pass over the URLs, one attempt each, until one accepts; rejects with the errors otherwise. */
-  private async firstConnect (): Promise<void> {
-    const errors: Error[] = []
-    for (let i = 0; i < this.targets.order.length; i++) {
-      if (i > 0) this.targets.next()
-      const url = this.targets.current
-      const connected = await new Promise<boolean>((resolve) => {
-        const onConnect = (): void => { done(true) }
-        const onClose = (): void => { done(false) }
-        const done = (ok: boolean): void => {
-          this.client.off('connect', onConnect)
-          this.client.off('close', onClose)
-          resolve(ok)
-        }
-        this.client.on('connect', onConnect)
-        this.client.on('close', onClose)
-        this.startAttempt()
-      })
-      if (connected) {
-        this.running = true
-        return
+  static async connect (target: BrokerTarget, opts: PublisherOptions = {}): Promise<Publisher> {
+    const clientId = opts.clientId ?? `tribune-pub-${randomBytes(6).toString('hex')}`
+    const regions = regionList(target)
+    if (opts.maxQueued !== undefined && (!Number.isSafeInteger(opts.maxQueued) || opts.maxQueued < 1)) throw new RangeError(`maxQueued must be an integer >= 1, got ${String(opts.maxQueued)}`)
+    const several = regions.length > 1
+    const links = regions.map((urls, region) => new BrokerLink(urls, clientId, {
+      ...opts,
+      onError: (err) => { opts.onError?.(err, region) },
+      onConnectionChange: (up) => { opts.onConnectionChange?.(up, region) },
+      onReconnecting: (info) => { opts.onReconnecting?.(several ? { ...info, region } : info) }
+    }))
+    if (!several) {
+      try {
+        await links[0].firstConnect()
+      } catch (err) {
+        links[0].abandon()
+        throw err
       }
-      const error = this.attemptError ?? new Error(`connection to ${withoutPassword(url)} closed before CONNACK`)
-      errors.push(error)
-      const code = (error as { code?: unknown }).code
-      if (!(error instanceof ServerUnavailableError) && typeof code === 'number' && FATAL_CONNACK.has(code)) break
+      return new Publisher(links, clientId, opts)
     }
-    this.closed = true
-    this.client.end(true)
-    if (errors.length === 1) throw errors[0]
-    throw new AggregateError(errors, `no broker accepted the connection: ${errors.map((e, i) => `${withoutPassword(this.targets.order[i])}: ${e.message}`).join('; ')}`)
+    return new Publisher(links, clientId, opts).firstConnect()
   }
 
-  /** Starts an attempt on the URL in use, with its credentials; keeps the session's stores across attempts. */
-  private startAttempt (): void {
-    this.timer = undefined
-    if (this.closed) return
-    const url = new URL(this.targets.current)
-    this.client.options.username = url.username !== '' ? decodeURIComponent(url.username) : this.opts.username
-    this.client.options.password = url.username !== '' ? decodeURIComponent(url.password) : this.opts.password
-    this.failure = { refused: false }
-    this.attemptError = undefined
-    this.open = true
-    if (!this.started) {
-      this.started = true
-      this.client.connect()
-    } else {
-      // Given the stores, reconnect() keeps the unacknowledged packets, which MQTT.js resends after CONNACK.
-      this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore })
-    }
-  }
-
-  private onRefused (status: number, retryAfterMs: number | undefined): void {
-    if (!this.open) return
-    this.failure = retryAfterMs !== undefined ? { refused: true, retryAfterMs } : { refused: true }
-    this.onError(new ServerUnavailableError(this.targets.current, { status, retryAfterMs }))
-  }
-
-  private onError (err: Error): void {
-    const code = unavailableConnackCode(err)
-    if (code !== undefined) {
-      this.failure = { refused: true }
-      err = new ServerUnavailableError(this.targets.current, { code })
-    }
-    this.attemptError ??= err
-    if (this.running) this.opts.onError?.(err)
-  }
-
-  private onConnect (): void {
-    this.attempt = 0
-    this.up = true
-    if (this.running) this.opts.onConnectionChange?.(true)
-  }
-
-  private onClose (): void {
-    const wasUp = this.up
-    if (this.up) {
-      this.up = false
-      if (!this.closed) this.opts.onConnectionChange?.(false) // not for close(): nothing was lost
-    }
-    if (!this.open) return // a second close of the same attempt
-    this.open = false
-    if (!this.running || this.closed) return // the first connect's pass goes on by itself
-    // Made, then closed or reset before any answer (shed at accept, or TLS refused before the handshake): a refusal.
-    const failure: AttemptFailure = !wasUp && !this.failure.refused && closedBeforeAnswer(this.attemptError) ? { refused: true } : this.failure
-    const lastUrl = this.targets.current
-    const url = this.targets.next()
-    const delayMs = failure.refused
-      ? reconnectDelay(0, failure, { baseMs: this.reconnectPeriod, capMs: this.reconnectPeriod, refusedMinMs: this.refusedMinMs }, this.random)
-      : this.reconnectPeriod
-    this.attempt++
-    this.timer = setTimeout(() => { this.startAttempt() }, delayMs)
-    this.opts.onReconnecting?.({
-      attempt: this.attempt,
-      delayMs,
-      url,
-      lastUrl,
-      refused: failure.refused,
-      ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {})
+  /** Several regions: every region's first pass at once; resolves on the first region up (see connect). */
+  private async firstConnect (): Promise<this> {
+    const errors: Array<Error | undefined> = this.links.map(() => undefined)
+    let up = false
+    await new Promise<void>((resolve, reject) => {
+      let failed = 0
+      const giveUp = (err: Error): void => {
+        for (const link of this.links) link.abandon()
+        reject(err)
+      }
+      this.links.forEach((link, region) => {
+        link.firstConnect().then(() => {
+          if (up) return
+          up = true
+          resolve()
+        }, (err: Error) => {
+          errors[region] = err
+          if (up) {
+            // Another region is up: this one goes on trying, and gets its queue when it accepts.
+            if (link.refusedLogin) link.opts.onError?.(err)
+            link.keepTrying()
+            return
+          }
+          if (link.refusedLogin) {
+            giveUp(err)
+            return
+          }
+          if (++failed === this.links.length) {
+            giveUp(new AggregateError(errors, `no region accepted the connection: ${errors.map((e, i) => `region ${i}: ${e?.message ?? ''}`).join('; ')}`))
+          }
+        })
+      })
     })
+    // Regions whose first pass already failed before the first one came up go on trying too.
+    this.links.forEach((link, region) => { if (errors[region] !== undefined) link.keepTrying() })
+    return this
   }
 
-  /** Whether the connection to the broker is currently up. */
+  /** The broker URL in use (with several regions: in the first region). */
+  get url (): string {
+    return this.links[0].url
+  }
+
+  /** The broker URLs in the order this Publisher tries them (shuffled once, at connect; with several regions: the first region's). */
+  get urls (): readonly string[] {
+    return this.links[0].urls
+  }
+
+  /** Each region's URLs, state and queue (one entry with one region). */
+  get regions (): readonly PublisherRegion[] {
+    return this.links.map((link, index) => ({
+      index,
+      urls: link.urls,
+      url: link.url,
+      connected: link.connected,
+      queued: this.queues?.[index].size ?? 0
+    }))
+  }
+
+  /** Whether the connection to the broker is currently up (with several regions: to at least one). */
   get connected (): boolean {
-    return this.client.connected
+    return this.links.some((link) => link.connected)
   }
 
-  /** Number of publishes waiting for their PUBACK. */
+  /** Number of publishes waiting for their PUBACK (with several regions: for the first region's PUBACK). */
   get inFlight (): number {
-    return this.pending.size
+    return this.queues === null ? this.links[0].inFlight : this.pending.size
   }
 
   /**
    * Publishes an event to a feed topic as JSON, QoS 1, not retained.
    * The event should carry a string `id`, unique and deterministic within the feed: the broker uses it to drop
-   * resends (the README's contract section, "Feeds").
+   * resends (the README's contract section, "Feeds"), and viewers moving between regions recognise events by it; with
+   * several regions it must.
    * @param feedTopic e.g. `matches/2022-12-18-argentina-france/events`
    * @param event a JSON-serialisable object
-   * @returns resolves on PUBACK, also when it comes after a reconnect; rejects with PublisherClosedError on close()
-   * @throws TypeError (as a rejection) for a bad topic or a non-object event
+   * @returns resolves on PUBACK (with several regions: the first region's), also when it comes after a reconnect;
+   *   rejects with PublisherClosedError on close()
+   * @throws TypeError (as a rejection) for a bad topic, a non-object event, or, with several regions, an event
+   *   without a string `id`
    */
   async publishEvent (feedTopic: string, event: object): Promise<void> {
+    if (this.queues !== null && event !== null && typeof event === 'object' && !Array.isArray(event) && eventId(event) === undefined) {
+      throw new TypeError('with several regions every event needs a non-empty string "id", the same in every region: viewers moving between regions recognise events by it')
+    }
     return await this.send(feedTopic, event, false)
   }
 
@@ -328,11 +244,21 @@ export class Publisher {
    * Publishes a state object as JSON, QoS 1, retained (MQTT 3.1.1 section 3.3.1.3), replacing the previous state.
    * @param topic e.g. `matches/2022-12-18-argentina-france/state`
    * @param state a JSON-serialisable object
-   * @returns resolves on PUBACK, also when it comes after a reconnect; rejects with PublisherClosedError on close()
+   * @returns resolves on PUBACK (with several regions: the first region's), also when it comes after a reconnect;
+   *   rejects with PublisherClosedError on close()
    * @throws TypeError (as a rejection) for a bad topic or a non-object state
    */
   async setState (topic: string, state: object): Promise<void> {
     return await this.send(topic, state, true)
+  }
+
+  /**
+   * Resolves once every message given so far was acknowledged by every region (or given up there: closed, dropped
+   * from a full queue). With a region down it waits until that region is back: race it with a timeout, and read
+   * {@link Publisher.regions} for what is still queued.
+   */
+  async drain (): Promise<void> {
+    while (this.outstanding.size > 0) await Promise.allSettled([...this.outstanding])
   }
 
   private async send (topic: string, payload: object, retain: boolean): Promise<void> {
@@ -342,8 +268,16 @@ export class Publisher {
     }
     if (this.closed) throw new PublisherClosedError('publisher is closed')
     const body = JSON.stringify(payload)
+    if (this.queues === null) {
+      const sent = this.links[0].send(topic, body, retain)
+      this.track(sent)
+      await sent
+      return
+    }
+    const queues = this.queues
     await new Promise<void>((resolve, reject) => {
       let settled = false
+      let failures = 0
       const settle = (err?: Error): void => {
         if (settled) return
         settled = true
@@ -352,40 +286,36 @@ export class Publisher {
         else reject(err)
       }
       this.pending.add(settle)
-      this.client.publish(topic, body, { qos: 1, retain }, (err) => { settle(err ?? undefined) })
+      for (const queue of queues) {
+        this.track(new Promise<void>((resolveRegion) => {
+          queue.push(topic, body, retain, (err) => {
+            resolveRegion()
+            if (err === undefined) settle()
+            else if (++failures === queues.length) settle(err)
+          })
+        }))
+      }
     })
+  }
+
+  /** Keeps `sent` among what drain() waits for until it settles. */
+  private track (sent: Promise<void>): void {
+    const entry = sent.then(() => {}, () => {}).finally(() => { this.outstanding.delete(entry) })
+    this.outstanding.add(entry)
   }
 
   /**
    * Disconnects. If the connection is up and nothing is in flight, sends DISCONNECT (MQTT 3.1.1 section 3.14);
-   * otherwise closes the socket. Publishes still waiting for PUBACK are rejected with PublisherClosedError.
+   * otherwise closes the socket. Publishes still waiting for PUBACK are rejected with PublisherClosedError; with
+   * several regions, what a region has not acknowledged yet is given up for it (call drain() first to wait).
    * Idempotent; later publishes reject.
    */
   async close (): Promise<void> {
     if (this.closing !== undefined) return await this.closing
     this.closed = true
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = undefined
-    const force = this.pending.size > 0 || !this.client.connected
+    for (const queue of this.queues ?? []) queue.close()
     for (const settle of [...this.pending]) settle(new PublisherClosedError())
-    this.closing = new Promise<void>((resolve) => {
-      if (!this.client.connected) {
-        // Offline (between reconnect attempts, or trying one): no socket may emit 'close', so MQTT.js's end
-        // callback may never run. end(true) destroys any half-open socket; done.
-        this.client.end(true)
-        resolve()
-        return
-      }
-      // A graceful end can wait on a broker that never closes its side; fall back to destroying the socket after 2 s.
-      const timer = setTimeout(() => {
-        this.client.stream?.destroy()
-        resolve()
-      }, 2000)
-      this.client.end(force, () => {
-        clearTimeout(timer)
-        resolve()
-      })
-    })
+    this.closing = Promise.all(this.links.map(async (link) => { await link.close() })).then(() => {})
     await this.closing
   }
 }

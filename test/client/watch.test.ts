@@ -62,6 +62,26 @@ describe('tribune watch', () => {
     }
   })
 
+  it('takes --region several times: moves to the next region when its own dies, and prints each event once, by id', async () => {
+    const a = await brokerForTest()
+    const b = await brokerForTest()
+    const pubA = await connect(a.tcpUrl)
+    const pubB = await connect(b.tcpUrl)
+    // Region B's feed began earlier: the same events have other seqs there.
+    await pubB.publishAsync('matches/r/events', JSON.stringify({ id: 'warmup', i: 0 }), { qos: 1 })
+    for (let i = 1; i <= 3; i++) {
+      for (const pub of [pubA, pubB]) await pub.publishAsync('matches/r/events', JSON.stringify({ id: `e${i}`, i }), { qos: 1 })
+    }
+    const run = await watch(['matches/r/events', '--region', a.wsUrl, '--region', `${b.wsUrl},${b.tcpUrl}`, '--region-timeout', '300', '--count', '5'], async () => {
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      await a.close()
+      for (let i = 4; i <= 5; i++) await pubB.publishAsync('matches/r/events', JSON.stringify({ id: `e${i}`, i }), { qos: 1 })
+    })
+    expect(run.code).toBe(0)
+    expect(run.lines.map((l) => [l.seq, l.data.i])).toEqual([[1, 1], [2, 2], [3, 3], [5, 4], [6, 5]])
+    expect(run.err).toMatch(/no connection in region 0 for \d+ ms: moving to region 1 \(/)
+  })
+
   it('exits 1 with the reason when the broker refuses the login or a subscription, and never prints a password', async () => {
     const node = await brokerForTest(secureConfig())
     const port = (prefix: string): number => node.ports[Object.keys(node.ports).find((n) => n.startsWith(prefix)) ?? '']

@@ -6,7 +6,7 @@
 import net, { type AddressInfo, type Server, type Socket } from 'node:net'
 import { Aedes } from 'aedes'
 import mqtt, { type MqttClient } from 'mqtt'
-import { Publisher, type BrokerUrls, type PublisherOptions } from '../../publisher/src/index.js'
+import { Publisher, type BrokerTarget, type PublisherOptions } from '../../publisher/src/index.js'
 import { onCleanup } from '../helpers/broker.js'
 
 /** A TCP listener for the broker that can be taken down and brought back on the same port. */
@@ -78,8 +78,8 @@ export async function subscriber (url: string, filter = 'matches/#'): Promise<{ 
   return { client, got }
 }
 
-/** A Publisher on `urls` (reconnectPeriod 100 ms unless given), closed after the test. */
-export async function connectPublisher (urls: BrokerUrls, opts: PublisherOptions = {}): Promise<Publisher> {
+/** A Publisher on `urls` (or regions; reconnectPeriod 100 ms unless given), closed after the test. */
+export async function connectPublisher (urls: BrokerTarget, opts: PublisherOptions = {}): Promise<Publisher> {
   const pub = await Publisher.connect(urls, { reconnectPeriod: 100, ...opts })
   onCleanup(async () => { await pub.close() })
   return pub

@@ -179,6 +179,24 @@ describe('tribune replay', () => {
     expect(io.out()).toMatch(new RegExp(`^replayed 2/2 matches, 14 events, 9 states to ${dead}, ${l.url} in `))
   })
 
+  it('takes --region several times: every message to each region; a region down is waited for at the end', async () => {
+    const a = await startBroker(2)
+    const b = await startBroker(2) // the second listener of each stays up for a subscriber
+    await b.listeners[0].down()
+    const subA = await subscriber(a.listeners[1].url)
+    const subB = await subscriber(b.listeners[1].url)
+    const io = captureIo()
+    const run = replayMain([tempFile('tiny.json', JSON.stringify(TINY)), '--region', `${a.listeners[0].url},${a.listeners[1].url}`, '--region', b.listeners[0].url, '--speed', '0'], io)
+    await waitFor(() => subA.got.length === 23, 'every message in region 0')
+    await waitFor(() => io.err().includes(`waiting for region 1 (${b.listeners[0].url}) to acknowledge 23 messages`), 'the wait for region 1')
+    expect(subB.got).toEqual([])
+    await b.listeners[0].up()
+    expect(await run).toBe(0)
+    await waitFor(() => subB.got.length === 23, 'every message in region 1')
+    expect(subB.got.map((m) => `${m.topic} ${JSON.stringify(m.json)}`)).toEqual(subA.got.map((m) => `${m.topic} ${JSON.stringify(m.json)}`))
+    expect(io.out()).toMatch(new RegExp(`^replayed 2/2 matches, 14 events, 9 states to region 0 \\(${a.listeners[0].url}, ${a.listeners[1].url}\\) and region 1 \\(${b.listeners[0].url}\\) in `))
+  })
+
   it('paces the replay by --speed and draws one updating line on a terminal', async () => {
     const { listeners: [l] } = await startBroker()
     const file = tempFile('tiny.json', JSON.stringify(TINY))
@@ -202,6 +220,10 @@ describe('tribune replay', () => {
       [['x.json', '--url', 'not a url'], /--url: not a URL/],
       [['x.json', '--url', 'mqtt://h', '--url', 'ws://u:SeCrEt@h:99999/mqtt'], /--url: not a URL: "ws:\/\/u:\*\*\*@h:99999\/mqtt"/],
       [['x.json', '--speed'], /--speed/],
+      [['x.json', '--url', 'mqtt://a', '--region', 'mqtt://b'], /--url and --region do not go together/],
+      [['x.json', '--region', 'mqtt://a', '--region', ','], /--region: region 1 has no URL/],
+      [['x.json', '--region', 'mqtt://a,mqtt://b', '--region', 'mqtt://b'], /--region: "mqtt:\/\/b" is in two regions/],
+      [['x.json', '--region', 'mqtt://a', '--region', 'http://b'], /--region: unsupported protocol "http:"/],
       [[], /missing <file>/],
       [['a.json', 'b.json'], /unexpected argument "b.json"/]
     ]
