@@ -13,10 +13,15 @@ const GOAL_BYTES = 100 * 1024
 
 /** Prints, once the bundle is written, each page's bytes gzipped: its HTML and every chunk and stylesheet it loads. */
 function pageSizes (): Plugin {
+  let silent = false
   return {
     name: 'tribune-page-sizes',
     apply: 'build',
+    configResolved (config) {
+      silent = config.logLevel === 'silent'
+    },
     writeBundle (_options, bundle) {
+      if (silent) return
       const gz = (text: string | Uint8Array): number => gzipSync(text, { level: 9 }).length
       const files = new Map(Object.entries(bundle))
       const lines: string[] = []

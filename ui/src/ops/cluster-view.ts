@@ -112,7 +112,7 @@ export class ClusterView {
       cell('refusals', p === undefined ? '–' : rate(p.refusalsPerSec)),
       cell('in', p === undefined ? '–' : rate(p.inPerSec)),
       cell('out', p === undefined ? '–' : rate(p.outPerSec)),
-      cell('latency', p === undefined ? '–' : `${num(p.latencyMs, 1)} (p99 ≤ ${num(p.latencyP99Ms, 1)})`),
+      cell('latency', p === undefined || p.latencyP99Ms === null ? '–' : `${num(p.latencyMs, 1)} (p99 ≤ ${num(p.latencyP99Ms, 1)})`),
       cell('lag', num(p?.lagP99Ms, 1)),
       cell('memory', p === undefined ? '–' : `${num(p.heapMB)} / ${num(p.rssMB)}`),
       cell('uptime', doc?.uptimeSeconds === undefined ? '–' : uptime(doc.uptimeSeconds)))
@@ -126,7 +126,7 @@ export class ClusterView {
     const live = all.filter((s) => s.latest !== undefined && s.fresh())
     const clients = live.reduce((a, s) => a + (s.latest?.clients ?? 0), 0)
     const out = live.reduce((a, s) => a + (s.latest?.outPerSec ?? 0), 0)
-    this.#summary.textContent = `${live.length} of ${all.length} node${all.length === 1 ? '' : 's'} reporting · ${clients} clients · ${rate(out)} messages out/s · charts: last ${WINDOW_MS / 60_000} minutes`
+    this.#summary.textContent = `${live.length} of ${all.length} node${all.length === 1 ? '' : 's'} reporting · ${clients} clients · ${rate(out)} messages out/s · charts: up to the last ${WINDOW_MS / 60_000} minutes`
   }
 
   #scheduleDraw (): void {
@@ -140,8 +140,10 @@ export class ClusterView {
 
   #draw (): void {
     const now = Date.now()
-    const from = now - WINDOW_MS
     const nodes = [...this.#nodes.values()].sort((a, b) => a.id.localeCompare(b.id))
+    // The last WINDOW_MS, or since the first figure when the page has less (a fresh login shows what it has).
+    const oldest = Math.min(...nodes.map((s) => s.points[0]?.ts ?? now))
+    const from = Math.max(now - WINDOW_MS, Math.min(oldest, now - 10_000))
     this.#charts.replaceChildren(...CHARTS.map(({ figure, title, minMax }) => {
       const lines = nodes.map((s) => ({ color: this.#color(s.id), points: s.points.map((p: Point) => [p.ts, p[figure]] as const) }))
       const legend = nodes.map((s) => {

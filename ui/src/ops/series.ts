@@ -32,8 +32,8 @@ export interface Point {
   outPerSec: number | null
   /** Mean publish-to-delivery time of the messages timed since the previous document, ms (null: none timed). */
   latencyMs: number | null
-  /** Since the node started, ms (the upper bound of the histogram bucket holding the 99th percentile). */
-  latencyP99Ms: number
+  /** Since the node started, ms (the upper bound of the histogram bucket holding the 99th percentile); null: none timed. */
+  latencyP99Ms: number | null
   lagP99Ms: number
   lagMaxMs: number
   heapMB: number
@@ -83,7 +83,7 @@ export function pointOf (doc: StatsDoc, prev: StatsDoc | undefined): Point {
     inPerSec: rate(doc.messages.received, prev?.messages.received),
     outPerSec: rate(doc.messages.sent, prev?.messages.sent),
     latencyMs,
-    latencyP99Ms: (lat?.p99Seconds ?? 0) * 1000,
+    latencyP99Ms: lat === undefined || lat.count === 0 ? null : lat.p99Seconds * 1000,
     lagP99Ms: doc.eventLoop.delayP99Seconds * 1000,
     lagMaxMs: doc.eventLoop.delayMaxSeconds * 1000,
     heapMB: doc.memory.heapUsedBytes / 1048576,
