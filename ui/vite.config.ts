@@ -51,7 +51,40 @@ function pageSizes (): Plugin {
   }
 }
 
+const modules = fileURLToPath(new URL('../node_modules/', import.meta.url))
+const shim = (file: string): string => fileURLToPath(new URL(`./mqtt-browser/${file}`, import.meta.url))
+
+/**
+ * MQTT.js for the pages, built from its own modules rather than its prebuilt browser bundle (105 KB gzipped, which
+ * carries Node's url module with punycode, an LRU cache for MQTT 5 topic aliases, and transports a page never uses):
+ * the same client and WebSocket transport, with the few Node modules it needs from their npm polyfills (buffer,
+ * events, process) and small stand-ins for the rest (mqtt-browser/).
+ */
+function mqttForBrowsers (): Plugin {
+  const unused = new Set(['./tcp', './tls', './socks', './wx', './ali'])
+  return {
+    name: 'tribune-mqtt-for-browsers',
+    enforce: 'pre',
+    resolveId (source, importer) {
+      if (importer !== undefined && /[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/]index\.js$/.test(importer) && unused.has(source)) return shim('empty.ts')
+      return null
+    }
+  }
+}
+
 export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^mqtt$/, replacement: `${modules}mqtt/build/index.js` },
+      { find: /^url$/, replacement: shim('url.ts') },
+      { find: /^debug$/, replacement: shim('debug.cjs') },
+      { find: /^lru-cache$/, replacement: shim('lru-cache.ts') },
+      { find: /^ws$/, replacement: shim('empty.ts') },
+      { find: /^buffer\/?$/, replacement: `${modules}buffer/index.js` },
+      { find: /^events\/?$/, replacement: `${modules}events/events.js` },
+      { find: /^process\/?$/, replacement: `${modules}process/browser.js` }
+    ]
+  },
   root: here,
   base: './',
   logLevel: 'warn',
@@ -67,5 +100,5 @@ export default defineConfig({
       input: Object.fromEntries(readdirSync(here).filter((f) => f.endsWith('.html')).map((f) => [f.replace(/\.html$/, ''), `${here}${f}`]))
     }
   },
-  plugins: [pageSizes()]
+  plugins: [mqttForBrowsers(), pageSizes()]
 })

@@ -2,6 +2,7 @@
 // page subscribes to `$SYS/+/stats` (every node's statistics document, every --sys-interval seconds) and asks every
 // node for its figures at once with `$admin` node.stats; it shows each node of the cluster in a table and small
 // live charts of the last minutes. ui/README.md describes it.
+import '../../mqtt-browser/prelude.js'
 import { SubscriptionRefusedError, Viewer } from '../../../client/src/index.js'
 import { brokerUrls, connackCode, refusalText, storeCredentials, storedCredentials, type Credentials } from '../shared/access.js'
 import { byId } from '../shared/dom.js'

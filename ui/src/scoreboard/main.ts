@@ -1,6 +1,7 @@
 // The scoreboard page (served at `/`): every match from the retained `matches/+/state` topics, grouped by day; the
 // selected match's feed through the client library's watchFeed (history, then live); the latest event of each other
 // live match (`last-1`) for its minute; the connection state and the feed position. ui/README.md describes it.
+import '../../mqtt-browser/prelude.js'
 import { Viewer, type FeedSubscription } from '../../../client/src/index.js'
 import { brokerUrls, connackCode, refusalText, storeCredentials, takeViewerCredentials, type Credentials } from '../shared/access.js'
 import { byId } from '../shared/dom.js'
