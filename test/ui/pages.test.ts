@@ -1,12 +1,15 @@
 // Tests whether the broker serves the pages (built into dist/ui) from its WebSocket listener's HTTP server: the
 // scoreboard at `/`, the operations page at `/ops`, their files under `/assets/` (gzipped when asked, cached for good,
 // with a content security policy), each page told the listener's own WebSocket path; the tooling routes and the
-// WebSocket path unchanged; `ui: false` (--no-ui, TRIBUNE_UI=off) serving none of it; bad values refused by name.
+// WebSocket path unchanged; `ui: false` (--no-ui, TRIBUNE_UI=off) serving none of it; bad values refused by name;
+// `tribune demo` printing the pages' addresses.
 import http from 'node:http'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { describe, it, expect } from 'vitest'
-import { brokerForTest } from '../helpers/broker.js'
-import { connect } from '../helpers/mqtt.js'
+import { brokerForTest, onCleanup } from '../helpers/broker.js'
+import { connect, waitFor } from '../helpers/mqtt.js'
 import { pagesBuilt } from '../helpers/browser.js'
 import { ConfigError, helpText, loadConfig } from '../../broker/src/config.js'
 
@@ -86,5 +89,29 @@ describe('the pages served by the broker', () => {
     expect(loadConfig({}, { TRIBUNE_UI: 'on' }).ui).toBe(true)
     expect(() => loadConfig({}, { TRIBUNE_UI: 'maybe' })).toThrow(new ConfigError('invalid configuration: TRIBUNE_UI: must be on or off (true or false in a config file) (got "maybe")'))
     expect(helpText()).toMatch(/--no-ui +TRIBUNE_UI +do not serve the pages/)
+  })
+})
+
+describe('tribune demo', () => {
+  it('prints the addresses of the scoreboard and the operations page, which answer', async () => {
+    await pagesBuilt()
+    const bin = join(import.meta.dirname, '../../bin/tribune.js')
+    const child = spawn(process.execPath, [bin, 'demo', '--port', '0', '--ws-port', '0', '--speed', '0', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    onCleanup(() => { child.kill('SIGKILL') })
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    const messages = (): string[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { msg: string }).msg)
+    await waitFor(() => messages().some((m) => m.startsWith('operations: ')), 'the addresses in the demo\'s log', 15_000)
+    const scoreboard = messages().find((m) => m.startsWith('scoreboard: '))?.match(/^scoreboard: (http:\/\/127\.0\.0\.1:(\d+)\/) {2}\(the final: (\S+)\)$/)
+    expect(scoreboard).not.toBeNull()
+    const port = Number(scoreboard?.[2])
+    expect(scoreboard?.[3]).toBe(`http://127.0.0.1:${port}/?match=2022-12-18-argentina-france`)
+    expect(messages()).toContain(`operations: http://127.0.0.1:${port}/ops`)
+    expect((await get(port, '/')).body.toString()).toContain('<title>Tribune · live scores</title>')
+    expect((await get(port, '/ops')).body.toString()).toContain('<title>Tribune · operations</title>')
+    child.kill('SIGINT')
+    expect(await exited).toBe(0)
   })
 })
