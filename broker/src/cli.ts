@@ -13,7 +13,7 @@ export async function brokerMain (argv: string[]): Promise<number> {
   let flags: Record<string, string | boolean | undefined>
   try {
     const spec: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' } }
-    for (const o of options) spec[o.flag] = { type: 'string' }
+    for (const o of options) spec[o.flag] = { type: o.boolean === true ? 'boolean' : 'string' }
     flags = parseFlags({ args: argv, options: spec, allowPositionals: false }).values
   } catch (err) {
     console.error(`tribune broker: ${(err as Error).message}\nRun \`tribune broker --help\` for the options.`)
@@ -25,7 +25,7 @@ export async function brokerMain (argv: string[]): Promise<number> {
   }
   let config
   try {
-    config = loadConfig(flags as Record<string, string | undefined>, process.env)
+    config = loadConfig(flags, process.env)
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`tribune broker: ${err.message}`)
@@ -101,7 +101,7 @@ export async function brokerMain (argv: string[]): Promise<number> {
     process.on('SIGHUP', () => {
       let next
       try {
-        next = loadConfig(flags as Record<string, string | undefined>, process.env)
+        next = loadConfig(flags, process.env)
       } catch (err) {
         node.log.error({ err }, 'reload refused: the configuration is invalid; the old one stays in force')
         return

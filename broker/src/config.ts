@@ -17,6 +17,10 @@ interface OptionSpec {
   /** Converts the flag/env string into the value the schema checks. */
   parse: (raw: string) => unknown
   doc: string
+  /**
+   * A flag without a value (`--no-ui`): given, it sets the option to false; its variable still takes `on` or `off`.
+   */
+  boolean?: true
 }
 
 /**
@@ -79,6 +83,8 @@ export const configSchema = z.object({
   metricsPort: port.optional(),
   /** Metrics (metrics/): counted and served (`on`), or nothing counted on the message path (`off`, to measure their cost). */
   metrics: z.enum(['on', 'off'], 'must be on or off').default('on'),
+  /** The pages (the scoreboard at `/`, the operations page at `/ops`) on every WebSocket listener (listeners/pages.ts). */
+  ui: z.boolean().default(true),
   /** Seconds between `$SYS/<node-id>/stats` publications (metrics/sys.ts); 0 off. */
   sysInterval: z.number().int().min(0).max(86_400).default(10),
   /** Redis URL that makes this node a cluster member; without it the node uses the embedded store. */
@@ -106,6 +112,8 @@ export type BrokerOptions = z.input<typeof configSchema>
 const int = (raw: string): unknown => (/^-?\d+$/.test(raw.trim()) ? Number(raw) : raw)
 const list = (raw: string): unknown => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
 const str = (raw: string): unknown => raw
+/** `on`/`true` and `off`/`false` as booleans; anything else is left for the schema to refuse, naming it. */
+const onOff = (raw: string): unknown => ({ on: true, true: true, off: false, false: false } as Record<string, boolean>)[raw.trim().toLowerCase()] ?? raw
 
 /** The table of options: one row each, in the order `--help` lists them. */
 export const options: OptionSpec[] = [
@@ -138,6 +146,7 @@ export const options: OptionSpec[] = [
   { key: 'maxRefusalRate', flag: 'max-refusal-rate', env: 'TRIBUNE_MAX_REFUSAL_RATE', parse: int, doc: `refusals (CONNACK 3, HTTP 503) the node answers a second; beyond, new connections are closed at accept without an answer for 100 ms at a time (cheaper); 0 for no limit (default ${ADMISSION_DEFAULTS.maxRefusalRate})` },
   { key: 'metricsPort', flag: 'metrics-port', env: 'TRIBUNE_METRICS_PORT', parse: int, doc: 'HTTP port of its own for /metrics, /healthz and /readyz, on --host, answered even while a storm fills the WebSocket listener or new connections are shed; 0 for any (default: none, they are on the WebSocket port)' },
   { key: 'metrics', flag: 'metrics', env: 'TRIBUNE_METRICS', parse: str, doc: 'on|off: count and serve metrics (GET /metrics, $SYS statistics); off counts nothing on the message path, to measure what metrics cost (default on)' },
+  { key: 'ui', flag: 'no-ui', env: 'TRIBUNE_UI', boolean: true, parse: onOff, doc: 'do not serve the pages (the scoreboard at /, the operations page at /ops) on the WebSocket listeners; TRIBUNE_UI=off does the same (default: served)' },
   { key: 'sysInterval', flag: 'sys-interval', env: 'TRIBUNE_SYS_INTERVAL', parse: int, doc: 'seconds between $SYS/<node-id>/stats publications (and the values that changed); 0 off (default 10)' },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
@@ -169,7 +178,7 @@ function valueAt (input: unknown, path: readonly PropertyKey[]): unknown {
 function describeIssue (issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'unrecognized_keys': return `unknown option(s) ${issue.keys.join(', ')}`
-    case 'invalid_type': return issue.expected === 'number' ? 'must be a whole number' : `must be a ${issue.expected}`
+    case 'invalid_type': return issue.expected === 'number' ? 'must be a whole number' : issue.expected === 'boolean' ? 'must be on or off (true or false in a config file)' : `must be a ${issue.expected}`
     case 'too_small': return issue.origin === 'array' ? `must hold at least ${String(issue.minimum)}` : issue.origin === 'string' ? `must be at least ${String(issue.minimum)} characters` : `must be >= ${String(issue.minimum)}`
     case 'too_big': return issue.origin === 'array' ? `must hold at most ${String(issue.maximum)}` : issue.origin === 'string' ? `must be at most ${String(issue.maximum)} characters` : `must be <= ${String(issue.maximum)}`
     case 'invalid_value': return issue.values.length > 2 ? `must be one of ${issue.values.map((v) => String(v)).join(', ')}` : `must be ${issue.values.map((v) => String(v)).join(' or ')}`
@@ -198,14 +207,14 @@ export function resolveConfig (input: BrokerOptions, origin: Partial<Record<stri
 
 /**
  * Reads the configuration for `tribune broker` from flags, environment and an optional JSON file.
- * @param flags parsed flag values by flag name (e.g. `{ 'ws-port': '9000', config: 'tribune.json' }`)
+ * @param flags parsed flag values by flag name (e.g. `{ 'ws-port': '9000', config: 'tribune.json', 'no-ui': true }`)
  * @param env environment variables (normally `process.env`)
  * @throws ConfigError naming the option, its source and the bad value; or the file and what is wrong with it.
  */
-export function loadConfig (flags: Record<string, string | undefined>, env: NodeJS.ProcessEnv): Readonly<BrokerConfig> {
+export function loadConfig (flags: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): Readonly<BrokerConfig> {
   const input: Record<string, unknown> = {}
   const origin: Record<string, string> = {}
-  const file = flags.config ?? env.TRIBUNE_CONFIG
+  const file = typeof flags.config === 'string' ? flags.config : env.TRIBUNE_CONFIG
   if (file !== undefined) {
     let text: string
     try {
@@ -236,8 +245,8 @@ export function loadConfig (flags: Record<string, string | undefined>, env: Node
       origin[spec.key] = spec.env
     }
     const fromFlag = flags[spec.flag]
-    if (fromFlag !== undefined) {
-      input[spec.key] = spec.parse(fromFlag)
+    if (fromFlag !== undefined && fromFlag !== false) {
+      input[spec.key] = spec.boolean === true ? false : spec.parse(String(fromFlag))
       origin[spec.key] = `--${spec.flag}`
     }
   }

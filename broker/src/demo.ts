@@ -1,6 +1,7 @@
 /**
  * `tribune demo`: the main job on one machine. Starts a broker node (embedded store, default ports) and replays a
- * World Cup file into it as live match events, then keeps serving until SIGINT/SIGTERM.
+ * World Cup file into it as live match events, prints the addresses of the pages (the scoreboard and the operations
+ * page), then keeps serving until SIGINT/SIGTERM.
  */
 import { parseFlags } from '../../client/src/flags.js'
 import { fileURLToPath } from 'node:url'
@@ -16,8 +17,10 @@ const DEFAULT_FILE = fileURLToPath(new URL('../../../publisher/data/worldcup-202
 const USAGE = `Usage: tribune demo [--file worldcup.json] [--speed F] [broker options]
 
 Starts a broker and replays a World Cup into it (default: the 2022 World Cup shipped in publisher/data,
-at 10 match-minutes per second; --speed 0 as fast as acknowledged). Broker options as for \`tribune broker\`
-(e.g. --port 1884 --ws-port 8081); the demo keeps its store in memory unless --data-dir is given.
+at 10 match-minutes per second; --speed 0 as fast as acknowledged), and prints the addresses of the pages:
+the scoreboard (http://127.0.0.1:8080/) and the operations page (/ops). Broker options as for \`tribune broker\`
+(e.g. --port 1884 --ws-port 8081, --no-ui); the demo keeps its store in memory unless --data-dir is given, and
+publishes its $SYS statistics every 2 s (--sys-interval), so the operations page moves.
 `
 
 /**
@@ -28,7 +31,7 @@ export async function demoMain (argv: string[]): Promise<number> {
   let flags: Record<string, string | boolean | undefined>
   try {
     const spec: Record<string, { type: 'string' | 'boolean' }> = { config: { type: 'string' }, help: { type: 'boolean' }, file: { type: 'string' }, speed: { type: 'string' } }
-    for (const o of options) spec[o.flag] = { type: 'string' }
+    for (const o of options) spec[o.flag] = { type: o.boolean === true ? 'boolean' : 'string' }
     flags = parseFlags({ args: argv, options: spec }).values
   } catch (err) {
     console.error(`tribune demo: ${(err as Error).message}\n\n${USAGE}`)
@@ -47,8 +50,8 @@ export async function demoMain (argv: string[]): Promise<number> {
   try {
     // The demo plays the tournament from the start each time, so by default it keeps nothing between runs
     // (a kept store would hold finished feeds while the replay sets every state back to "scheduled").
-    const env = { TRIBUNE_DATA_DIR: ':memory:', ...process.env }
-    config = loadConfig(flags as Record<string, string | undefined>, env)
+    const env = { TRIBUNE_DATA_DIR: ':memory:', TRIBUNE_SYS_INTERVAL: '2', ...process.env }
+    config = loadConfig(flags, env)
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`tribune demo: ${err.message}`)
@@ -75,6 +78,11 @@ export async function demoMain (argv: string[]): Promise<number> {
   const publisher = await Publisher.connect(`mqtt://127.0.0.1:${node.tcpPort}`)
   const example = worldCup.matches[worldCup.matches.length - 1]
   log.info({ file, matches: worldCup.matches.length, speed }, 'replay starting')
+  const page = pagesAddress(config.host, node.wsPort)
+  if (config.ui && page !== null) {
+    log.info(`scoreboard: ${page}/  (the final: ${page}/?match=${example.id})`)
+    log.info(`operations: ${page}/ops`)
+  }
   log.info(`watch a match: ${selfCommand()} watch matches/${example.id}/events --url ws://127.0.0.1:${node.wsPort}${config.wsPath}`)
   const controller = new AbortController()
   const replay = runReplay(publisher, worldCup.matches, {
@@ -96,6 +104,14 @@ export async function demoMain (argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
   })
+}
+
+/** `http://<host>:<port>` of the pages on the first WebSocket listener (loopback for a wildcard host), or null when
+ * there is none. */
+function pagesAddress (host: string, port: number): string | null {
+  if (port === 0) return null
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
+  return `http://${shown}:${port}`
 }
 
 /**

@@ -18,6 +18,7 @@ import { subscriptionsNoLongerAllowed } from './hooks/subscribe.js'
 import { listenTcp, type ConnectionHandler } from './listeners/tcp.js'
 import { listenWs } from './listeners/ws.js'
 import { listenHttp, type HttpRoutes } from './listeners/http.js'
+import { loadPages, pageHandler } from './listeners/pages.js'
 import { Access, type AccessClient } from './auth/access.js'
 import { Authenticator } from './auth/authenticator.js'
 import type { Method } from './auth/schema.js'
@@ -221,10 +222,13 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
     admission: () => admission.stats()
   })
   const registry = metrics.registry
+  const pageFiles = config.ui ? loadPages() : null
+  if (config.ui && pageFiles === null) log.warn('the pages are not built (npm run build): / and /ops answer 404')
   const routes: HttpRoutes = {
     health,
     ready,
-    ...(registry === null ? {} : { metrics: async () => ({ contentType: registry.contentType, text: await registry.text() }) })
+    ...(registry === null ? {} : { metrics: async () => ({ contentType: registry.contentType, text: await registry.text() }) }),
+    ...(config.ui ? { pages: (wsPath: string) => pageHandler(pageFiles, wsPath) } : {})
   }
   await admin.listen(messageStream(broker), createAdminNode({ broker, access, feeds, retained: stores.retained, config, directory, controls: { stats: () => ({ ...metrics.stats() }), drain: async (seconds) => { await startDrain(seconds) }, undrain: () => drain.stop(), draining: () => drain.draining } }))
   const shutdown = async (): Promise<void> => {
@@ -268,7 +272,7 @@ export async function startBroker (options: BrokerOptions = {}, logger?: Logger)
   const portOf = (protocol: string): number => ports[planned.find((l) => l.protocol === protocol)?.name ?? ''] ?? 0
   const tcpPort = portOf('mqtt')
   const wsPort = portOf('ws')
-  log.info({ id: broker.id, tcpPort, wsPort, ports, store: stores.kind, dataDir: stores.kind !== 'embedded' ? undefined : config.dataDir === ':memory:' ? config.dataDir : resolvePath(config.dataDir), feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
+  log.info({ id: broker.id, tcpPort, wsPort, ports, store: stores.kind, ui: config.ui && pageFiles !== null, dataDir: stores.kind !== 'embedded' ? undefined : config.dataDir === ':memory:' ? config.dataDir : resolvePath(config.dataDir), feeds: config.feeds, auth: access.local ? 'local' : 'on' }, 'broker listening')
   metrics.startSys(broker.id, config.sysInterval, (topic, payload) => {
     broker.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err?: Error) => {
       if (err != null) log.warn({ topic, err }, 'publishing $SYS statistics failed')

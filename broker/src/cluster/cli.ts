@@ -61,13 +61,13 @@ export async function clusterMain (argv: string[]): Promise<number> {
   // Check every option here once, with the broker's own rules, before forking anything.
   let config
   try {
-    const flags: Record<string, string | undefined> = {}
+    const flags: Record<string, string | boolean | undefined> = {}
     const known = ['config', ...options.map((o) => o.flag)]
     for (let i = 0; i < args.length; i++) {
       if (!args[i].startsWith('--')) throw new ConfigError(`unexpected argument ${args[i]}`)
       const name = args[i].slice(2)
       if (!known.includes(name)) throw new UnknownFlagError(args[i], closestFlag(name, [...known, 'nodes', 'help']))
-      flags[name] = args[++i]
+      flags[name] = options.some((o) => o.flag === name && o.boolean === true) ? true : args[++i]
     }
     config = loadConfig(flags, process.env)
   } catch (err) {

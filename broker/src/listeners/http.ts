@@ -5,6 +5,7 @@
  * answers during a storm, and it need not be public.
  */
 import http from 'node:http'
+import type { PageHandler } from './pages.js'
 
 export interface HttpRoutes {
   /** Answers GET /healthz: status code and JSON body. */
@@ -13,6 +14,8 @@ export interface HttpRoutes {
   ready: () => { status: number, body: unknown }
   /** Answers GET /metrics: the Prometheus text and its Content-Type; undefined when metrics are off (`--metrics off`). */
   metrics?: () => Promise<{ contentType: string, text: string }>
+  /** The pages (listeners/pages.ts) of a WebSocket listener with this WebSocket path; absent with `--no-ui`. */
+  pages?: (wsPath: string) => PageHandler
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'cache-control': 'no-store' }

@@ -1,6 +1,7 @@
 /**
  * MQTT over WebSocket (`ws` 8, each WebSocket guarded directly: listeners/guard.ts) on an HTTP server that also answers
- * `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness): listeners/http.ts.
+ * `GET /metrics` (Prometheus text), `GET /healthz` (liveness) and `GET /readyz` (readiness): listeners/http.ts; and,
+ * unless `--no-ui`, the pages: the scoreboard at `/`, the operations page at `/ops` (listeners/pages.ts).
  * Upgrades are accepted on one path (default `/mqtt`); the `mqtt` subprotocol is selected when offered (MQTT 3.1.1
  * section 6), and a client that offers none is accepted too. MQTT packets must come in binary frames [MQTT-6.0.0-1]:
  * a text frame closes the connection.
@@ -22,7 +23,7 @@ const noop = (): void => {}
 
 /**
  * Starts the HTTP server with the WebSocket endpoint. A plain request to the WebSocket path gets 426 Upgrade Required
- * (`Upgrade: websocket`), to any other path but the routes of listeners/http.ts 404. Each connection passes admission
+ * (`Upgrade: websocket`), to any other path but the routes of listeners/http.ts and the pages 404. Each connection passes admission
  * control (admission/) when it is accepted, as on the MQTT listeners, and counts as one connection from accept until
  * it closes, whether it upgrades or not (a connection that sends nothing holds a file descriptor all the same). A
  * refused one is answered 503 with Retry-After to its upgrade or request, before any WebSocket is made, and closed
@@ -38,6 +39,7 @@ const noop = (): void => {}
 export async function listenWs (spec: ListenSpec & { path: string }, limits: ConnectionLimits & { connectTimeoutMs: number }, handle: ConnectionHandler,
   routes: HttpRoutes, onRefused: RefusedHandler, admission: Admission): Promise<{ server: http.Server, wss: WebSocketServer, open: Set<WebSocket> }> {
   const path = spec.path
+  const pages = routes.pages?.(path)
   /** Connections refused at accept, by reason (plain HTTP only: over TLS a refused one is closed at once). */
   const refusedAtAccept = new WeakMap<Socket, RefusalReason>()
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -57,6 +59,7 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: `${path} takes MQTT over WebSocket only: connect an MQTT client (e.g. MQTT.js to ws://<host>:<port>${path}), which sends the WebSocket upgrade` }))
       return
     }
+    if (pages?.(req, res, url.pathname) === true) return
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
   }
