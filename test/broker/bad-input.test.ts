@@ -136,6 +136,29 @@ describe('bad input', () => {
     expect(viewer.connected).toBe(true)
   })
 
+  it('reads `//` and `//[::1` as paths (404) and answers a target it cannot read with 400, on the WebSocket port, its upgrade and --metrics-port, and keeps serving', async () => {
+    const node = await brokerForTest({ metricsPort: 0 })
+    const metricsPort = node.ports.metrics
+    /** Sends `head` as is (fetch would normalise the target) and resolves with the status line. */
+    const raw = async (port: number, head: string): Promise<string> => await new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(head))
+      let got = ''
+      socket.on('data', (d) => { got += d.toString() })
+      socket.on('close', () => resolve(got.split('\r\n')[0]))
+      socket.on('error', reject)
+    })
+    // These closed the process before (an uncaught "Invalid URL").
+    for (const target of ['//', '//[::1', '/\\x', 'http://[bad/']) {
+      const expected = target.startsWith('http:') ? /^HTTP\/1\.1 400/ : /^HTTP\/1\.1 404/
+      expect(await raw(node.wsPort, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).toMatch(expected)
+      expect(await raw(metricsPort, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).toMatch(expected)
+      expect(await raw(node.wsPort, `GET ${target} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`)).toMatch(/^HTTP\/1\.1 404/)
+    }
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200)
+    const viewer = await connect(node.wsUrl)
+    expect(viewer.connected).toBe(true)
+  })
+
   it('drops at shutdown a WebSocket and a TCP connection that never sent CONNECT, and one that did', async () => {
     const node = await brokerForTest()
     const silent = new WebSocket(node.wsUrl, 'mqtt')

@@ -55,12 +55,37 @@ function answerMetrics (routes: HttpRoutes, req: http.IncomingMessage, res: http
 }
 
 /**
+ * The path of an HTTP request target (RFC 9112 section 3.2): origin-form (`/a/b?q`, also `//a` and `/\\a`, which are
+ * paths here, not hosts) or absolute-form (`http://host/a`).
+ * @returns the pathname, percent-encoding kept; null when the target cannot be read (the caller answers 400)
+ */
+export function requestPathname (target: string | undefined): string | null {
+  try {
+    const t = target ?? '/'
+    return t.startsWith('/') ? new URL(`http://x${t}`).pathname : new URL(t).pathname
+  } catch {
+    return null
+  }
+}
+
+/** Answers 400 to a request whose target cannot be read, and closes. */
+export function badTarget (res: http.ServerResponse): void {
+  res.shouldKeepAlive = false
+  res.writeHead(400, { 'content-type': 'text/plain' })
+  res.end('bad request target\n')
+}
+
+/**
  * Starts the HTTP server of `--metrics-port`: the routes above, 404 naming them for anything else.
  * @throws when the port cannot be bound, naming the address
  */
 export async function listenHttp (host: string, port: number, routes: HttpRoutes): Promise<http.Server> {
   const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
-    const pathname = new URL(req.url ?? '/', 'http://x').pathname
+    const pathname = requestPathname(req.url)
+    if (pathname === null) {
+      badTarget(res)
+      return
+    }
     if (answerRoute(routes, req, res, pathname)) return
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${pathname}; this port answers GET /metrics, /healthz and /readyz` }))

@@ -17,7 +17,7 @@ import type { RefusalReason } from '../admission/admission.js'
 import { refuseUpgrade, refuseRequest, refuseTls, closeSoon } from '../admission/refuse.js'
 import { TCP_KEEPALIVE_IDLE_MS } from './liveness.js'
 import { tlsOptions, verifiedCN, certError, type ConnDetails, type ConnectionHandler, type ListenSpec } from './tcp.js'
-import { answerRoute, type HttpRoutes } from './http.js'
+import { answerRoute, badTarget, requestPathname, type HttpRoutes } from './http.js'
 
 const noop = (): void => {}
 
@@ -43,25 +43,29 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
   /** Connections refused at accept, by reason (plain HTTP only: over TLS a refused one is closed at once). */
   const refusedAtAccept = new WeakMap<Socket, RefusalReason>()
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const url = new URL(req.url ?? '/', 'http://x')
+    const pathname = requestPathname(req.url)
+    if (pathname === null) {
+      badTarget(res)
+      return
+    }
     const refused = refusedAtAccept.get(req.socket)
     // A refused connection gets one answer, then closes (`Connection: close`).
     if (refused !== undefined) res.shouldKeepAlive = false
-    if (answerRoute(routes, req, res, url.pathname)) return
+    if (answerRoute(routes, req, res, pathname)) return
     if (refused !== undefined) {
       refuseRequest(res, refused, admission.retryAfter(refused))
       return
     }
-    if (url.pathname === path) {
+    if (pathname === path) {
       // The WebSocket path asked without an upgrade (a browser, curl): RFC 9110 section 15.5.22, 426 with the
       // protocol to switch to.
       res.writeHead(426, { upgrade: 'websocket', connection: 'Upgrade', 'content-type': 'application/json' })
       res.end(req.method === 'HEAD' ? undefined : JSON.stringify({ error: `${path} takes MQTT over WebSocket only: connect an MQTT client (e.g. MQTT.js to ws://<host>:<port>${path}), which sends the WebSocket upgrade` }))
       return
     }
-    if (pages?.(req, res, url.pathname) === true) return
+    if (pages?.(req, res, pathname) === true) return
     res.writeHead(404, { 'content-type': 'application/json' })
-    res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${url.pathname}; MQTT over WebSocket is at ${path}` }))
+    res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${pathname}; MQTT over WebSocket is at ${path}` }))
   }
   // An HTTP connection is not a WebSocket until its upgrade (admission counts it from accept all the same): one that
   // sends nothing, or its headers slowly, is dropped within the CONNECT timeout, as a silent MQTT connection is (Node's defaults: 60 s
@@ -125,9 +129,9 @@ export async function listenWs (spec: ListenSpec & { path: string }, limits: Con
     closeSoon(socket)
   })
   server.on('upgrade', (req, socket: Socket, head) => {
-    const url = new URL(req.url ?? '/', 'http://x')
+    const pathname = requestPathname(req.url)
     socket.on('error', noop)
-    if (url.pathname !== path) {
+    if (pathname !== path) {
       closeSoon(socket)
       socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nMQTT over WebSocket is at ${path}\n`)
       return
