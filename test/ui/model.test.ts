@@ -6,6 +6,7 @@ import { dayLabel, groupByDay, minuteText, parseMatchState, scoreText, statusLin
 import { eventLine } from '../../ui/src/scoreboard/events.js'
 import { NodeSeries, parseStats, pointOf, type StatsDoc } from '../../ui/src/ops/series.js'
 import { matchesByKickoff } from './world-cup.js'
+import { brokerUrls } from '../../ui/src/shared/access.js'
 
 const state = (over: Partial<MatchState>): MatchState => ({ id: 'x', team1: 'A', team2: 'B', date: '2022-12-18', kickoff: '2022-12-18T15:00:00.000Z', status: 'live', score: [0, 0], ...over })
 const event = (over: Partial<MatchEvent>): MatchEvent => ({ type: 'goal', id: 'goal-1', minute: 10, score: [1, 0], ...over })
@@ -114,5 +115,26 @@ describe('the operations page\'s figures', () => {
     expect(series.fresh(20_000 + 15_001)).toBe(false)
     expect(parseStats({ id: 'x' })).toBeNull()
     expect(parseStats(doc(1))).not.toBeNull()
+  })
+})
+
+describe('where the pages connect', () => {
+  const at = (href: string): Location => new URL(href) as unknown as Location
+  const doc = { querySelector: () => ({ content: '/live' }) } as unknown as Document
+
+  it('connects to the host that served the page, at the WebSocket path it was told, without ?broker=', () => {
+    expect(brokerUrls(at('http://scores.example:8080/'), doc)).toEqual(['ws://scores.example:8080/live'])
+    expect(brokerUrls(at('https://scores.example/ops'), doc)).toEqual(['wss://scores.example/live'])
+    expect(brokerUrls(at('http://scores.example/?broker=,,,'), doc)).toEqual(['ws://scores.example/live'])
+  })
+
+  it('takes ?broker= URLs on the page\'s own host (other ports: the nodes of a cluster) and refuses any other host, which would get the credentials', () => {
+    expect(brokerUrls(at('http://127.0.0.1:8080/?broker=ws://127.0.0.1:8080/mqtt,ws://127.0.0.1:8081/mqtt'), doc))
+      .toEqual(['ws://127.0.0.1:8080/mqtt', 'ws://127.0.0.1:8081/mqtt'])
+    expect(() => brokerUrls(at('http://127.0.0.1:8080/ops?broker=ws://127.0.0.2:19500/mqtt'), doc))
+      .toThrow("?broker=: ws://127.0.0.2:19500/mqtt is not on this page's host (127.0.0.1)")
+    expect(() => brokerUrls(at('http://scores.example/?broker=wss://scores.example.evil.test/mqtt'), doc)).toThrow('is not on this page\'s host')
+    expect(() => brokerUrls(at('http://scores.example/?broker=ws://x%22%3E%3Cb'), doc)).toThrow('is not a ws:// or wss:// URL')
+    expect(() => brokerUrls(at('http://scores.example/?broker=javascript:alert(1)'), doc)).toThrow('is not a ws:// or wss:// URL')
   })
 })

@@ -26,7 +26,9 @@ const ask = signinDialog((creds) => {
 byId('signin').addEventListener('click', () => ask())
 
 let viewer: Viewer | null = null
-let selected: string | null = new URLSearchParams(window.location.search).get('match')
+// `?match=` names one match id (one topic level: no wildcard, no `/`); anything else is ignored.
+const asked = new URLSearchParams(window.location.search).get('match')
+let selected: string | null = asked !== null && /^[A-Za-z0-9._-]+$/.test(asked) ? asked : null
 /** The selected match's feed (history then live). */
 let feed: FeedSubscription | null = null
 /** `last-1` feeds of the other live matches, for their minute. */

@@ -14,14 +14,27 @@ const WS_PATH_PLACEHOLDER = '__TRIBUNE_WS_PATH__'
 
 /**
  * The broker WebSocket URLs the page connects to: those of `?broker=` (comma-separated), else
- * `ws(s)://<this page's host><ws path>`.
- * @throws Error naming a `?broker=` entry that is not a ws:// or wss:// URL
+ * `ws(s)://<this page's host><ws path>`. A `?broker=` URL must be on the host name that served the page (any port):
+ * the page sends its credentials (an API key, a token, the operator's password) to what it connects to, and a link
+ * naming another host would hand them to it.
+ * @throws Error naming a `?broker=` entry that is not a ws:// or wss:// URL, or not on this page's host
  */
 export function brokerUrls (location: Location, doc: Document): string[] {
   const given = new URLSearchParams(location.search).get('broker')
-  if (given !== null && given.trim() !== '') {
-    const urls = given.split(',').map((u) => u.trim()).filter((u) => u !== '')
-    for (const u of urls) if (!/^wss?:\/\/[^/]+/i.test(u)) throw new Error(`?broker=: ${u} is not a ws:// or wss:// URL`)
+  const urls = (given ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '')
+  if (urls.length > 0) {
+    for (const u of urls) {
+      let url: URL
+      try {
+        url = new URL(u)
+      } catch {
+        throw new Error(`?broker=: ${u} is not a ws:// or wss:// URL`)
+      }
+      if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new Error(`?broker=: ${u} is not a ws:// or wss:// URL`)
+      if (url.hostname !== location.hostname) {
+        throw new Error(`?broker=: ${u} is not on this page's host (${location.hostname}); the page connects, with its credentials, only to the host that served it`)
+      }
+    }
     return urls
   }
   const meta = doc.querySelector<HTMLMetaElement>('meta[name="tribune-ws-path"]')?.content ?? ''
