@@ -23,8 +23,9 @@ export interface FeedTransport {
   /** True while an MQTT connection is up (CONNACK received, socket not closed). */
   readonly connected: boolean
   /**
-   * Sends SUBSCRIBE for one filter (MQTT 3.1.1 section 3.8). Resolves on a SUBACK granting it; rejects if
-   * the broker refuses it (return code 0x80) or the connection is lost before the SUBACK.
+   * Sends SUBSCRIBE for one filter (MQTT 3.1.1 section 3.8). Resolves on a SUBACK granting it; rejects with a
+   * {@link SubackFailureError} if the broker refuses it (return code 0x80, section 3.9.3), and with any other error
+   * when the connection is lost or fails before the SUBACK (the subscription then tries again).
    */
   subscribe: (filter: string, qos: QoS) => Promise<void>
   /** Sends UNSUBSCRIBE for one filter (section 3.10); resolves on UNSUBACK (or at once when offline). */
@@ -34,6 +35,17 @@ export interface FeedTransport {
   /** Registers a listener for connection up (true, after CONNACK) / down (false). Returns a remover. */
   onConnectionChange: (listener: (connected: boolean) => void) => () => void
 }
+
+/** The broker refused a SUBSCRIBE: SUBACK return code 0x80 (MQTT 3.1.1 section 3.9.3). Final for a feed. */
+export class SubackFailureError extends Error {
+  constructor (message = 'SUBACK return code 0x80 (failure)') {
+    super(message)
+    this.name = 'SubackFailureError'
+  }
+}
+
+/** ms before a SUBSCRIBE that failed without a refusal, on a connection still up, is sent again. */
+const SUBSCRIBE_RETRY_MS = 1000
 
 /** States of a feed subscription. */
 export type FeedState = 'idle' | 'subscribing' | 'live' | 'resubscribing' | 'closed'
@@ -341,6 +353,14 @@ export class FeedSubscription extends TypedEmitter<FeedSubscriptionEvents> {
         if (generation !== this.#generation) return
         this.#attempting = false
         if (!this.#transport.connected) return // the reconnect resubscribes
+        if (!(err instanceof SubackFailureError)) {
+          // Lost before its SUBACK ("Connection closed" while the client still counts as connected, as when a
+          // silent broker's keepalive runs out): not a refusal. Sent again unless the connection's loss comes first.
+          setTimeout(() => {
+            if (generation === this.#generation && this.#state !== 'closed' && this.#transport.connected) this.#subscribeNext()
+          }, SUBSCRIBE_RETRY_MS)
+          return
+        }
         const error = new Error(`subscribe ${filter} refused: ${err instanceof Error ? err.message : String(err)}`)
         this.#emitSafely('error', error)
         await this.close(`subscribe refused: ${filter}`)

@@ -8,7 +8,7 @@ export { TargetRotation, RegionRotation, shuffled, urlList, regionList, isRegion
 export type { BrokerUrls, BrokerRegions, BrokerTarget } from './targets.js'
 export { DeliveredIds, IdResume, eventId } from './resume-by-id.js'
 export type { IdDecision } from './resume-by-id.js'
-export { FeedSubscription, FEED_TRANSITIONS, canTransition } from './feed-subscription.js'
+export { FeedSubscription, FEED_TRANSITIONS, SubackFailureError, canTransition } from './feed-subscription.js'
 export type {
   FeedState, FeedStateChange, FeedGap, FeedStats, FeedSubscriptionEvents, FeedSubscriptionOptions, FeedTransport, QoS
 } from './feed-subscription.js'

@@ -2,7 +2,7 @@
 // the viewer's current MQTT.js client. Imports only standard APIs (and MQTT.js's types).
 
 import type { MqttClient } from 'mqtt'
-import type { FeedTransport, QoS } from './feed-subscription.js'
+import { SubackFailureError, type FeedTransport, type QoS } from './feed-subscription.js'
 
 /**
  * {@link FeedTransport} over the MQTT.js client in use (read through `client()` at each call, since a viewer with
@@ -34,7 +34,7 @@ export class MqttFeedTransport implements FeedTransport {
     this.#counts.set(filter, (this.#counts.get(filter) ?? 0) + 1)
     if (!this.connected) throw new Error('not connected')
     const granted = await this.#client().subscribeAsync(filter, { qos })
-    if (granted.some((g) => (g.qos & 0x80) !== 0)) throw new Error('SUBACK return code 0x80 (failure)')
+    if (granted.some((g) => (g.qos & 0x80) !== 0)) throw new SubackFailureError()
   }
 
   async unsubscribe (filter: string): Promise<void> {

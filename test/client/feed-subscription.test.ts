@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { FeedEnvelope, ResetNotice } from '../../client/src/envelope.js'
 import {
-  canTransition, FEED_TRANSITIONS, FeedSubscription, type FeedState, type FeedSubscriptionOptions, type FeedStateChange, type FeedTransport, type QoS
+  canTransition, FEED_TRANSITIONS, FeedSubscription, SubackFailureError, type FeedState, type FeedSubscriptionOptions, type FeedStateChange, type FeedTransport, type QoS
 } from '../../client/src/feed-subscription.js'
 
 const FEED = 'matches/2022-12-18-argentina-france/events'
@@ -17,6 +17,8 @@ class FakeTransport implements FeedTransport {
   calls: string[] = []
   readonly pending: Array<{ op: string, filter: string, deferred: Deferred }> = []
   refuse = new Set<string>()
+  /** SUBSCRIBEs that fail without a refusal (lost before their SUBACK). */
+  fail = new Set<string>()
   readonly #messageListeners = new Set<(topic: string, payload: Uint8Array | string) => void>()
   readonly #connectionListeners = new Set<(up: boolean) => void>()
 
@@ -35,7 +37,8 @@ class FakeTransport implements FeedTransport {
   }
 
   async #ack (op: string, filter: string): Promise<void> {
-    if (op === 'sub' && this.refuse.has(filter)) throw new Error('Subscribe error: Unspecified error')
+    if (op === 'sub' && this.refuse.has(filter)) throw new SubackFailureError('Subscribe error: Unspecified error')
+    if (op === 'sub' && this.fail.has(filter)) throw new Error('Connection closed')
     if (this.autoAck) return
     await new Promise<void>((resolve, reject) => { this.pending.push({ op, filter, deferred: { resolve, reject } }) })
   }
@@ -491,6 +494,22 @@ describe('FeedSubscription failures and close', () => {
     expect(errors[0].message).toBe(`subscribe ${ALL} refused: Subscribe error: Unspecified error`)
     expect(states.at(-1)).toEqual({ old: 'subscribing', new: 'closed', reason: `subscribe refused: ${ALL}` })
     expect(t.calls).toEqual([`sub ${ALL} q1`, `unsub ${ALL}`])
+  })
+
+  it('a SUBSCRIBE lost before its SUBACK while the client still counts as connected (a silent broker) is not a refusal: sent again, then live', async () => {
+    const t = new FakeTransport()
+    t.fail.add(ALL)
+    const { sub, errors } = watch(t)
+    sub.start()
+    await flush()
+    expect(sub.state).toBe('subscribing')
+    expect(errors).toEqual([])
+    t.fail.delete(ALL)
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    await flush()
+    expect(sub.state).toBe('live')
+    // The failed one is released (each SUBSCRIBE pairs with one UNSUBSCRIBE), then sent again.
+    expect(t.calls).toEqual([`sub ${ALL} q1`, `unsub ${ALL}`, `sub ${ALL} q1`])
   })
 
   it('close() unsubscribes, goes closed once, and ignores later messages and connections', async () => {
