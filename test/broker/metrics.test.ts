@@ -107,6 +107,29 @@ describe('GET /metrics', () => {
   }, 120_000)
 })
 
+describe('publish-to-delivery latency', () => {
+  it('is not taken from a retained message a viewer gets seconds after its publish, when nobody received the publish', async () => {
+    const node = await brokerForTest()
+    const publisher = await connect(node.tcpUrl)
+    await publisher.publishAsync('matches/m1/state', '{"status":"live"}', { qos: 1, retain: true })
+    await new Promise((resolve) => setTimeout(resolve, 2300)) // past the 2 s a timed message waits for a delivery
+    const viewer = await connect(node.wsUrl)
+    const got = collect(viewer)
+    await viewer.subscribeAsync('matches/m1/state')
+    await waitFor(() => got.length === 1, 'the retained state')
+    await publisher.publishAsync('nobody/listens', 'x', { qos: 1 }) // a flush after the delivery, where a figure would be taken
+    expect(node.stats().latency.publishToDelivery.count).toBe(0)
+    // A message delivered as it is published is timed (one timing started every 10 ms at most).
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await publisher.publishAsync('matches/m1/state', '{"status":"ended"}', { qos: 1, retain: true })
+    await waitFor(() => got.length === 2, 'the new state')
+    // Timed at the first flush of the connections that carries no new copy of it (here: the PUBACK of another).
+    await publisher.publishAsync('nobody/listens', 'x', { qos: 1 })
+    await waitFor(() => node.stats().latency.publishToDelivery.count === 1, 'the timing')
+    expect(node.stats().latency.publishToDelivery.maxSeconds).toBeLessThan(1)
+  })
+})
+
 describe('refusals and $SYS, with an auth section', () => {
   async function secureNode (): Promise<{ node: Awaited<ReturnType<typeof startBroker>>, url: (protocol: string) => string }> {
     const cfg = secureConfig()

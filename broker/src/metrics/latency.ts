@@ -57,7 +57,15 @@ export function publishAccepted (payload: Buffer | string | undefined, observe: 
 export function sampleFor (payload: Buffer | string): LatencySample | null {
   if (inFlight.length === 0 || typeof payload === 'string') return null
   for (const s of inFlight) {
-    if (s.payload === payload || (s.payload.length === payload.length && s.payload.equals(payload))) return s
+    if (s.payload === payload || (s.payload.length === payload.length && s.payload.equals(payload))) {
+      // Not delivered within UNDELIVERED_MS: nobody subscribed when it was published. This copy goes to a later
+      // subscriber (a retained message, a replay), which is not the publish's latency: forgotten without a figure.
+      if (s.lastFlushAt === 0 && performance.now() - s.startedAt > UNDELIVERED_MS) {
+        inFlight = inFlight.filter((x) => x !== s)
+        return null
+      }
+      return s
+    }
   }
   return null
 }
