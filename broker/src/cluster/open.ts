@@ -23,6 +23,7 @@ import { RedisFeedStore } from '../feeds/redis-store.js'
 import { ReplicaWait } from '../feeds/replica-wait.js'
 import { connectRedis, databaseOf, describeTarget, type RedisTarget } from './redis-target.js'
 import { probeRedis } from './redis-probe.js'
+import { watchSentinelSwitches } from './sentinel-switch.js'
 import { ClusterEmitter, type ClusterEmitterOptions } from './emitter.js'
 import { takeNodeLease, type NodeLease } from './node-lease.js'
 
@@ -160,6 +161,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
     history: opts.history,
     replicated: appends !== null ? { conn: appends, wait: new ReplicaWait(appends, { replicas: minReplicas, log }) } : undefined
   })
+  const switches = 'sentinels' in target ? watchSentinelSwitches(target.sentinels, target.masterName, all, log) : null
   const probe = probeRedis(state, {
     everyMs: 1000,
     timeoutMs: 1500,
@@ -178,6 +180,7 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
       // Appends in flight and the persistence's last commands wait for Redis; when it is unreachable, give up after
       // 2 s each and drop the connections (nothing unacknowledged is lost: publishers resend).
       probe.stop()
+      switches?.stop()
       await withTimeout(store.close(), 2000).catch(() => {})
       // Deleted if still ours, so a clean restart under the same id starts at once; before the persistence
       // disconnects `state`.

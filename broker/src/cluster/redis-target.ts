@@ -9,9 +9,10 @@
  *  - when the master dies, reconnects every 250 ms at most, asking again, so it is on the new master within 250 ms of
  *    the sentinels' promotion (`retryStrategy`);
  *  - when the master is demoted while alive (a manual `SENTINEL FAILOVER`, a partition healed), leaves it on the
- *    sentinels' `+switch-master` message (`failoverDetector`), or at the first write refused with READONLY, which is
- *    sent again on the new master (`reconnectOnError`);
- *  - when no sentinel answers, asks them again every 10 ms to 1 s (ioredis' `sentinelRetryStrategy`).
+ *    sentinels' `+switch-master` message (cluster/sentinel-switch.ts), or at the first write refused with READONLY,
+ *    which is sent again on the new master (`reconnectOnError`);
+ *  - when no sentinel answers, asks them again every 10 ms to 1 s (ioredis' `sentinelRetryStrategy`); a sentinel that
+ *    does not accept the connection within 2 s, or answer within 1 s, is passed over for the next.
  */
 import { Redis, type RedisOptions } from 'ioredis'
 
@@ -63,9 +64,8 @@ export function connectRedis (target: RedisTarget, options: RedisOptions): Redis
     password: url?.password !== undefined && url.password !== '' ? decodeURIComponent(url.password) : undefined,
     db: databaseOf(target),
     retryStrategy: (times) => Math.min(50 * times, 250),
-    failoverDetector: true,
-    // Three sentinels are the usual count; more are listed by the sentinels themselves (ioredis' updateSentinels).
-    sentinelMaxConnections: 3,
+    connectTimeout: 2000,
+    sentinelCommandTimeout: 1000,
     reconnectOnError: (err) => /^(READONLY|LOADING)/.test(err.message) ? 2 : false
   })
 }

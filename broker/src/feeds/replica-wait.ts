@@ -60,6 +60,7 @@ export class ReplicaWait {
   /** When writes began waiting for too few replicas (null: they do not), and when that was last logged. */
   #shortSince: number | null = null
   #loggedAt = 0
+  #changedLogged = 0
 
   /** @param conn the connection the writes are made on; WAIT runs on it too (nothing else should use it) */
   constructor (conn: Redis, opts: ReplicaWaitOptions) {
@@ -89,10 +90,10 @@ export class ReplicaWait {
       try {
         acked = await wait.answer
       } catch (err) {
-        if (this.#generation !== generation) throw new ConnectionChangedError()
+        if (this.#generation !== generation) throw this.#changed()
         throw err
       }
-      if (this.#generation !== generation) throw new ConnectionChangedError()
+      if (this.#generation !== generation) throw this.#changed()
       if (acked >= this.#replicas) {
         this.#enough(acked)
         return
@@ -100,6 +101,15 @@ export class ReplicaWait {
       this.#short(acked)
       if (this.#last === wait) this.#last = null // the next confirm sends a new WAIT
     }
+  }
+
+  /** The error for a write whose connection was made again; logged once per connection. */
+  #changed (): ConnectionChangedError {
+    if (this.#changedLogged !== this.#generation) {
+      this.#changedLogged = this.#generation
+      this.#log.info('the Redis connection of feed appends was made again (a failover?) before the replicas confirmed some: they are written again')
+    }
+    return new ConnectionChangedError()
   }
 
   #send (): Wait {
