@@ -23,6 +23,10 @@ export interface ReplicatedRedis {
   masterPort: () => Promise<number>
   /** Replicas connected to the server on `port` (its INFO replication). */
   connectedReplicas: (port: number) => Promise<number>
+  /** The names of the client connections of the server on `port` (CLIENT LIST), the unnamed left out. */
+  clientNames: (port: number) => Promise<string[]>
+  /** Asks the first sentinel for a failover now (SENTINEL FAILOVER): the master is demoted while alive. */
+  failover: () => Promise<void>
 }
 
 /** Asks the server on `port` one command and closes the connection. */
@@ -92,6 +96,13 @@ export async function replicatedRedisForTest (opts: { replicas?: number, sentine
     connectedReplicas: async (port) => {
       const info = await ask(port, async (c) => await c.info('replication'))
       return Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0)
+    },
+    clientNames: async (port) => {
+      const list = await ask(port, async (c) => await c.call('CLIENT', 'LIST') as string)
+      return [...list.matchAll(/ name=(\S+)/g)].map((m) => m[1])
+    },
+    failover: async () => {
+      await ask(sentinels[0].port, async (c) => await c.call('SENTINEL', 'FAILOVER', masterName))
     }
   }
   // Replicas in sync; sentinels learn the replicas from the master's INFO (every 10 s, at once at start) and each
