@@ -128,7 +128,8 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   } catch (err) {
     for (const c of all) c.disconnect()
     // The connections' own errors say why (ECONNREFUSED, WRONGPASS, ENOTFOUND); the connect() error only that it closed.
-    const reason = [(lastError as Error | null)?.message ?? (err as Error).message, (lastSentinelError as Error | null)?.message].filter((m) => m !== undefined).join('; ')
+    // With sentinels, what the last one answered says more than ioredis' summary ("All sentinels are unreachable").
+    const reason = (lastSentinelError as Error | null)?.message ?? (lastError as Error | null)?.message ?? (err as Error).message
     const where = 'sentinels' in target ? `do the sentinels answer, and know a master named ${target.masterName}?` : 'is Redis running there?'
     throw new Error(`redis ${redact}: cannot connect (${reason}); ${where} (a running node rides out an outage, but does not start without Redis)`)
   }
