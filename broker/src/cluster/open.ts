@@ -109,7 +109,9 @@ export async function openCluster (opts: ClusterOptions): Promise<ClusterLink> {
   const sub = connect('sub')
   const state = connect('state', { keyPrefix: prefix })
   const notices = connect('notices')
-  const appends = minReplicas > 0 ? connect('appends', { enableAutoPipelining: true }) : null
+  // Not auto-pipelined: ioredis sends again, after a reconnect, every command of this connection under way, where it
+  // would abort those of a pipeline cut short (a feed publish then refused instead of waiting for the new master).
+  const appends = minReplicas > 0 ? connect('appends') : null
   const all = appends !== null ? [pub, sub, state, notices, appends] : [pub, sub, state, notices]
   const listeners: Array<() => void> = []
   let first = true
