@@ -7,7 +7,8 @@
  *    held (its data `id`); one entry, delivered once;
  *  - a failover while a WAIT waits, to a replica that never got the append (the node reaches Redis through a TCP
  *    proxy switched to the promoted replica, as behind a floating address): the append is written again there, so
- *    the message is neither acknowledged while lost nor given a seq the new master hands out again.
+ *    the message is neither acknowledged while lost nor given a seq the new master hands out again;
+ *  - 500 publishes in flight over 5 feeds: all acknowledged, each feed in publish order, one WAIT for several appends.
  */
 import net from 'node:net'
 import { Writable } from 'node:stream'
@@ -159,4 +160,31 @@ test('a failover while a WAIT waits, to a replica without the append: written ag
   expect(got.map((m) => [m.json.seq, m.json.data.id])).toEqual([[1, 'a'], [2, 'b'], [3, 'c']])
   const onR1 = admin(r1.port)
   expect((await onR1.lrange(`tribune:feed:{${FEED}}:log`, 0, -1)).map((e) => JSON.parse(e).data.id)).toEqual(['a', 'b', 'c'])
+}, 40_000)
+
+test('500 QoS 1 publishes in flight over 5 feeds with --redis-min-replicas 1: all acknowledged, each feed in publish order, fewer WAITs than appends', async () => {
+  const redis = await replicatedRedisForTest({ replicas: 2, sentinels: 0 })
+  const node = await brokerForTest({ redis: redis.url, redisMinReplicas: 1, nodeId: 'node-0' })
+  const viewer = await connect(node.tcpUrl)
+  const got = collect(viewer)
+  const feeds = Array.from({ length: 5 }, (_, f) => `matches/many-${f}/events`)
+  for (const feed of feeds) await viewer.subscribeAsync(`$replay/all/${feed}`, { qos: 1 })
+  const { Redis } = await import('ioredis')
+  const master = new Redis({ port: redis.servers[0].port, host: '127.0.0.1' })
+  onCleanup(() => { master.disconnect() })
+  const waits = async (): Promise<number> => Number(/cmdstat_wait:calls=(\d+)/.exec(await master.info('commandstats'))?.[1] ?? 0)
+  const before = await waits()
+  const pub = await connect(node.tcpUrl)
+  await Promise.all(Array.from({ length: 500 }, async (_, i) => await pub.publishAsync(feeds[i % 5], JSON.stringify({ id: `p${i}` }), { qos: 1 })))
+  const calls = (await waits()) - before
+  await waitFor(() => got.filter((m) => m.json?.seq !== undefined).length === 500, '500 messages')
+  for (const feed of feeds) {
+    const mine = got.filter((m) => m.topic.endsWith(feed))
+    expect(mine.map((m) => m.json.seq)).toEqual(Array.from({ length: 100 }, (_, k) => k + 1))
+    expect(mine.map((m) => Number(m.json.data.id.slice(1)) % 5)).toEqual(mine.map(() => feeds.indexOf(feed)))
+    const order = mine.map((m) => Number(m.json.data.id.slice(1)))
+    expect(order).toEqual([...order].sort((a, b) => a - b))
+  }
+  console.log(`500 appends confirmed with ${calls} WAITs`)
+  expect(calls).toBeLessThan(500)
 }, 40_000)

@@ -13,7 +13,7 @@
 import type { Redis } from 'ioredis'
 import { encodeEnvelope, EnvelopeTooLargeError, newEpoch } from './envelope.js'
 import type { AppendResult, FeedEntry, FeedInfo, FeedReset, FeedSnapshot, FeedStore } from './store.js'
-import { ConnectionChangedError, type ReplicaWait, type WriteTicket } from './replica-wait.js'
+import { ConnectionChangedError, type ReplicaWait } from './replica-wait.js'
 
 // Shared by the scripts: KEYS[1] meta, KEYS[2] log (KEYS[3] ids); seqs are written as integers ('%d', not 1e+14).
 const COMMON = `
@@ -185,10 +185,9 @@ export class RedisFeedStore implements FeedStore {
     const k = this.#keys(feed)
     let reply: AppendReply
     for (;;) {
-      const ticket = this.#wait?.ticket()
       reply = await this.#writer.tribuneFeedAppendBuffer(k.meta, k.log, k.ids, newEpoch(), tail, max,
-        String(this.#history), id === undefined ? '0' : '1', id ?? '', ticket !== undefined ? '1' : '0')
-      if (ticket === undefined || reply[0].toString() === 'big' || await this.#confirmed(ticket)) break
+        String(this.#history), id === undefined ? '0' : '1', id ?? '', this.#wait !== undefined ? '1' : '0')
+      if (this.#wait === undefined || reply[0].toString() === 'big' || await this.#confirmed()) break
     }
     const status = reply[0].toString()
     if (status === 'big') throw new EnvelopeTooLargeError(reply[1] as number, maxBytes)
@@ -225,12 +224,13 @@ export class RedisFeedStore implements FeedStore {
   }
 
   /**
-   * True once the write of `ticket` is on the replicas; false when the connection was made again first (write again).
+   * True once the write just replied to is on the replicas; false when the connection was made again first (write
+   * again). Call in the turn the write's reply came.
    * @throws the Redis error when WAIT is refused
    */
-  async #confirmed (ticket: WriteTicket): Promise<boolean> {
+  async #confirmed (): Promise<boolean> {
     try {
-      await this.#wait?.confirm(ticket)
+      await this.#wait?.confirm()
       return true
     } catch (err) {
       if (err instanceof ConnectionChangedError) return false
@@ -250,9 +250,8 @@ export class RedisFeedStore implements FeedStore {
     const k = this.#keys(feed)
     let reply: Awaited<ReturnType<Scripts['tribuneFeedReset']>>
     for (;;) {
-      const ticket = this.#wait?.ticket()
       reply = await this.#writer.tribuneFeedReset(k.meta, k.log, k.ids, newEpoch(), token)
-      if (ticket === undefined || reply === null || reply[0] === 'already' || await this.#confirmed(ticket)) break
+      if (this.#wait === undefined || reply === null || reply[0] === 'already' || await this.#confirmed()) break
     }
     if (reply === null) return null
     if (reply[0] === 'already') return { epoch: reply[1], previous: null, dropped: 0, already: true }

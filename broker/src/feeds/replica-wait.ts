@@ -7,8 +7,10 @@
  * heard from in the last `min-replicas-max-lag` seconds, so a write it accepts may still be on the master alone when
  * the master dies, and a refused one is an error the publisher would have to resend.
  *
- * WAIT blocks the connection it runs on, so it runs on a connection of its own (feed appends only), and one WAIT
- * covers every write sent before it: writes replied to while a WAIT is under way share the next one. While fewer
+ * WAIT blocks the connection it runs on, so it runs on a connection of its own (feed appends only). One WAIT covers
+ * every write whose reply came before it was sent (so Redis ran them before it, whatever ioredis sent again meanwhile,
+ * an EVAL after a NOSCRIPT say): it is sent once the replies that came together are in (setImmediate), and writes
+ * replied to while it is under way share the next one. While fewer
  * than N replicas acknowledge, WAIT is sent again (each waits `timeoutMs`), a warning is logged at most every 10 s,
  * and the writes wait: nothing is acknowledged meanwhile, nothing is lost.
  *
@@ -28,13 +30,8 @@ export class ConnectionChangedError extends Error {
   }
 }
 
-/** A write sent on the connection: its place in the connection's order. */
-export interface WriteTicket {
-  readonly n: number
-}
-
 interface Wait {
-  /** Writes numbered up to this one were sent before the WAIT. */
+  /** Writes numbered up to this one had their reply before the WAIT was sent (Infinity: not sent yet). */
   covers: number
   /** The connection (its count of closes) the WAIT was sent on. */
   generation: number
@@ -54,7 +51,8 @@ export class ReplicaWait {
   readonly #replicas: number
   readonly #timeoutMs: number
   readonly #log: Logger
-  #sent = 0
+  /** Writes replied to so far. */
+  #replied = 0
   #generation = 0
   #last: Wait | null = null
   /** When writes began waiting for too few replicas (null: they do not), and when that was last logged. */
@@ -71,21 +69,18 @@ export class ReplicaWait {
     conn.on('close', () => { this.#generation++ })
   }
 
-  /** Call synchronously just before sending a write on the connection. */
-  ticket (): WriteTicket {
-    return { n: ++this.#sent }
-  }
-
   /**
-   * Resolves once the write of `ticket` is on the replicas; call as soon as the write's reply came (the same turn).
+   * Resolves once a write made on the connection is on the replicas; call as soon as its reply came (in the same turn,
+   * with no other I/O between).
    * @throws ConnectionChangedError when the connection was made again since the reply (the write may be lost: write
    *   again); the Redis error when WAIT itself is refused
    */
-  async confirm (ticket: WriteTicket): Promise<void> {
+  async confirm (): Promise<void> {
     const generation = this.#generation
+    const n = ++this.#replied
     for (;;) {
       let wait = this.#last
-      if (wait === null || wait.covers < ticket.n || wait.generation !== generation) wait = this.#send()
+      if (wait === null || wait.covers < n || wait.generation !== generation) wait = this.#schedule()
       let acked: number
       try {
         acked = await wait.answer
@@ -112,8 +107,15 @@ export class ReplicaWait {
     return new ConnectionChangedError()
   }
 
-  #send (): Wait {
-    const wait: Wait = { covers: this.#sent, generation: this.#generation, answer: this.#conn.wait(this.#replicas, this.#timeoutMs) }
+  /** A WAIT sent once this turn's replies are in; writes replied to until then join it. */
+  #schedule (): Wait {
+    const wait: Wait = { covers: Infinity, generation: this.#generation, answer: Promise.resolve(0) }
+    wait.answer = new Promise<number>((resolve, reject) => {
+      setImmediate(() => {
+        wait.covers = this.#replied
+        this.#conn.wait(this.#replicas, this.#timeoutMs).then(resolve, reject)
+      })
+    })
     this.#last = wait
     return wait
   }
