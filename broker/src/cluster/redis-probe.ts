@@ -2,7 +2,8 @@
  * Whether Redis answers, not only whether its TCP connection is up: a stopped (SIGSTOP), swapping or overloaded Redis
  * keeps its connections open while every command waits. The probe sends PING on one connection every `everyMs`, one
  * at a time, and Redis counts as answering while the last PING was answered and no PING has waited longer than
- * `timeoutMs`. A node's readiness (/readyz) follows it (cluster/open.ts).
+ * `timeoutMs` since it was sent or, for one that waited for a reconnect, since the connection was back (while it is
+ * down, the connection's own status says so). A node's readiness (/readyz) follows it (cluster/open.ts).
  */
 import type { Redis } from 'ioredis'
 
@@ -21,9 +22,11 @@ export interface RedisProbe {
  */
 export function probeRedis (conn: Redis, opts: { everyMs: number, timeoutMs: number, onChange?: (answering: boolean, waitedMs: number) => void }): RedisProbe {
   let sentAt: number | null = null // the PING under way, if any
+  let readyAt = 0 // when the connection was last (re)established
   let lastOk = true
   let was = true
-  const answering = (): boolean => lastOk && (sentAt === null || Date.now() - sentAt <= opts.timeoutMs)
+  conn.on('ready', () => { readyAt = Date.now() })
+  const answering = (): boolean => lastOk && (sentAt === null || Date.now() - Math.max(sentAt, readyAt) <= opts.timeoutMs)
   const check = (): void => {
     const now = answering()
     if (now !== was) {
