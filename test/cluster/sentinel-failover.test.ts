@@ -11,7 +11,9 @@
  * it (Sentinel promotes the replica with the most data), and the new master still has a replica to confirm the
  * publishes that follow.
  */
+import { Writable } from 'node:stream'
 import { test, expect } from 'vitest'
+import { pino } from 'pino'
 import type { MqttClient } from 'mqtt'
 import { brokerForTest, onCleanup } from '../helpers/broker.js'
 import { connect, collect, waitFor } from '../helpers/mqtt.js'
@@ -21,6 +23,15 @@ import { Viewer, type FeedEnvelope } from '../../client/src/index.js'
 
 const FEED = 'matches/failover/events'
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+/** `p`, its error (a wait that timed out) completed with what `state` says then. */
+async function explained (p: Promise<void>, state: () => string): Promise<void> {
+  try {
+    await p
+  } catch (err) {
+    throw new Error(`${(err as Error).message}: ${state()}`)
+  }
+}
 
 /** Publishes one message every `everyMs` without waiting for the PUBACK; records the order sent and the acknowledged ones. */
 function keepPublishing (pub: MqttClient, everyMs: number): { stop: () => Promise<void>, sent: string[], acked: Set<string> } {
@@ -53,7 +64,7 @@ function watchReadiness (nodes: TestNode[], since: number): { stop: () => void, 
   void (async () => {
     while (!stopped) {
       await Promise.all(nodes.map(async (node, i) => {
-        const res = await fetch(`http://127.0.0.1:${node.wsPort}/readyz`)
+        const res = await fetch(`http://127.0.0.1:${node.wsPort}/readyz`).catch(() => ({ status: 0 }))
         const t = Date.now() - since
         if (res.status === 503) {
           if (last[i] === 503) unready[i][unready[i].length - 1][1] = t
@@ -70,7 +81,16 @@ function watchReadiness (nodes: TestNode[], since: number): { stop: () => void, 
 test('kill -9 of the Redis master: the sentinels promote a replica, both nodes follow it, every viewer ends with every acknowledged message once and in order, under one epoch', async () => {
   const redis = await replicatedRedisForTest({ replicas: 2, sentinels: 3 })
   const options = { redisSentinels: redis.sentinelList, redisMasterName: redis.masterName, redisMinReplicas: 1 }
-  const nodes = [await brokerForTest({ ...options, nodeId: 'node-0' }), await brokerForTest({ ...options, nodeId: 'node-1' })]
+  // The nodes' warnings and above, with the time, to explain a failure.
+  const logs: string[] = []
+  const logger = (id: string): ReturnType<typeof pino> => pino({ level: 'info' }, new Writable({
+    write (chunk, _enc, cb) {
+      const line = JSON.parse(chunk.toString())
+      if (line.level >= 40 || /redis/i.test(String(line.msg))) logs.push(`${line.time as number} ${id} ${String(line.msg)} ${JSON.stringify({ ...line, msg: undefined, time: undefined, level: undefined, pid: undefined, hostname: undefined, name: undefined })}`)
+      cb()
+    }
+  }))
+  const nodes = [await brokerForTest({ ...options, nodeId: 'node-0' }, logger('node-0')), await brokerForTest({ ...options, nodeId: 'node-1' }, logger('node-1'))]
   const watchers: Array<{ list: FeedEnvelope[], at: number[], resets: number, closes: number }> = []
   for (let i = 0; i < 8; i++) {
     const node = nodes[i % 2]
@@ -103,8 +123,9 @@ test('kill -9 of the Redis master: the sentinels promote a replica, both nodes f
   await waitFor(() => {
     void redis.masterPort().then((port) => { if (port !== oldMaster && promotedAfter === 0) promotedAfter = Date.now() - killedAt }, () => {})
     return promotedAfter > 0
-  }, 'the sentinels to name a new master', 20_000)
-  await waitFor(() => readiness.last.every((s) => s === 200) && readiness.unready.every((u) => u.length > 0), 'both nodes ready again after being unready', 20_000)
+  }, 'the sentinels to name a new master', 30_000)
+  await explained(waitFor(() => readiness.last.every((s) => s === 200) && readiness.unready.every((u) => u.length > 0), 'both nodes ready again after being unready', 20_000),
+    () => `/readyz 503 windows ${JSON.stringify(readiness.unready)}, last ${JSON.stringify(readiness.last)}`)
   const readyAfter = Date.now() - killedAt
   await sleep(2000) // publishing goes on on the new master
   await publishing.stop()
@@ -112,7 +133,8 @@ test('kill -9 of the Redis master: the sentinels promote a replica, both nodes f
 
   const n = publishing.sent.length
   expect(publishing.acked.size).toBe(n) // every publish acknowledged, none lost or refused
-  await waitFor(() => watchers.every((w) => w.list.length >= n), `every viewer to hold ${n} messages`, 20_000)
+  await explained(waitFor(() => watchers.every((w) => w.list.length >= n), `every viewer to hold ${n} messages`, 20_000),
+    () => `viewers hold ${JSON.stringify(watchers.map((w) => w.list.length))}`)
   await sleep(300) // nothing more, nothing twice
   let pause = 0
   for (const [i, w] of watchers.entries()) {
@@ -124,10 +146,15 @@ test('kill -9 of the Redis master: the sentinels promote a replica, both nodes f
     for (let k = 1; k < w.at.length; k++) pause = Math.max(pause, w.at[k] - w.at[k - 1])
   }
   expect(publisherCloses).toBe(0)
-  // Each node unready once, from the kill until it is on the new master (not again once back).
-  for (const [i, windows] of readiness.unready.entries()) expect(windows.length, `node ${i}'s 503 windows: ${JSON.stringify(windows)}`).toBe(1)
+  // Each node unready once per failover, from the kill until it is on the new master, not again once back. On a
+  // loaded machine the sentinels may take the new master for dead too (down-after 1 s) and fail over once more.
+  const failovers = await redis.failovers()
+  const since = (line: string): string => line.replace(/^\d+/, (t) => `+${Number(t) - killedAt}ms`)
+  for (const [i, windows] of readiness.unready.entries()) {
+    expect(windows.length, `node ${i}'s 503 windows: ${JSON.stringify(windows)} for ${failovers} failovers; logs:\n${logs.map(since).join('\n')}`).toBeLessThanOrEqual(failovers)
+  }
   const windows = readiness.unready.map(([[from, to]]) => `${from}-${to} ms`)
-  console.log(`failover: new master named by the sentinels ${promotedAfter} ms after kill -9, both nodes ready again after ${readyAfter} ms ` +
+  console.log(`failover${failovers > 1 ? ` (${failovers} failovers: the sentinels took the new master for dead too)` : ''}: new master named by the sentinels ${promotedAfter} ms after kill -9, both nodes ready again after ${readyAfter} ms ` +
     `(/readyz 503 from/to: ${windows.join(', ')}); ${n} messages, the viewers' longest pause ${pause} ms`)
 }, 60_000)
 

@@ -27,6 +27,8 @@ export interface ReplicatedRedis {
   clientNames: (port: number) => Promise<string[]>
   /** Asks the first sentinel for a failover now (SENTINEL FAILOVER): the master is demoted while alive. */
   failover: () => Promise<void>
+  /** Failovers so far: the highest configuration epoch a sentinel holds for the master (0 before any). */
+  failovers: () => Promise<number>
 }
 
 /** Asks the server on `port` one command and closes the connection. */
@@ -103,6 +105,13 @@ export async function replicatedRedisForTest (opts: { replicas?: number, sentine
     },
     failover: async () => {
       await ask(sentinels[0].port, async (c) => await c.call('SENTINEL', 'FAILOVER', masterName))
+    },
+    failovers: async () => {
+      const epochs = await Promise.all(sentinels.map(async (s) => {
+        const fields = await ask(s.port, async (c) => await c.call('SENTINEL', 'MASTER', masterName)) as string[]
+        return Number(fields[fields.indexOf('config-epoch') + 1])
+      }))
+      return Math.max(...epochs)
     }
   }
   // Replicas in sync; sentinels learn the replicas from the master's INFO (every 10 s, at once at start) and each

@@ -26,20 +26,25 @@ const plainAddress = (address: string | undefined): string => (address ?? '').re
  * @param conns the node's connections to the master (made in ioredis' sentinel mode)
  */
 export function watchSentinelSwitches (sentinels: Array<{ host: string, port: number }>, masterName: string, conns: Redis[], log: Logger): SentinelSwitchWatch {
+  // Connections cut and not back yet: every sentinel announces the switch, within milliseconds of each other at times.
+  const moving = new WeakSet<Redis>()
+  for (const conn of conns) conn.on('ready', () => moving.delete(conn))
   const watchers = sentinels.map(({ host, port }) => {
     const watcher = new Redis({ host, port, maxRetriesPerRequest: null, retryStrategy: (times) => Math.min(100 * times, 2000) })
     watcher.on('error', () => {}) // a sentinel down: the others announce the switch too
     watcher.on('message', (_channel: string, message: string) => {
       const [name, , , ip, newPort] = message.split(' ')
       if (name !== masterName || ip === undefined) return
-      let moved = 0
+      const moved: string[] = []
       for (const conn of conns) {
         const stream = conn.stream
-        if (conn.status !== 'ready' || (plainAddress(stream?.remoteAddress) === ip && String(stream?.remotePort) === newPort)) continue
-        moved++
+        const at = `${plainAddress(stream?.remoteAddress)}:${String(stream?.remotePort)}`
+        if (conn.status !== 'ready' || moving.has(conn) || at === `${ip}:${newPort}`) continue
+        moving.add(conn)
+        moved.push(at)
         conn.disconnect(true)
       }
-      if (moved > 0) log.warn({ master: `${ip}:${newPort}`, sentinel: `${host}:${port}`, connections: moved }, 'the sentinels switched the Redis master; moving to it')
+      if (moved.length > 0) log.warn({ master: `${ip}:${newPort}`, sentinel: `${host}:${port}`, connections: moved.length, were: [...new Set(moved)] }, 'the sentinels switched the Redis master; moving to it')
     })
     watcher.subscribe('+switch-master').catch(() => {})
     return watcher
