@@ -38,8 +38,28 @@ interface OptionSpec {
  */
 export const ADMISSION_DEFAULTS = { maxConnections: 20_000, maxConnRate: 1200, maxConnBurst: 1000, overloadLagMs: 500, maxRefusalRate: 1200 } as const
 
+const REDIS_URL = /^rediss?:\/\/[^\s/]+(\/\d{1,5})?\/?$/
 const port = z.number().int().min(0).max(65535)
 const topicFilter = z.string().min(1).refine((f) => isValidFilter(f), 'must be an MQTT topic filter without $ prefix ("+" and "#" only as whole levels, "#" last)')
+
+/**
+ * How the Redis options fit together: sentinels and a master name go together; with sentinels, `redis` (optional)
+ * gives only the user, password and database, its host being the master name (`redis://:secret@mymaster/2`), since
+ * the sentinels say where the master is; `redisMinReplicas` needs Redis.
+ */
+function checkRedisTarget (cfg: { redis?: string, redisSentinels?: string[], redisMasterName?: string, redisMinReplicas: number }, ctx: z.RefinementCtx): void {
+  const issue = (key: string, message: string): void => { ctx.addIssue({ code: 'custom', path: [key], message }) }
+  if (cfg.redisSentinels !== undefined && cfg.redisMasterName === undefined) issue('redisSentinels', 'needs a master name too (--redis-master-name, redisMasterName: the name the sentinels monitor the master by)')
+  if (cfg.redisMasterName !== undefined && cfg.redisSentinels === undefined) issue('redisMasterName', 'needs sentinels too (--redis-sentinels, redisSentinels: the sentinels that know this master)')
+  if (cfg.redisSentinels !== undefined && cfg.redisMasterName !== undefined && cfg.redis !== undefined && REDIS_URL.test(cfg.redis)) {
+    const url = new URL(cfg.redis)
+    if (url.protocol === 'rediss:') issue('redis', 'rediss:// (TLS) is not supported with --redis-sentinels')
+    else if (url.hostname !== cfg.redisMasterName.toLowerCase() || url.port !== '') {
+      issue('redis', `with --redis-sentinels it gives only [user:password@] and /database, its host being the master name: redis://[user:password@]${cfg.redisMasterName}[/database] (the sentinels say where the master is)`)
+    }
+  }
+  if (cfg.redisMinReplicas > 0 && cfg.redis === undefined && cfg.redisSentinels === undefined) issue('redisMinReplicas', 'needs Redis (--redis or --redis-sentinels): the embedded store has no replicas')
+}
 
 /** The validated, frozen broker configuration. Sizes in bytes, times in milliseconds. */
 export const configSchema = z.object({
@@ -88,7 +108,19 @@ export const configSchema = z.object({
   /** Seconds between `$SYS/<node-id>/stats` publications (metrics/sys.ts); 0 off. */
   sysInterval: z.number().int().min(0).max(86_400).default(10),
   /** Redis URL that makes this node a cluster member; without it the node uses the embedded store. */
-  redis: z.string().regex(/^rediss?:\/\/[^\s/]+(\/\d{1,5})?\/?$/, 'must be a redis:// or rediss:// URL: [user:password@]host[:port][/database number]').optional(),
+  redis: z.string().regex(REDIS_URL, 'must be a redis:// or rediss:// URL: [user:password@]host[:port][/database number]').optional(),
+  /**
+   * Redis Sentinel: `host:port` of each sentinel watching the cluster's Redis (with `redisMasterName`). Every Redis
+   * connection of the node then follows the master the sentinels elect (cluster/redis-target.ts).
+   */
+  redisSentinels: z.array(z.string().regex(/^[A-Za-z0-9_.:[\]-]+:\d{1,5}$/, 'must be host:port')).min(1).optional(),
+  /** The name the sentinels know the master by (`sentinel monitor <name> ...`). */
+  redisMasterName: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -').optional(),
+  /**
+   * Replicas a feed append must reach (Redis WAIT) before the publish is acknowledged and delivered; 0: as soon as the
+   * master has it (feeds/replica-wait.ts).
+   */
+  redisMinReplicas: z.number().int().min(0).max(64).default(0),
   /** Start of every Redis key and channel the cluster uses; letters, digits and _ . : - only (no glob characters). */
   redisPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . : or - (no glob characters)').default('tribune:'),
   /** This node's id in `$SYS/<id>/...` topics and in Redis (default: host name and a random suffix). */
@@ -103,7 +135,7 @@ export const configSchema = z.object({
   auth: authSchema.optional(),
   /** Listeners with their own auth methods; without it, MQTT on `port` and WebSocket on `wsPort` at `host`. */
   listeners: z.array(listenerSchema).min(1).optional()
-}).strict()
+}).strict().superRefine(checkRedisTarget)
 
 export type BrokerConfig = z.infer<typeof configSchema>
 /** What callers may pass: every option optional. */
@@ -149,6 +181,9 @@ export const options: OptionSpec[] = [
   { key: 'ui', flag: 'no-ui', env: 'TRIBUNE_UI', boolean: true, parse: onOff, doc: 'do not serve the pages (the scoreboard at /, the operations page at /ops) on the WebSocket listeners; TRIBUNE_UI=off does the same (default: served)' },
   { key: 'sysInterval', flag: 'sys-interval', env: 'TRIBUNE_SYS_INTERVAL', parse: int, doc: 'seconds between $SYS/<node-id>/stats publications (and the values that changed); 0 off (default 10)' },
   { key: 'redis', flag: 'redis', env: 'TRIBUNE_REDIS', parse: str, doc: 'redis://host:port URL: join the cluster linked by this Redis (default: none, embedded store)' },
+  { key: 'redisSentinels', flag: 'redis-sentinels', env: 'TRIBUNE_REDIS_SENTINELS', parse: list, doc: 'comma-separated host:port of Redis sentinels (with --redis-master-name): every Redis connection follows the master they elect, so a dead master is replaced within seconds; --redis may then give only redis://[user:password@]<master name>[/database] (default: none)' },
+  { key: 'redisMasterName', flag: 'redis-master-name', env: 'TRIBUNE_REDIS_MASTER_NAME', parse: str, doc: 'the name the sentinels monitor the master by (sentinel monitor <name> ...; with --redis-sentinels)' },
+  { key: 'redisMinReplicas', flag: 'redis-min-replicas', env: 'TRIBUNE_REDIS_MIN_REPLICAS', parse: int, doc: 'Redis replicas a feed message must reach (WAIT) before it is acknowledged (QoS 1 PUBACK) and delivered; while fewer answer, publishes wait; 0: once the master has it (default 0)' },
   { key: 'redisPrefix', flag: 'redis-prefix', env: 'TRIBUNE_REDIS_PREFIX', parse: str, doc: 'start of every Redis key and channel of the cluster (default tribune:)' },
   { key: 'nodeId', flag: 'node-id', env: 'TRIBUNE_NODE_ID', parse: str, doc: 'this node\'s id in $SYS and $admin topics and Redis (all and response are reserved); a node refuses an id a live node of its cluster holds (default: host name and a random suffix)' },
   { key: 'heartbeatInterval', flag: 'heartbeat-interval', env: 'TRIBUNE_HEARTBEAT_INTERVAL', parse: int, doc: 'ms between a cluster node\'s heartbeats; a dead node\'s wills follow within 7 of them (default 5000)' },

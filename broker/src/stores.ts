@@ -1,6 +1,7 @@
 /**
  * Where a node keeps its state: the embedded store (one node; LevelDB or memory) or Redis (a cluster member, with
- * `--redis`). Either way the node gets an aedes persistence, a feed store and, for a cluster, a message stream.
+ * `--redis` or `--redis-sentinels`). Either way the node gets an aedes persistence, a feed store and, for a cluster,
+ * a message stream.
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
@@ -11,6 +12,7 @@ import { CachedRetainedPersistence } from './store/persistence.js'
 import { LevelFeedStore } from './feeds/level-store.js'
 import type { FeedStore } from './feeds/store.js'
 import { openCluster, type ClientInfo } from './cluster/open.js'
+import { redisTarget } from './cluster/redis-target.js'
 import type { Emitter } from './cluster/emitter.js'
 import type { SessionOwners } from './auth/access.js'
 import type { StoreFigures } from './metrics/stats.js'
@@ -55,8 +57,9 @@ export interface NodeStores {
 export async function openStores (config: BrokerConfig, log: Logger, clientInfo: ClientInfo,
   onTakeover?: (clientId: string, byNode: string) => void, onRedisRoundTrip?: (seconds: number) => void): Promise<NodeStores> {
   const nodeId = config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${randomBytes(3).toString('hex')}`
-  if (config.redis !== undefined) {
-    const link = await openCluster({ url: config.redis, prefix: config.redisPrefix, nodeId, heartbeatInterval: config.heartbeatInterval, history: config.feedHistory, clientInfo, onTakeover, log, onRoundTrip: onRedisRoundTrip })
+  const target = redisTarget(config)
+  if (target !== undefined) {
+    const link = await openCluster({ target, minReplicas: config.redisMinReplicas, prefix: config.redisPrefix, nodeId, heartbeatInterval: config.heartbeatInterval, history: config.feedHistory, clientInfo, onTakeover, log, onRoundTrip: onRedisRoundTrip })
     return {
       nodeId,
       persistence: link.persistence,

@@ -15,6 +15,8 @@ export interface TestRedis {
   url: string
   /** The data dir of the server (its append-only file lives here). */
   dir: string
+  /** The server process's id (to stop it with SIGSTOP, say), 0 while it is not running. */
+  pid: () => number
   /** A fresh client (closed after the test). */
   client: () => Redis
   /** Stops the server at once (SIGKILL: nothing more is written). */
@@ -48,6 +50,7 @@ export async function redisForTest (): Promise<TestRedis> {
     port,
     url: `redis://127.0.0.1:${port}`,
     dir,
+    pid: () => (server as RedisServer | null)?.pid ?? 0,
     client: () => {
       const c = new Redis({ port, host: '127.0.0.1' })
       c.on('error', () => {}) // reconnects by itself while the server is down

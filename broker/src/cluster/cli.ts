@@ -1,7 +1,8 @@
 /**
  * `tribune cluster --nodes N [broker options]`: N broker nodes on this machine, one process each (default one per
  * core), sharing the listening ports (node:cluster hands each new connection to a node in turn) and linked through
- * Redis: the `--redis` given, or else a redis-server started here with its data under `<data-dir>/redis`.
+ * Redis: the `--redis` (or `--redis-sentinels`) given, or else a redis-server started here with its data under
+ * `<data-dir>/redis`.
  * A node that dies is started again; SIGINT/SIGTERM stop every node, then that redis-server; SIGHUP is passed on.
  * On several machines, run `tribune broker --redis <url>` on each instead.
  */
@@ -15,6 +16,7 @@ import { ConfigError, helpText, loadConfig, options } from '../config.js'
 import { UnknownFlagError, closestFlag } from '../../../client/src/flags.js'
 import { createLogger } from '../log.js'
 import { freePort, spawnRedisServer, type RedisServer } from './redis-server.js'
+import { describeTarget, redisTarget, type RedisTarget } from './redis-target.js'
 
 const BIN = fileURLToPath(new URL('../../../../bin/tribune.js', import.meta.url))
 
@@ -30,7 +32,8 @@ function usage (): string {
     'Usage: tribune cluster [--nodes N] [broker options]',
     '',
     `  --nodes N   broker processes on this machine, sharing the ports (default: one per core, here ${availableParallelism()})`,
-    '  Without --redis (or TRIBUNE_REDIS), a redis-server is started for the cluster, its data under <data-dir>/redis.',
+    '  Without --redis or --redis-sentinels (or their variables), a redis-server is started for the cluster, its data',
+    '  under <data-dir>/redis.',
     '',
     helpText().replace('Usage: tribune broker [options]', 'Broker options (every node gets them; --node-id is a prefix, nodes are <id>-0, <id>-1, ...):')
   ].join('\n')
@@ -79,7 +82,9 @@ export async function clusterMain (argv: string[]): Promise<number> {
   let stopping = false
   let redisUrl = config.redis
   let lock: string | null = null
-  if (redisUrl === undefined) {
+  // With sentinels the nodes follow the master they elect: the flags (or variables) reach every node as they are.
+  const sentinels = config.redisSentinels !== undefined
+  if (redisUrl === undefined && !sentinels) {
     const dir = join(resolve(config.dataDir === ':memory:' ? './data' : config.dataDir), 'redis')
     try {
       lock = await takeLock(dir, log)
@@ -121,13 +126,13 @@ export async function clusterMain (argv: string[]): Promise<number> {
     // clients' wills would wait (the new run publishes them too, at start).
     const g = generation.get(i) ?? 0
     generation.set(i, g + 1)
-    const worker = cluster.fork({ TRIBUNE_REDIS: redisUrl, TRIBUNE_NODE_ID: g === 0 ? `${base}-${i}` : `${base}-${i}.${g}` })
+    const worker = cluster.fork({ ...(redisUrl !== undefined ? { TRIBUNE_REDIS: redisUrl } : {}), TRIBUNE_NODE_ID: g === 0 ? `${base}-${i}` : `${base}-${i}.${g}` })
     let listened = false
     worker.on('message', (msg: ListeningMessage) => {
       if (msg?.tribune !== 'listening') return
       listened = true
       listening.set(i, msg)
-      if (listening.size === nodes) log.info({ nodes, ids: [...listening.values()].map((m) => m.id), ports: msg.ports, redis: redisUrl }, 'cluster listening')
+      if (listening.size === nodes) log.info({ nodes, ids: [...listening.values()].map((m) => m.id), ports: msg.ports, redis: sentinels ? describeTarget(redisTarget(config) as RedisTarget) : redisUrl }, 'cluster listening')
     })
     worker.on('exit', (code, signal) => {
       if (stopping) return

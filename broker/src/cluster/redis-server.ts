@@ -34,14 +34,18 @@ export async function freePort (): Promise<number> {
 
 /**
  * Starts redis-server on 127.0.0.1:`port` with its files in `dir`, and waits until it answers PING.
+ * @param opts.args more redis-server options (e.g. `['--replicaof', '127.0.0.1', '6379']`), after the defaults
+ * @param opts.sentinelConf run as a Redis Sentinel with this configuration file (which it rewrites: writable, an
+ *   absolute path); no data files then
  * @throws Error when redis-server is not installed, exits, or does not answer within 10 s (with its stderr)
  */
-export async function spawnRedisServer (opts: { port: number, dir: string }): Promise<RedisServer> {
+export async function spawnRedisServer (opts: { port: number, dir: string, args?: string[], sentinelConf?: string }): Promise<RedisServer> {
   mkdirSync(opts.dir, { recursive: true })
+  const data = opts.sentinelConf !== undefined ? [] : ['--save', '', '--appendonly', 'yes', '--appendfsync', 'always']
   const child: ChildProcess = spawn('redis-server', [
-    '--port', String(opts.port), '--bind', '127.0.0.1', '--dir', opts.dir,
-    '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
-    '--protected-mode', 'no', '--loglevel', 'warning'
+    ...(opts.sentinelConf !== undefined ? [opts.sentinelConf, '--sentinel'] : []),
+    '--port', String(opts.port), '--bind', '127.0.0.1', '--dir', opts.dir, ...data,
+    '--protected-mode', 'no', '--loglevel', 'warning', ...(opts.args ?? [])
   ], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })

@@ -13,6 +13,7 @@
 import type { Redis } from 'ioredis'
 import { encodeEnvelope, EnvelopeTooLargeError, newEpoch } from './envelope.js'
 import type { AppendResult, FeedEntry, FeedInfo, FeedReset, FeedSnapshot, FeedStore } from './store.js'
+import { ConnectionChangedError, type ReplicaWait } from './replica-wait.js'
 
 // Shared by the scripts: KEYS[1] meta, KEYS[2] log (KEYS[3] ids); seqs are written as integers ('%d', not 1e+14).
 const COMMON = `
@@ -20,8 +21,10 @@ local meta, log, ids = KEYS[1], KEYS[2], KEYS[3]
 local function fmt (n) return string.format('%d', n) end
 `
 
-// ARGV: new epoch, envelope tail (`,"ts":T,"data":RAW}`), max bytes (-1: none), history, has id ('1'/'0'), id.
-// Returns {'ok', epoch, seq} | {'dup', epoch, seq, bytes} | {'big', size}; a refused message changes nothing.
+// ARGV: new epoch, envelope tail (`,"ts":T,"data":RAW}`), max bytes (-1: none), history, has id ('1'/'0'), id,
+// fence ('1'/'0'). Returns {'ok', epoch, seq} | {'dup', epoch, seq, bytes} | {'big', size}; a refused message changes
+// nothing. With fence, a duplicate writes `last` again unchanged: a write of this connection that WAIT can count, made
+// after the held entry (which may have come from another node, or a master that has since failed over).
 const APPEND = COMMON + `
 local history, hasId, id = tonumber(ARGV[4]), ARGV[5] == '1', ARGV[6]
 local m = redis.call('HMGET', meta, 'epoch', 'last')
@@ -31,7 +34,10 @@ if epoch and hasId then
   local len = redis.call('LLEN', log)
   if s and s <= last and s > last - math.min(len, history) then
     local bytes = redis.call('LINDEX', log, len - 1 - (last - s))
-    if bytes then return {'dup', epoch, s, bytes} end
+    if bytes then
+      if ARGV[7] == '1' then redis.call('HSET', meta, 'last', fmt(last)) end
+      return {'dup', epoch, s, bytes}
+    end
   end
 end
 local seq = last + 1
@@ -114,13 +120,23 @@ export interface RedisFeedStoreOptions {
   prefix: string
   /** The number of messages kept per feed (older ones are deleted as new ones arrive). Every node must agree. */
   history: number
+  /**
+   * With `--redis-min-replicas`: the connection appends and resets are written on (the caller owns it, and uses it for
+   * nothing else), and the wait for the replicas on it; an append or reset resolves once the replicas have it.
+   */
+  replicated?: { conn: Redis, wait: ReplicaWait }
 }
 
 export class RedisFeedStore implements FeedStore {
   readonly #redis: Redis & Scripts
+  /** Where appends and resets are written: `#redis`, or the connection WAIT runs on. */
+  readonly #writer: Redis & Scripts
+  readonly #wait: ReplicaWait | undefined
   readonly #prefix: string
   readonly #history: number
   readonly #inFlight = new Set<Promise<unknown>>()
+  /** With `replicated`: the last write of each feed under way on this node (the next one waits for it). */
+  readonly #tails = new Map<string, Promise<void>>()
   /** Every feed Redis holds, once {@link watchLive} has listed them (null before): a join to any other costs no read. */
   #known: Set<string> | null = null
   #listed = false
@@ -131,22 +147,29 @@ export class RedisFeedStore implements FeedStore {
    * @param redis a connection the caller owns (and closes, after {@link close}); Redis errors are passed on, not retried
    */
   constructor (redis: Redis, opts: RedisFeedStoreOptions) {
-    redis.defineCommand('tribuneFeedAppend', { numberOfKeys: 3, lua: APPEND })
+    const writer = opts.replicated?.conn ?? redis
+    writer.defineCommand('tribuneFeedAppend', { numberOfKeys: 3, lua: APPEND })
     redis.defineCommand('tribuneFeedSnapshot', { numberOfKeys: 2, lua: SNAPSHOT })
     redis.defineCommand('tribuneFeedRange', { numberOfKeys: 2, lua: RANGE })
-    redis.defineCommand('tribuneFeedReset', { numberOfKeys: 3, lua: RESET })
+    writer.defineCommand('tribuneFeedReset', { numberOfKeys: 3, lua: RESET })
     this.#redis = redis as Redis & Scripts
+    this.#writer = writer as Redis & Scripts
+    this.#wait = opts.replicated?.wait
     this.#prefix = opts.prefix
     this.#history = opts.history
   }
 
   /**
    * Appends with one script call (EVALSHA): a new seq, or the held entry when the data's `id` is held already.
-   * A feed without meta (new, or Redis lost its data) starts at seq 1 under a new epoch.
+   * A feed without meta (new, or Redis lost its data) starts at seq 1 under a new epoch. With `replicated`, resolves
+   * once the entry is on the replicas (however long that takes); when the connection was made again before that (a
+   * failover), appends again: a message with a data `id` is then found held, or appended if the failover lost it.
+   * Then a feed's appends on this node are written one after the other, each once the one before is confirmed: a
+   * message written again after a failover is never overtaken by a later one of the same feed (MQTT 3.1.1 section 4.6).
    * @throws EnvelopeTooLargeError over `maxBytes` (no seq used); the Redis error when the call fails
    */
   async append (feed: string, payload: Buffer, ts: number, maxBytes = Infinity): Promise<AppendResult> {
-    const run = this.#append(feed, payload, ts, maxBytes)
+    const run = this.#wait === undefined ? this.#append(feed, payload, ts, maxBytes) : this.#inOrder(feed, async () => await this.#append(feed, payload, ts, maxBytes))
     this.#inFlight.add(run)
     try {
       return await run
@@ -160,8 +183,12 @@ export class RedisFeedStore implements FeedStore {
     const tail = bytes.subarray(BLANK_HEAD)
     const max = maxBytes < Infinity ? String(Math.max(0, Math.floor(maxBytes))) : '-1' // NaN too: no limit, as in encodeEnvelope
     const k = this.#keys(feed)
-    const reply = await this.#redis.tribuneFeedAppendBuffer(k.meta, k.log, k.ids, newEpoch(), tail, max,
-      String(this.#history), id === undefined ? '0' : '1', id ?? '')
+    let reply: AppendReply
+    for (;;) {
+      reply = await this.#writer.tribuneFeedAppendBuffer(k.meta, k.log, k.ids, newEpoch(), tail, max,
+        String(this.#history), id === undefined ? '0' : '1', id ?? '', this.#wait !== undefined ? '1' : '0')
+      if (this.#wait === undefined || reply[0].toString() === 'big' || await this.#confirmed()) break
+    }
     const status = reply[0].toString()
     if (status === 'big') throw new EnvelopeTooLargeError(reply[1] as number, maxBytes)
     const [, epochBuf, seq, stored] = reply as [Buffer, Buffer, number, Buffer?]
@@ -187,10 +214,45 @@ export class RedisFeedStore implements FeedStore {
     return this.#known.size
   }
 
-  /** Drops the feed's log and data ids and gives it a new epoch at seq 0, in one script; once per `token`. */
+  /** Runs `fn` once every write of `feed` called before it has settled (with `replicated` only). */
+  async #inOrder<T> (feed: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.#tails.get(feed) ?? Promise.resolve()).then(fn)
+    const tail = run.then(() => {}, () => {})
+    this.#tails.set(feed, tail)
+    void tail.then(() => { if (this.#tails.get(feed) === tail) this.#tails.delete(feed) })
+    return await run
+  }
+
+  /**
+   * True once the write just replied to is on the replicas; false when the connection was made again first (write
+   * again). Call in the turn the write's reply came.
+   * @throws the Redis error when WAIT is refused
+   */
+  async #confirmed (): Promise<boolean> {
+    try {
+      await this.#wait?.confirm()
+      return true
+    } catch (err) {
+      if (err instanceof ConnectionChangedError) return false
+      throw err
+    }
+  }
+
+  /**
+   * Drops the feed's log and data ids and gives it a new epoch at seq 0, in one script; once per `token` (a reset
+   * written again after a failover is recognised by its token). With `replicated`, resolves once the replicas have it.
+   */
   async reset (feed: string, token: string): Promise<FeedReset | null> {
+    return this.#wait === undefined ? await this.#reset(feed, token) : await this.#inOrder(feed, async () => await this.#reset(feed, token))
+  }
+
+  async #reset (feed: string, token: string): Promise<FeedReset | null> {
     const k = this.#keys(feed)
-    const reply = await this.#redis.tribuneFeedReset(k.meta, k.log, k.ids, newEpoch(), token)
+    let reply: Awaited<ReturnType<Scripts['tribuneFeedReset']>>
+    for (;;) {
+      reply = await this.#writer.tribuneFeedReset(k.meta, k.log, k.ids, newEpoch(), token)
+      if (this.#wait === undefined || reply === null || reply[0] === 'already' || await this.#confirmed()) break
+    }
     if (reply === null) return null
     if (reply[0] === 'already') return { epoch: reply[1], previous: null, dropped: 0, already: true }
     return { epoch: reply[1], previous: reply[2] ?? null, dropped: reply[3] ?? 0, already: false }
