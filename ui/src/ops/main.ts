@@ -15,6 +15,8 @@ import '../shared/style.css'
 const CREDENTIALS_KEY = 'tribune.operator'
 /** Without a `$SYS` document for this long, the page asks every node itself (statistics off: --sys-interval 0). */
 const ASK_AFTER_MS = 12_000
+/** ms after a connect before the first `node.stats` request (then every 3 times that until figures come). */
+const FIRST_ASK_MS = 300
 
 const link = new LinkStatus(byId('link'))
 const who = byId('who')
@@ -91,13 +93,24 @@ function start (creds: Credentials | null): void {
   v.on('connect', () => {
     link.caughtUp('statistics subscribed again')
     admin.connected()
-    admin.ask('node.stats')
+    // Asked once its subscriptions had time to be answered: a client that is not an operator (anonymous on a
+    // public listener) has `$SYS` refused first and stops here, and never publishes to `$admin`, which would close its
+    // connection, over and over. Asked again each second until the first figures come (an answer sent before the
+    // answers' subscription was in place is lost).
+    const ask = (): void => {
+      if (viewer !== v || view.lastDocAt > 0) return
+      admin.ask('node.stats')
+      setTimeout(ask, FIRST_ASK_MS * 3)
+    }
+    setTimeout(ask, FIRST_ASK_MS)
   })
   v.on('disconnect', () => link.reconnecting())
   v.on('reconnecting', (info) => link.reconnecting(info))
   v.on('error', (err) => {
     const code = connackCode(err)
-    if (code === 4 || code === 5) refuse(`Login refused: ${refusalText(code)}`)
+    // The page's own first try, without credentials, on a listener that wants them: the form, without an error.
+    if ((code === 4 || code === 5) && creds === null) refuse('Operators only: log in')
+    else if (code === 4 || code === 5) refuse(`Login refused: ${refusalText(code)}`)
     // Not an operator: the broker refuses `$SYS` to every other role.
     else if (err instanceof SubscriptionRefusedError) refuse(creds === null ? 'Operators only: log in' : `${creds.username} is not an operator here ($SYS refused)`)
   })
