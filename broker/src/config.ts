@@ -221,6 +221,13 @@ function describeIssue (issue: z.core.$ZodIssue): string {
   }
 }
 
+/** A bad value as an error message shows it: a secret's only by its length, a URL's password as `***`. */
+function shownValue (path: readonly PropertyKey[], value: unknown): string {
+  const secret = path.some((p) => typeof p === 'string' && /password|secret|token|sha256/i.test(p))
+  if (secret && typeof value === 'string') return `a value of ${value.length} characters`
+  return JSON.stringify(typeof value === 'string' ? value.replace(/\/\/[^@/\s]*@/, '//***@') : value)
+}
+
 /**
  * Validates options given in code (tests, embedding) and fills in defaults.
  * @throws ConfigError naming the first bad option, e.g. `port: must be <= 65535 (got 70000)`.
@@ -233,7 +240,7 @@ export function resolveConfig (input: BrokerOptions, origin: Partial<Record<stri
       const where = origin[key] ?? (key === '' ? (origin[''] ?? 'config') : key)
       const rest = issue.path.slice(1).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')
       const value = valueAt(input, issue.path)
-      return `${where}${rest}: ${describeIssue(issue)}${value !== undefined && issue.code !== 'unrecognized_keys' ? ` (got ${JSON.stringify(value)})` : ''}`
+      return `${where}${rest}: ${describeIssue(issue)}${value !== undefined && issue.code !== 'unrecognized_keys' ? ` (got ${shownValue(issue.path, value)})` : ''}`
     })
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`)
   }

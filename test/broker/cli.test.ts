@@ -63,11 +63,14 @@ describe('tribune broker command line', () => {
     [['broker', '--max-conn-burst', '0'], '--max-conn-burst: must be >= 1 (got 0)'],
     [['broker', '--log-level', 'loud'], '--log-level: must be one of fatal, error, warn, info, debug, trace, silent (got "loud")'],
     [['broker', '--keepalive-zero', 'maybe'], '--keepalive-zero'],
-    [['broker', '--idle-timeout', '500'], '--idle-timeout']
+    [['broker', '--idle-timeout', '500'], '--idle-timeout'],
+    // A secret in a bad value is not echoed: a URL's password as ***.
+    [['broker', '--redis', 'redis://user:s3cret@host:6379/x/y'], '(got "redis://***@host:6379/x/y")']
   ])('refuses %j naming the option', async (args, name) => {
     const r = await run(args)
     expect(r.code).toBe(2)
     expect(r.err).toContain(name)
+    expect(r.err).not.toContain('s3cret')
   })
 
   it('refuses bad environment variables and config files naming them', async () => {
