@@ -152,7 +152,13 @@ describe('$admin on a 2-node cluster', () => {
     expect(dels.every((x) => x.ok) && dels.some((x) => x.result.deleted === true)).toBe(true)
     const [none] = await ops.ask('node-0', 'retained.delete', { topic: 'matches/g/state' })
     expect(none.result).toEqual({ topic: 'matches/g/state', deleted: false })
-    for (const got of watchers) expect(got.filter((m) => m.topic === 'matches/f/state').map((m) => m.json)).toEqual([{ score: [1, 0] }])
+    // The state they had, and nothing after its deletion (no empty message). A watcher on node-1 may have it twice:
+    // retained from its node's store, and live from node-0 when that copy was still on its way when it subscribed.
+    for (const got of watchers) {
+      const states = got.filter((m) => m.topic === 'matches/f/state').map((m) => m.json)
+      expect(states.length).toBeGreaterThanOrEqual(1)
+      expect(states.every((j) => JSON.stringify(j) === '{"score":[1,0]}')).toBe(true)
+    }
   })
 
   it('answers bad requests with what is wrong; refuses viewers and publishers, and nothing changes', async () => {
