@@ -21,7 +21,11 @@ import { replicatedRedisForTest } from '../helpers/replicated-redis.js'
 const FEED = 'matches/wait/events'
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-test('--redis-min-replicas 1, the replica stopped: nothing acknowledged or delivered; the replica back: acknowledged and delivered in order', async () => {
+/**
+ * A master and one replica, a node with `--redis-min-replicas 1` (its log lines kept), a `$replay` viewer and a
+ * publisher whose first message ("a") is delivered; then the replica stopped (SIGSTOP, resumed after the test).
+ */
+async function replicaStopped (): Promise<{ redis: Awaited<ReturnType<typeof replicatedRedisForTest>>, logs: any[], got: ReturnType<typeof collect>, pub: Awaited<ReturnType<typeof connect>>, replica: Awaited<ReturnType<typeof replicatedRedisForTest>>['servers'][number] }> {
   const redis = await replicatedRedisForTest({ replicas: 1, sentinels: 0 })
   const logs: any[] = []
   const sink = new Writable({ write (chunk, _enc, cb) { logs.push(JSON.parse(chunk.toString())); cb() } })
@@ -36,6 +40,11 @@ test('--redis-min-replicas 1, the replica stopped: nothing acknowledged or deliv
   const replica = redis.servers[1]
   process.kill(replica.pid, 'SIGSTOP')
   onCleanup(() => { try { process.kill(replica.pid, 'SIGCONT') } catch {} })
+  return { redis, logs, got, pub, replica }
+}
+
+test('--redis-min-replicas 1, the replica stopped: nothing acknowledged or delivered; the replica back: acknowledged and delivered in order', async () => {
+  const { redis, logs, got, pub, replica } = await replicaStopped()
   let ackedAt: number | null = null
   const held = pub.publishAsync(FEED, '{"id":"b"}', { qos: 1 }).then(() => { ackedAt = Date.now() })
   await pub.publishAsync(FEED, '{"id":"c"}', { qos: 0 })
@@ -61,20 +70,7 @@ test('--redis-min-replicas 1, the replica stopped: nothing acknowledged or deliv
 }, 40_000)
 
 test('the appends connection cut while its WAIT waits: the append is written again, found held (its data id), acknowledged once on the replica, delivered once', async () => {
-  const redis = await replicatedRedisForTest({ replicas: 1, sentinels: 0 })
-  const logs: any[] = []
-  const sink = new Writable({ write (chunk, _enc, cb) { logs.push(JSON.parse(chunk.toString())); cb() } })
-  const node = await brokerForTest({ redis: redis.url, redisMinReplicas: 1, nodeId: 'node-0' }, pino({ level: 'info' }, sink))
-  const viewer = await connect(node.tcpUrl)
-  const got = collect(viewer)
-  await viewer.subscribeAsync(`$replay/all/${FEED}`, { qos: 1 })
-  const pub = await connect(node.tcpUrl)
-  await pub.publishAsync(FEED, '{"id":"a"}', { qos: 1 })
-  await waitFor(() => got.length === 1, 'the first message')
-
-  const replica = redis.servers[1]
-  process.kill(replica.pid, 'SIGSTOP')
-  onCleanup(() => { try { process.kill(replica.pid, 'SIGCONT') } catch {} })
+  const { redis, logs, got, pub, replica } = await replicaStopped()
   let ackedAt: number | null = null
   const held = pub.publishAsync(FEED, '{"id":"b"}', { qos: 1 }).then(() => { ackedAt = Date.now() })
   const { Redis } = await import('ioredis')

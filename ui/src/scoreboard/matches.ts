@@ -2,22 +2,9 @@
 // contract: topics and payloads") grouped by day, and each match's status line (scheduled time, phase and minute
 // while live, final result) from its state and its latest feed event.
 
-/** A retained `matches/<id>/state` payload (the contract's fields; `round`, `group`, `ground` when the data has them). */
-export interface MatchState {
-  id: string
-  team1: string
-  team2: string
-  /** Local date of the match, `YYYY-MM-DD`. */
-  date: string
-  /** Kickoff instant, ISO 8601 UTC. */
-  kickoff: string
-  round?: string
-  group?: string
-  ground?: string
-  status: 'scheduled' | 'live' | 'finished'
-  score: [number, number]
-  penalties?: [number, number]
-}
+// The retained state's shape is the publisher's (the contract); type only, nothing of the publisher is bundled.
+import type { MatchState } from '../../../publisher/src/replay/model.js'
+export type { MatchState }
 
 /** A match event: the `data` of a feed envelope (README "Match events"). */
 export interface MatchEvent {
