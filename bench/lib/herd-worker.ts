@@ -6,8 +6,9 @@
  *  - delay = random(0, min(30 s, 500 ms * 2^attempt)) (full jitter, client/src/backoff.ts); `attempt` is 0 for the
  *    first try after a lost connection, +1 per failure, back to 0 at CONNACK 0. A connection dropped with `drop`, or
  *    lost, comes back after random(0, 0.5 s);
- *  - refused (CONNACK 3 over TCP, HTTP 503 over WebSocket): at least Retry-After (1 s when absent: always over TCP),
- *    plus that jitter; no CONNACK within 10 s (`connectTimeoutMs`), a connect error or a close: the jitter alone;
+ *  - refused (CONNACK 3 over TCP, HTTP 503 over WebSocket, a connection made and closed before any answer: shed at
+ *    accept): at least Retry-After, or when absent 1 s doubled per failed attempt before (client/src/backoff.ts
+ *    reconnectDelay), plus that jitter; no CONNACK within 10 s (`connectTimeoutMs`), a connect error: the jitter alone;
  *  - URLs: each viewer has all of them, its own shuffled order (with `spread`, viewer i starts at urls[i % n]), and
  *    moves to the next on every failure and lost connection;
  *  - resume: each feed with `$replay/after-<seq>@<epoch>/<feed>` from its last delivered seq (`$replay/all/<feed>`
@@ -23,7 +24,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { connect as tcpConnect, type Socket } from 'node:net'
 import mqttPacket from 'mqtt-packet'
-import { backoffDelay } from '../../client/src/backoff.js'
+import { reconnectDelay, type AttemptFailure } from '../../client/src/backoff.js'
 import { PacketReader, PacketType, WebSocketClient, puback } from './wire.js'
 
 export interface HerdJob {
@@ -132,14 +133,19 @@ function open (v: Viewer): void {
   const s = tcpConnect({ host: url.hostname, port: Number(url.port), noDelay: true, localAddress: url.hostname === '127.0.0.1' ? `127.0.0.${2 + ((v.n + stats.attempts) % 50)}` : undefined })
   v.socket = s
   let why: 'refused' | 'timeout' | 'error' | 'closed' = 'closed'
-  let retryAfterS = 0
+  let retryAfterMs: number | undefined
+  // Made, then closed or reset before any answer: shed at accept, a refusal without Retry-After (as the client library).
+  let made = false
+  let answered = false
+  s.once('connect', () => { made = true })
+  s.once('data', () => { answered = true })
   const release = (): void => { if (v.slot) { v.slot = false; startMore() } }
   const timer = setTimeout(() => { why = 'timeout'; s.destroy() }, job.connectTimeoutMs)
   const onPacket = (type: number, flags: number, body: Buffer): void => {
     if (type === PacketType.PUBLISH) onPublish(v, flags, body)
     else if (type === PacketType.CONNACK) {
       clearTimeout(timer)
-      if (body[1] === 3) { why = 'refused'; retryAfterS = 1; s.destroy(); return }
+      if (body[1] === 3) { why = 'refused'; s.destroy(); return }
       if (body[1] !== 0) { why = 'error'; s.destroy(); return }
       v.attempt = 0
       subscribe(v, job.feeds.map((_f, i) => i))
@@ -168,7 +174,8 @@ function open (v: Viewer): void {
         head = null
         if (text.startsWith('HTTP/1.1 101')) { client.push(all); return }
         why = text.startsWith('HTTP/1.1 503') ? 'refused' : 'error'
-        retryAfterS = Number(/\r\nretry-after:\s*(\d+)/i.exec(text)?.[1] ?? 1)
+        const after = Number(/\r\nretry-after:\s*(\d+)/i.exec(text)?.[1])
+        if (Number.isFinite(after)) retryAfterMs = after * 1000
         s.destroy()
       } catch { why = 'error'; s.destroy() }
     })
@@ -186,17 +193,23 @@ function open (v: Viewer): void {
     if (s !== v.socket) return // dropped on purpose: already coming back
     v.socket = null
     release()
-    if (v.live) { stats.lost++; lose(v, 0) } else { stats[why === 'closed' ? 'closed' : why === 'refused' ? 'refused' : why === 'timeout' ? 'timeouts' : 'errors']++; lose(v, retryAfterS) }
+    if (v.live) { stats.lost++; lose(v, { refused: false }); return }
+    stats[why === 'closed' ? 'closed' : why === 'refused' ? 'refused' : why === 'timeout' ? 'timeouts' : 'errors']++
+    const shed = made && !answered && (why === 'closed' || why === 'error')
+    lose(v, why === 'refused' || shed ? { refused: true, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) } : { refused: false })
   })
 }
 
-/** After a lost connection or a failed try: the next URL, after the backoff (at least `retryAfterS` when refused). */
-function lose (v: Viewer, retryAfterS: number): void {
+/**
+ * After a lost connection or a failed try: the next URL, after the client library's delay (reconnectDelay: full
+ * jitter, and after a refusal at least its Retry-After, else 1 s doubled per failed attempt before).
+ */
+function lose (v: Viewer, failure: AttemptFailure): void {
   v.live = false
   v.target = null
   v.filter.fill(null)
   if (urls.length > 1) v.at = (v.at + 1) % urls.length
-  const delay = retryAfterS * 1000 + backoffDelay(v.attempt)
+  const delay = reconnectDelay(v.attempt, failure)
   v.attempt++
   v.timer = setTimeout(() => { v.timer = undefined; open(v) }, delay)
 }
@@ -271,7 +284,7 @@ parentPort?.on('message', (m: { cmd: string, acked?: number[], at?: number, url?
       v.socket = null
       s.destroy()
       v.attempt = 0
-      lose(v, 0)
+      lose(v, { refused: false })
     }
   } else if (m.cmd === 'mark') {
     const index = job.urls.indexOf(m.url ?? '')

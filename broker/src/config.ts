@@ -26,17 +26,18 @@ interface OptionSpec {
 /**
  * Admission defaults, measured on one node of a 2-core machine (`npm run bench -- --only storm`, bench/RESULTS.md
  * "Admission"; the README's "Admission control" gives the figures behind each):
- *  - maxConnRate 1,200/s: a WebSocket join with auth and `$replay` (20 messages + state) costs the node about 400 µs,
- *    so 1,200 joins/s take half a core and fan-out keeps the other half;
- *  - maxConnBurst 1,000: bursts up to 4,000 joins at once never lifted the event-loop lag over 40 ms; up to 1,000 the
- *    viewers' p99 stayed near 50 ms, from 2,000 it passed 120 ms;
+ *  - maxConnRate 800/s: a WebSocket join with auth and `$replay` (20 messages + state) costs the node about 400 µs,
+ *    so 800 joins/s take a third of a core, and refusing a storm of 3 times the rate (answers, sheds and the clients'
+ *    retries) about as much again: in such storms the viewers' p99 stayed within 1.25-1.35 times its level before,
+ *    where at 1,000/s it reached 1.6-2.0 times and at 1,200/s 2.6-3 times;
+ *  - maxConnBurst 250: 250 joins at once lifted the viewers' p99 by about 1.4 times, 500 by 2.6, 1,000 by 3.8;
  *  - maxConnections 20,000: about 12 KB per idle viewer (240 MB), and one message to 20,000 viewers keeps the loop
  *    about 260-300 ms (131-148 ms at 10,000);
  *  - overloadLagMs 500: above that turn, so that a goal delivered to a full node is not taken for overload;
- *  - maxRefusalRate 1,200/s: a clear refusal costs 100-160 µs, so at most about a sixth of a core goes to them; beyond,
- *    a connection shed at accept costs 20-25 µs.
+ *  - maxRefusalRate 1,200/s: a clear refusal costs 160-180 µs, so at most about a fifth of a core goes to them, in
+ *    bursts of a tenth of a second's worth; beyond, a connection shed at accept costs 35-45 µs.
  */
-export const ADMISSION_DEFAULTS = { maxConnections: 20_000, maxConnRate: 1200, maxConnBurst: 1000, overloadLagMs: 500, maxRefusalRate: 1200 } as const
+export const ADMISSION_DEFAULTS = { maxConnections: 20_000, maxConnRate: 800, maxConnBurst: 250, overloadLagMs: 500, maxRefusalRate: 1200 } as const
 
 const REDIS_URL = /^rediss?:\/\/[^\s/]+(\/\d{1,5})?\/?$/
 const port = z.number().int().min(0).max(65535)
@@ -175,7 +176,7 @@ export const options: OptionSpec[] = [
   { key: 'maxConnsPerAddress', flag: 'max-conns-per-address', env: 'TRIBUNE_MAX_CONNS_PER_ADDRESS', parse: int, doc: 'connections one IP address may hold; 0 for no limit (default 0: behind a load balancer or NAT many viewers share one)' },
   { key: 'maxConnRatePerAddress', flag: 'max-conn-rate-per-address', env: 'TRIBUNE_MAX_CONN_RATE_PER_ADDRESS', parse: int, doc: 'new connections per second from one IP address; 0 for no limit (default 0)' },
   { key: 'overloadLagMs', flag: 'overload-lag-ms', env: 'TRIBUNE_OVERLOAD_LAG_MS', parse: int, doc: `event-loop lag, ms, beyond which the node refuses new connections until it recovers; 0 off (default ${ADMISSION_DEFAULTS.overloadLagMs})` },
-  { key: 'maxRefusalRate', flag: 'max-refusal-rate', env: 'TRIBUNE_MAX_REFUSAL_RATE', parse: int, doc: `refusals (CONNACK 3, HTTP 503) the node answers a second; beyond, new connections are closed at accept without an answer for 100 ms at a time (cheaper); 0 for no limit (default ${ADMISSION_DEFAULTS.maxRefusalRate})` },
+  { key: 'maxRefusalRate', flag: 'max-refusal-rate', env: 'TRIBUNE_MAX_REFUSAL_RATE', parse: int, doc: `refusals (CONNACK 3, HTTP 503) the node answers a second, a tenth of them at once; beyond, new connections are closed at accept without an answer for 100 ms at a time (cheaper); 0 for no limit (default ${ADMISSION_DEFAULTS.maxRefusalRate})` },
   { key: 'metricsPort', flag: 'metrics-port', env: 'TRIBUNE_METRICS_PORT', parse: int, doc: 'HTTP port of its own for /metrics, /healthz and /readyz, on --host, answered even while a storm fills the WebSocket listener or new connections are shed; 0 for any (default: none, they are on the WebSocket port)' },
   { key: 'metrics', flag: 'metrics', env: 'TRIBUNE_METRICS', parse: str, doc: 'on|off: count and serve metrics (GET /metrics, $SYS statistics); off counts nothing on the message path, to measure what metrics cost (default on)' },
   { key: 'ui', flag: 'no-ui', env: 'TRIBUNE_UI', boolean: true, parse: onOff, doc: 'do not serve the pages (the scoreboard at /, the operations page at /ops) on the WebSocket listeners; TRIBUNE_UI=off does the same (default: served)' },

@@ -112,9 +112,14 @@ export class Admission {
   /** Refusals since the last summary, by listener name (`''` when the caller gave none). */
   #refusedSinceSummary = new Map<string, Record<RefusalReason, number>>()
   #draining = false
-  /** Rate refusals in the current one-second window and in the one before (for Retry-After). */
+  /**
+   * Rate refusals in the current one-second window and in the one before, and connections shed in the one before and
+   * the shed count when the current one started (for Retry-After).
+   */
   #rateRefusedNow = 0
   #rateRefusedBefore = 0
+  #shedBefore = 0
+  #shedAtWindowStart = 0
   #windowStart = 0
   /** Refused connections not yet closed (passed to admit). */
   #refusedOpen = 0
@@ -147,7 +152,7 @@ export class Admission {
     const reason = this.#check(address)
     if (reason !== null) {
       if (reason === 'rate') {
-        this.#rollWindow(performance.now())
+        this.#rollWindow(performance.now(), this.#shedder.stats().shed)
         this.#rateRefusedNow++
       }
       if (socket !== undefined) {
@@ -200,23 +205,29 @@ export class Admission {
 
   /**
    * Seconds a client refused for `reason` should wait before it tries this node again (HTTP Retry-After). For the rate,
-   * a random whole number from 1 to 1 + the backlog's length in seconds (the rate refusals of the last 1-2 s over
-   * `maxConnRate`, at most {@link MAX_RETRY_AFTER_S}): the clients refused in a herd are told to come back spread
-   * over the time the node needs to take them, instead of all after 1 s to be refused again (a refusal costs the node
-   * a third to half of a join, bench/RESULTS.md).
+   * a random whole number from 1 to 1 + the backlog's length in seconds (the rate refusals and the connections shed
+   * in the last 1-2 s, over `maxConnRate`, at most {@link MAX_RETRY_AFTER_S}): the clients refused in a herd are told
+   * to come back spread over the time the node needs to take them, instead of all after 1 s to be refused again (a
+   * refusal costs the node a third to half of a join, bench/RESULTS.md). The shed count matters: answered refusals
+   * stop at `--max-refusal-rate`, so without it the backlog would look no longer than 1-2 s however many wait.
    */
   retryAfter (reason: RefusalReason): number {
     if (reason !== 'rate' || this.limits.maxConnRate === 0) return RETRY_AFTER_S[reason]
-    this.#rollWindow(performance.now())
-    const backlog = Math.min(MAX_RETRY_AFTER_S, (this.#rateRefusedNow + this.#rateRefusedBefore) / this.limits.maxConnRate)
+    const shed = this.#shedder.stats().shed
+    this.#rollWindow(performance.now(), shed)
+    const waiting = this.#rateRefusedNow + this.#rateRefusedBefore + (shed - this.#shedAtWindowStart) + this.#shedBefore
+    const backlog = Math.min(MAX_RETRY_AFTER_S, waiting / this.limits.maxConnRate)
     return 1 + Math.floor(Math.random() * (backlog + 1))
   }
 
-  /** Starts a new one-second window of rate refusals when the current one is over. */
-  #rollWindow (now: number): void {
+  /** Starts a new one-second window of rate refusals (and sheds) when the current one is over. */
+  #rollWindow (now: number, shed: number): void {
     if (now - this.#windowStart < 1000) return
-    this.#rateRefusedBefore = now - this.#windowStart < 2000 ? this.#rateRefusedNow : 0
+    const recent = now - this.#windowStart < 2000
+    this.#rateRefusedBefore = recent ? this.#rateRefusedNow : 0
+    this.#shedBefore = recent ? shed - this.#shedAtWindowStart : 0
     this.#rateRefusedNow = 0
+    this.#shedAtWindowStart = shed
     this.#windowStart = now
   }
 

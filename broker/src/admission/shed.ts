@@ -3,7 +3,8 @@
  * 100-160 µs of CPU, mostly Node's own socket and stream set-up (bench/RESULTS.md, "refusal cost"), a third of a
  * join; in a storm of many times the rate, and with refused clients retrying, clear refusals alone can take a core and
  * starve the viewers the node already serves. So clear refusals have a budget (`maxRefusalRate` a second, in bursts of
- * as many): once it is spent, the node closes new connections at accept, for {@link SHED_MS} at a time, without an
+ * a tenth of that, {@link refusalBurst}: a clump of 1,200 answers at once held the loop 200 ms and lifted the viewers'
+ * p99 2-3 times in a storm, bench/RESULTS.md): once it is spent, the node closes new connections at accept, for {@link SHED_MS} at a time, without an
  * answer. That is Node's own `server.maxConnections` mechanism (net.Server, event 'drop'): the accepted handle is
  * closed before any socket or stream object is made, about a fifth of a clear refusal's cost. The client sees the
  * connection closed or reset, and retries with its backoff, as after any network failure (as Envoy's overload manager
@@ -23,6 +24,14 @@ export const SHED_MS = 100
  */
 const DROP_ALL = -1
 
+/**
+ * The clear refusals a node answers at once, out of `maxRefusalRate` a second: a tenth of a second's worth, at least 1
+ * (120 at the default 1,200/s, about 20 ms of the loop).
+ */
+export function refusalBurst (maxRefusalRate: number): number {
+  return Math.max(1, Math.ceil(maxRefusalRate / 10))
+}
+
 export class Shedder {
   readonly #budget: TokenBucket | null
   readonly #servers = new Set<Server>()
@@ -32,10 +41,11 @@ export class Shedder {
   readonly #onDrop = (): void => { this.#shed++ }
 
   /**
-   * @param maxRefusalRate clear refusals a second (and at once) before shedding starts; 0: never shed
+   * @param maxRefusalRate clear refusals a second (at most {@link refusalBurst} of them at once) before shedding
+   *   starts; 0: never shed
    */
   constructor (maxRefusalRate: number) {
-    this.#budget = maxRefusalRate > 0 ? new TokenBucket(maxRefusalRate, maxRefusalRate, performance.now()) : null
+    this.#budget = maxRefusalRate > 0 ? new TokenBucket(maxRefusalRate, refusalBurst(maxRefusalRate), performance.now()) : null
   }
 
   /** Lets shedding close new connections of `server` (a listener of MQTT, MQTT/TLS or WebSocket connections). */
