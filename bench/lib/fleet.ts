@@ -41,18 +41,23 @@ export interface Node {
   log: string[]
 }
 
-/** Starts `tribune broker` on free ports with `args` after the bench's own (host, ports, log level) and waits for /healthz. */
+/**
+ * Starts `tribune broker` on free ports with `args` after the bench's own (host, ports, log level) and waits for
+ * /healthz. /healthz is read on the node's `--metrics-port`, as the README tells operators to: on the WebSocket port
+ * it would wait in the herd's accept queue, and be shed with it.
+ */
 export async function startNode (name: string, args: string[]): Promise<Node> {
   const port = await freePort()
   const wsPort = await freePort()
-  const child = spawn(process.execPath, ['--import', PROBE, BIN, 'broker', '--host', '127.0.0.1', '--port', String(port), '--ws-port', String(wsPort), '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
+  const metricsPort = await freePort()
+  const child = spawn(process.execPath, ['--import', PROBE, BIN, 'broker', '--host', '127.0.0.1', '--port', String(port), '--ws-port', String(wsPort), '--metrics-port', String(metricsPort), '--log-level', 'warn', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
   const log: string[] = []
   const keep = (d: Buffer): void => { for (const l of d.toString().split('\n')) if (l.trim() !== '' && log.length < 1000) log.push(l) }
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)
   const delays: Array<{ t: number, ms: number }> = []
   ;(child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => { for (const l of d.toString().split('\n')) if (l !== '') delays.push({ t: Date.now(), ms: Number(l) }) })
-  const healthUrl = `http://127.0.0.1:${wsPort}/healthz`
+  const healthUrl = `http://127.0.0.1:${metricsPort}/healthz`
   const deadline = Date.now() + 20_000
   while ((await health(healthUrl, 1000)).body === null) {
     if (child.exitCode !== null) throw new Error(`node ${name} exited: ${log.join('\n')}`)

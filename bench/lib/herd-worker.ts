@@ -7,8 +7,7 @@
  *    first try after a lost connection, +1 per failure, back to 0 at CONNACK 0. A connection dropped with `drop`, or
  *    lost, comes back after random(0, 0.5 s);
  *  - refused (CONNACK 3 over TCP, HTTP 503 over WebSocket, a connection made and closed before any answer: shed at
- *    accept): at least Retry-After, or when absent 1 s doubled per failed attempt before (client/src/backoff.ts
- *    reconnectDelay), plus that jitter; no CONNACK within 10 s (`connectTimeoutMs`), a connect error: the jitter alone;
+ *    accept): at least Retry-After, or 1 s when absent (client/src/backoff.ts reconnectDelay), plus that jitter; no CONNACK within 10 s (`connectTimeoutMs`), a connect error: the jitter alone;
  *  - URLs: each viewer has all of them, its own shuffled order (with `spread`, viewer i starts at urls[i % n]), and
  *    moves to the next on every failure and lost connection;
  *  - resume: each feed with `$replay/after-<seq>@<epoch>/<feed>` from its last delivered seq (`$replay/all/<feed>`
@@ -202,7 +201,7 @@ function open (v: Viewer): void {
 
 /**
  * After a lost connection or a failed try: the next URL, after the client library's delay (reconnectDelay: full
- * jitter, and after a refusal at least its Retry-After, else 1 s doubled per failed attempt before).
+ * jitter, and after a refusal at least its Retry-After, else 1 s).
  */
 function lose (v: Viewer, failure: AttemptFailure): void {
   v.live = false

@@ -9,10 +9,9 @@
  *  - `viewers`: `count` clients connect (at most 200 at once) and stay, each PUBLISH's latency recorded from the
  *    float64 send time (ms since 1970) in its payload's first 8 bytes; {cmd:'ready'} once all are subscribed.
  * A refused client (CONNACK 3, or HTTP 503 to the upgrade) with `retry` tries again as the client library does
- * (client/src/backoff.ts reconnectDelay): at least the Retry-After (after a CONNACK 3, 1 s doubled per attempt
- * before it, up to 30 s: refusedFloor), plus full jitter random(0, min(30 s, 500 ms * 2^attempt)); a connection made
- * and then closed or reset before any answer (the node shed it at accept) likewise, as after a CONNACK 3; a
- * connection that fails otherwise, after the jitter alone. Without
+ * (client/src/backoff.ts reconnectDelay): at least the Retry-After (1 s after a CONNACK 3), plus full jitter
+ * random(0, min(30 s, 500 ms * 2^attempt)); a connection made and then closed or reset before any answer (the node
+ * shed it at accept) likewise after 1 s; a connection that fails otherwise, after the jitter alone. Without
  * `retry` it counts and gives up. Every 250 ms {cmd:'progress', stats}; {cmd:'done'} once every client arrived and
  * none is left connecting or waiting. Parent messages: {cmd:'reset'} (empties the histogram), {cmd:'report'}
  * (answers {cmd:'report', stats, histogram}), {cmd:'stop'} (no more arrivals).
@@ -23,7 +22,6 @@ import { setPriority } from 'node:os'
 import mqttPacket from 'mqtt-packet'
 import * as hdr from 'hdr-histogram-js'
 import { PacketReader, PacketType, WebSocketClient, readPublish } from './wire.js'
-import { refusedFloor } from '../../client/src/backoff.js'
 
 export interface StormJob {
   url: string
@@ -112,7 +110,7 @@ const loopback = url.hostname === '127.0.0.1'
 
 interface Client { n: number, arrivedAt: number, tries: number, refused: boolean, onJoined?: () => void }
 
-type Outcome = { kind: 'joined' | 'error' } | { kind: 'refused', floorMs: number, retryAfter?: boolean }
+type Outcome = { kind: 'joined' | 'error' } | { kind: 'refused', floorMs: number }
 
 /** One connection of `c`: its outcome decides what follows (see the module comment). */
 function attempt (c: Client): void {
@@ -172,7 +170,7 @@ function attempt (c: Client): void {
       if (text.startsWith('HTTP/1.1 503')) {
         stats.refused503++
         const after = Number(/\r\nretry-after:\s*(\d+)/i.exec(text)?.[1] ?? NaN)
-        settle({ kind: 'refused', floorMs: Number.isFinite(after) ? after * 1000 : BACKOFF.refusedMinMs, retryAfter: Number.isFinite(after) })
+        settle({ kind: 'refused', floorMs: Number.isFinite(after) ? after * 1000 : BACKOFF.refusedMinMs })
         return
       }
       const all = head
@@ -213,7 +211,7 @@ function outcome (c: Client, o: Outcome): void {
   const jitter = Math.floor(Math.random() * Math.min(BACKOFF.capMs, BACKOFF.baseMs * 2 ** Math.min(c.tries, 30)))
   c.tries++
   stats.waiting++
-  const floor = o.kind !== 'refused' ? 0 : o.retryAfter === true ? o.floorMs : refusedFloor(c.tries - 1, BACKOFF)
+  const floor = o.kind === 'refused' ? o.floorMs : 0
   setTimeout(() => { stats.waiting--; attempt(c) }, floor + jitter)
 }
 

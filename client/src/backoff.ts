@@ -1,9 +1,7 @@
 // Reconnect delays: exponential backoff with "full jitter" (AWS Architecture Blog, "Exponential Backoff And
 // Jitter", 2015): delay = random(0, min(cap, base * 2^attempt)). After the broker refused the connection because it
-// is overloaded (CONNACK 3, HTTP 503, a connection closed at accept), a floor is added under the jitter: the server's
-// Retry-After when it could be read, else `refusedMinMs` doubled for each failed attempt before (up to the cap), so
-// refused clients come back spread over time rather than all at once, and a client refused again and again without
-// being told when to return backs off as a node shedding load needs (each retry costs it a tenth to half of a join).
+// is overloaded (CONNACK 3, HTTP 503), a floor is added under the jitter: the server's Retry-After when it could be
+// read, else `refusedMinMs`, so refused clients come back spread over time after it rather than all at once.
 // Pure, no timers.
 
 /** Backoff parameters, in milliseconds. */
@@ -13,18 +11,15 @@ export interface BackoffOptions {
   /** Upper bound of the jitter window in ms (>= baseMs). Default 30000. */
   readonly capMs?: number
   /**
-   * Least wait after a refusal whose Retry-After could not be read (CONNACK 3, a connection closed before any answer,
-   * a browser's failed WebSocket), ms, >= 0, doubled for each failed attempt before it (up to capMs). Default 1000.
+   * Least wait after a refusal whose Retry-After could not be read (CONNACK 3; a browser's failed WebSocket cannot
+   * be told apart from any failure, so there it does not apply), ms, >= 0. Default 1000.
    */
   readonly refusedMinMs?: number
   /** Largest Retry-After honoured, ms, >= 0: a longer one is cut to this. Default 300000 (5 minutes). */
   readonly retryAfterMaxMs?: number
 }
 
-/**
- * Default reconnect backoff: base 500 ms, cap 30 s; after a refusal at least Retry-After (up to 5 min), else 1 s
- * doubled per failed attempt before it (1, 2, 4, ... 30 s).
- */
+/** Default reconnect backoff: base 500 ms, cap 30 s; after a refusal at least 1 s (or Retry-After, up to 5 min). */
 export const DEFAULT_BACKOFF: Required<BackoffOptions> = { baseMs: 500, capMs: 30_000, refusedMinMs: 1000, retryAfterMaxMs: 300_000 }
 
 /** How the last connection attempt ended, as far as the delay is concerned. */
@@ -71,8 +66,7 @@ export function backoffDelay (attempt: number, options: BackoffOptions = {}, ran
 
 /**
  * The delay before the next connection attempt: the full-jitter {@link backoffDelay}, plus, when the last attempt
- * was refused as overloaded, a floor: its Retry-After (cut to retryAfterMaxMs, at least refusedMinMs) if known, else
- * {@link refusedFloor}: refusedMinMs x 2^attempt, up to capMs.
+ * was refused as overloaded, a floor: its Retry-After (cut to retryAfterMaxMs) if known, and at least refusedMinMs.
  * @param attempt as for {@link backoffDelay}.
  * @param failure how the last attempt ended.
  * @param options see {@link BackoffOptions}.
@@ -87,20 +81,6 @@ export function reconnectDelay (attempt: number, failure: AttemptFailure, option
   if (!failure.refused) return jitter
   // Never less than refusedMinMs: a Retry-After of 0 or an HTTP-date in the past (a clock behind the server's) must not
   // send a refused herd straight back.
-  const floor = failure.retryAfterMs !== undefined ? Math.max(refusedMinMs, Math.min(failure.retryAfterMs, retryAfterMaxMs)) : refusedFloor(attempt, options)
+  const floor = failure.retryAfterMs !== undefined ? Math.max(refusedMinMs, Math.min(failure.retryAfterMs, retryAfterMaxMs)) : refusedMinMs
   return floor + jitter
-}
-
-/**
- * The least wait after a refusal that gave no Retry-After: refusedMinMs x 2^attempt, but never more than capMs (nor
- * less than refusedMinMs when that is above capMs): 1, 2, 4, 8, 16, 30, 30 s with the defaults.
- * @param attempt as for {@link backoffDelay} (failed attempts since the last successful connect, before this one).
- * @param options see {@link BackoffOptions}.
- * @returns the floor in ms.
- * @throws RangeError for invalid options (see {@link backoffOptions}).
- */
-export function refusedFloor (attempt: number, options: BackoffOptions = {}): number {
-  const { refusedMinMs, capMs } = backoffOptions(options)
-  const n = Number.isFinite(attempt) && attempt > 0 ? Math.floor(attempt) : 0
-  return Math.max(refusedMinMs, Math.min(capMs, refusedMinMs * Math.pow(2, Math.min(n, 1024))))
 }

@@ -20,7 +20,7 @@ export {
   replayFilter, parseFeedStart, isFeedLikeTopic, topicMatches, isValidTopicFilter, isValidEpoch, assertFeedTopic
 } from './replay.js'
 export type { FeedStart, NamedFeedStart } from './replay.js'
-export { backoffDelay, backoffOptions, reconnectDelay, refusedFloor, DEFAULT_BACKOFF } from './backoff.js'
+export { backoffDelay, backoffOptions, reconnectDelay, DEFAULT_BACKOFF } from './backoff.js'
 export type { AttemptFailure, BackoffOptions } from './backoff.js'
 export { TypedEmitter } from './emitter.js'
 export type { EventMap, Listener } from './emitter.js'

@@ -35,7 +35,7 @@ const REFUSED_STATUSES = new Set([503, 429])
 /**
  * The broker refused the connection because it is overloaded: CONNACK 3 (MQTT 5: 0x88, 0x89, 0x9F), or HTTP 503 /
  * 429 to the WebSocket upgrade. Emitted as the viewer's `error` (the publisher's `onError`); the client retries
- * after at least `retryAfterMs` (else its `refusedMinMs`, doubled per failed attempt before) plus jitter.
+ * after at least `retryAfterMs` (else its `refusedMinMs`) plus jitter.
  */
 export class ServerUnavailableError extends Error {
   /** The broker URL that refused, as given (the message shows it without its password). */

@@ -29,9 +29,8 @@ export interface ViewerOptions {
   readonly password?: string
   /**
    * Reconnect policy: `true` (default) = full-jitter exponential backoff with `DEFAULT_BACKOFF` (base 500 ms,
-   * cap 30 s; after a refusal at least Retry-After, else `refusedMinMs` 1000 ms doubled per failed attempt before,
-   * more), an object = the same with these values, `false` = never retry (one attempt, on the first URL of the
-   * shuffled order).
+   * cap 30 s; after a refusal at least Retry-After, else `refusedMinMs` 1000 ms, more), an object = the same with
+   * these values, `false` = never retry (one attempt, on the first URL of the shuffled order).
    */
   readonly reconnect?: boolean | BackoffOptions
   /** Random source in [0, 1) for the order of the broker URLs and the backoff jitter; default Math.random. */
@@ -139,7 +138,7 @@ function toError (err: unknown): Error {
  *
  * The MQTT session is clean (MQTT 3.1.1 section 3.1.2.4) and MQTT.js's own reconnect and resubscribe are off: the
  * viewer tries its URLs in a shuffled order, stays on the one that works and moves to the next on any failure, after
- * delay = random(0, min(cap, base * 2^attempt)) (plus Retry-After, or refusedMinMs x 2^attempt up to cap, after a refusal), attempt reset on
+ * delay = random(0, min(cap, base * 2^attempt)) (plus Retry-After or refusedMinMs after a refusal), attempt reset on
  * CONNACK 0; then it resubscribes state topics and lets each feed subscription resume after its last delivered
  * position (seq and epoch are cluster-wide, so this holds on another node too).
  *

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { backoffDelay, backoffOptions, DEFAULT_BACKOFF, reconnectDelay, refusedFloor } from '../../client/src/backoff.js'
+import { backoffDelay, backoffOptions, DEFAULT_BACKOFF, reconnectDelay } from '../../client/src/backoff.js'
 
 describe('backoffDelay (full jitter)', () => {
   it('is random(0, min(cap, base * 2^attempt)) with the defaults base 500 ms, cap 30 s', () => {
@@ -50,23 +50,9 @@ describe('reconnectDelay (full jitter, plus a floor after a refusal)', () => {
     expect(reconnectDelay(0, { refused: true, retryAfterMs: 300 }, {}, () => 0)).toBe(1000)
   })
 
-  it('waits refusedMinMs, doubled per failed attempt before, plus the jitter after a refusal without a readable Retry-After', () => {
+  it('waits refusedMinMs plus the jitter after a refusal without a readable Retry-After', () => {
     expect(reconnectDelay(0, { refused: true }, {}, () => 0)).toBe(1000)
-    // attempt 1: floor 300 x 2 = 600, jitter 0.5 x min(1000, 100 x 2) = 100
-    expect(reconnectDelay(1, { refused: true }, { refusedMinMs: 300, baseMs: 100, capMs: 1000 }, () => 0.5)).toBe(700)
-    // attempt 3: floor 300 x 8 = 2400 is cut to the cap, 1000; jitter 0.5 x min(1000, 800) = 400
-    expect(reconnectDelay(3, { refused: true }, { refusedMinMs: 300, baseMs: 100, capMs: 1000 }, () => 0.5)).toBe(1400)
-  })
-
-  it('refusedFloor: 1, 2, 4, 8, 16, 30, 30 s with the defaults; never under refusedMinMs', () => {
-    expect([0, 1, 2, 3, 4, 5, 6, 2000].map((a) => refusedFloor(a))).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000])
-    expect(refusedFloor(-1)).toBe(1000)
-    expect(refusedFloor(Number.NaN)).toBe(1000)
-    expect(refusedFloor(2, { refusedMinMs: 0 })).toBe(0)
-    // A refusedMinMs above the cap is kept: the cap bounds the doubling, not the least wait asked for.
-    expect(refusedFloor(3, { refusedMinMs: 5000, baseMs: 100, capMs: 1000 })).toBe(5000)
-    // A Retry-After, when given, is the floor instead: the server knows its backlog.
-    expect(reconnectDelay(4, { refused: true, retryAfterMs: 2000 }, {}, () => 0)).toBe(2000)
+    expect(reconnectDelay(1, { refused: true }, { refusedMinMs: 300, baseMs: 100, capMs: 1000 }, () => 0.5)).toBe(400)
   })
 
   it('cuts an overlong Retry-After to retryAfterMaxMs', () => {
