@@ -26,11 +26,11 @@ interface OptionSpec {
 /**
  * Admission defaults, measured on one node of a 2-core machine (`npm run bench -- --only storm`, bench/RESULTS.md
  * "Admission"; the README's "Admission control" gives the figures behind each):
- *  - maxConnRate 800/s: a WebSocket join with auth and `$replay` (20 messages + state) costs the node about 400 µs,
+ *  - maxConnRate 800/s: a WebSocket join with auth and `$replay` (20 messages + state) costs the node about 450 µs,
  *    so 800 joins/s take a third of a core, and refusing a storm of 3 times the rate (answers, sheds and the clients'
- *    retries) about as much again: in such storms the viewers' p99 stayed within 1.25-1.35 times its level before,
- *    where at 1,000/s it reached 1.6-2.0 times and at 1,200/s 2.6-3 times;
- *  - maxConnBurst 250: 250 joins at once lifted the viewers' p99 by about 1.4 times, 500 by 2.6, 1,000 by 3.8;
+ *    retries) about as much again: in such storms the viewers' p99 stayed within 1.25-1.96 times its level before,
+ *    where at 1,000/s it reached 1.6-2.0 times and at 1,200/s 2.6-6 times;
+ *  - maxConnBurst 250: joins at once lifted the viewers' p99 0.9-1.7 times at 250, 1.4-2.6 at 500, 1.9-3.8 at 1,000;
  *  - maxConnections 20,000: about 12 KB per idle viewer (240 MB), and one message to 20,000 viewers keeps the loop
  *    about 260-300 ms (131-148 ms at 10,000);
  *  - overloadLagMs 500: above that turn, so that a goal delivered to a full node is not taken for overload;
