@@ -22,9 +22,9 @@ const tlsPath = (f: string): string => join(EXAMPLES, 'tls', f)
 const CONNECT = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: '', keepalive: 30 })
 
 /** Opens a raw TCP connection, sends a CONNECT, and resolves with the CONNACK return code, or 'closed'. */
-async function tcpConnack (port: number): Promise<number | 'closed'> {
+async function tcpConnack (port: number, localAddress?: string): Promise<number | 'closed'> {
   return await new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress })
     onCleanup(() => { socket.destroy() })
     socket.on('error', () => {})
     socket.on('connect', () => socket.write(CONNECT))
@@ -188,6 +188,53 @@ test('--max-conns-per-address and --max-conn-rate-per-address refuse one address
   expect(accepted).toBeLessThan(40)
   expect(count(burst, (c) => c === 3)).toBe(60 - accepted)
   expect(byRate.admission.stats().refused['address-rate']).toBe(60 - accepted)
+})
+
+test('an address over its own limits does not spend the answers of others: 50 answers a second, then closed unanswered', async () => {
+  // The node's budget of answered refusals is small (50 a second, 5 at once): before, the flood's 280 refusals spent
+  // it, and the node then shed every new connection, the other address's too.
+  const node = await brokerForTest({ maxConnRatePerAddress: 20, maxConnRate: 0, maxRefusalRate: 50 })
+  const flood = await Promise.all(Array.from({ length: 300 }, async () => await tcpConnack(node.tcpPort, '127.0.0.2')))
+  const accepted = count(flood, (c) => c === 0)
+  const answered = count(flood, (c) => c === 3)
+  const closed = count(flood, (c) => c === 'closed')
+  expect(accepted).toBeGreaterThanOrEqual(20)
+  expect(accepted).toBeLessThan(40)
+  expect(answered).toBeGreaterThanOrEqual(50)
+  expect(answered).toBeLessThan(60)
+  expect(accepted + answered + closed).toBe(300)
+  const stats = node.admission.stats()
+  expect(stats.refused['address-rate']).toBe(answered + closed)
+  expect(stats.addressDropped).toBe(closed)
+  expect(stats.shed).toBe(0)
+  // Another address is taken at once, and refused clearly only for its own share.
+  expect(await tcpConnack(node.tcpPort, '127.0.0.3')).toBe(0)
+  console.log(`flood of 300 from one address: ${accepted} taken, ${answered} CONNACK 3, ${closed} closed unanswered; another address taken`)
+})
+
+test('--metrics-port holds at most 64 connections: silent ones cannot take the node\'s files, and time out within seconds', async () => {
+  const node = await brokerForTest({ maxConnRate: 0, metricsPort: 0 })
+  const port = node.ports.metrics
+  const silent = await Promise.all(Array.from({ length: 64 }, async () => await new Promise<net.Socket>((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => resolve(s))
+    s.on('error', () => {})
+    onCleanup(() => { s.destroy() })
+  })))
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  // The 65th is closed at accept, without an answer.
+  const extra = net.connect(port, '127.0.0.1')
+  extra.on('error', () => {})
+  const answer = await new Promise<string>((resolve) => {
+    extra.on('connect', () => extra.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'))
+    extra.on('data', (d: Buffer) => resolve(d.toString().split('\r\n')[0]))
+    extra.on('close', () => resolve('closed'))
+  })
+  expect(answer).toBe('closed')
+  // The silent ones are dropped by the 5 s idle timeout, then /healthz answers again.
+  const start = Date.now()
+  await Promise.all(silent.map(async (s) => { if (!s.destroyed) await new Promise((resolve) => s.once('close', resolve)) }))
+  expect(Date.now() - start).toBeLessThan(8000)
+  expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
 })
 
 test('a TLS listener refuses before the handshake', async () => {

@@ -61,11 +61,23 @@ export interface AdmissionStats {
   shed: number
   /** True while new connections are closed at accept. */
   shedding: boolean
+  /**
+   * Connections closed at once without an answer because their address was over its own limits and had had its
+   * answers ({@link ADDRESS_ANSWERS_PER_S}); counted in `refused` too.
+   */
+  addressDropped: number
   /** True while overload protection refuses new connections. */
   overloaded: boolean
   /** The last sampled event-loop lag, ms. */
   lagMs: number
 }
+
+/**
+ * Refusals answered a second (and at once) to one address over its own limits (`address-connections`,
+ * `address-rate`); beyond, its new connections are closed without an answer. These refusals never spend the node's
+ * shared budget of answers (shed.ts): one address over its share must not make the node shed everyone else.
+ */
+export const ADDRESS_ANSWERS_PER_S = 50
 
 /** The longest Retry-After given, seconds. */
 export const MAX_RETRY_AFTER_S = 30
@@ -103,6 +115,10 @@ export class Admission {
   /** Connections held per address (only when a per-address limit is on). */
   readonly #perAddress = new Map<string, number>()
   readonly #addressBuckets = new Map<string, TokenBucket>()
+  /** Answers left to addresses refused for their own limits ({@link ADDRESS_ANSWERS_PER_S}). */
+  readonly #addressAnswers = new Map<string, TokenBucket>()
+  /** Connections of addresses over their own limits closed without an answer, since start. */
+  #addressDropped = 0
   readonly #trackAddresses: boolean
   readonly #timer: NodeJS.Timeout
   #connections = 0
@@ -155,11 +171,26 @@ export class Admission {
         this.#rollWindow(performance.now(), this.#shedder.stats().shed)
         this.#rateRefusedNow++
       }
+      const byAddress = reason === 'address-connections' || reason === 'address-rate'
+      if (byAddress && socket !== undefined && !this.#answerAddress(address)) {
+        // Over its own limits and its answers: closed now, without an answer (the caller's answer finds it closed).
+        this.#count(reason, listener)
+        this.#addressDropped++
+        socket.destroy()
+        return reason
+      }
       if (socket !== undefined) {
         this.#refusedOpen++
         socket.once('close', this.#onRefusedClose)
       }
-      this.refuse(reason, listener)
+      if (!byAddress) {
+        this.refuse(reason, listener)
+        return reason
+      }
+      // The open-file bound still holds (shed whatever the budget says); the budget of answers is not spent.
+      this.#count(reason, listener)
+      const maxOpen = this.limits.maxSocketsOpen ?? 0
+      if (maxOpen > 0 && this.#connections + this.#refusedOpen >= maxOpen) this.#shedder.shed()
       return reason
     }
     this.#connections++
@@ -175,6 +206,25 @@ export class Admission {
    * own: by reason and listener, in the summary lines, and against the clear refusals' budget (shed.ts).
    */
   refuse (reason: RefusalReason, listener = ''): void {
+    this.#count(reason, listener)
+    const maxOpen = this.limits.maxSocketsOpen ?? 0
+    if (maxOpen > 0 && this.#connections + this.#refusedOpen >= maxOpen) this.#shedder.shed()
+    else this.#shedder.refused()
+  }
+
+  /** True while `address` may still be answered for a refusal over its own limits ({@link ADDRESS_ANSWERS_PER_S}). */
+  #answerAddress (address: string): boolean {
+    const now = performance.now()
+    let bucket = this.#addressAnswers.get(address)
+    if (bucket === undefined) {
+      bucket = new TokenBucket(ADDRESS_ANSWERS_PER_S, ADDRESS_ANSWERS_PER_S, now)
+      this.#addressAnswers.set(address, bucket)
+    }
+    return bucket.take(now)
+  }
+
+  /** Counts a refusal by reason and listener (the totals and the summary lines). */
+  #count (reason: RefusalReason, listener: string): void {
     this.#refused[reason]++
     let counts = this.#refusedSinceSummary.get(listener)
     if (counts === undefined) {
@@ -182,9 +232,6 @@ export class Admission {
       this.#refusedSinceSummary.set(listener, counts)
     }
     counts[reason]++
-    const maxOpen = this.limits.maxSocketsOpen ?? 0
-    if (maxOpen > 0 && this.#connections + this.#refusedOpen >= maxOpen) this.#shedder.shed()
-    else this.#shedder.refused()
   }
 
   /** Lets shedding close new connections of this listener's server at accept (shed.ts). */
@@ -260,6 +307,7 @@ export class Admission {
       refused: { ...this.#refused },
       shed: this.#shedder.stats().shed,
       shedding: this.#shedder.shedding,
+      addressDropped: this.#addressDropped,
       overloaded: this.overloaded,
       lagMs: Math.round(this.#lag?.lastLagMs ?? 0)
     }
@@ -307,6 +355,7 @@ export class Admission {
     // Per-address buckets that are full again hold nothing worth keeping.
     const now = performance.now()
     for (const [address, bucket] of this.#addressBuckets) if (bucket.full(now)) this.#addressBuckets.delete(address)
+    for (const [address, bucket] of this.#addressAnswers) if (bucket.full(now)) this.#addressAnswers.delete(address)
     const shedNow = this.#shedder.stats().shed
     const shed = shedNow - this.#shedAtSummary
     this.#shedAtSummary = shedNow

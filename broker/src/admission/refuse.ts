@@ -36,12 +36,14 @@ function answerUnavailable (this: Socket): void {
  */
 export function closeSoon (socket: Duplex): void {
   socket.on('error', ignore)
+  if (socket.destroyed) return // closed already (an address over its own limits: admission.ts)
   setTimeout(drop, REFUSED_LINGER_MS, socket).unref()
 }
 
 /** Refuses an MQTT over TCP connection with CONNACK 3 once its first bytes arrive. */
 export function refuseMqtt (socket: Socket): void {
   closeSoon(socket)
+  if (socket.destroyed) return
   socket.once('data', answerUnavailable)
 }
 

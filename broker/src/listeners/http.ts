@@ -76,11 +76,19 @@ export function badTarget (res: http.ServerResponse): void {
 }
 
 /**
- * Starts the HTTP server of `--metrics-port`: the routes above, 404 naming them for anything else.
+ * Connections the `--metrics-port` holds at once; beyond, new ones are closed at accept (Node's maxConnections). A
+ * scraper and a load balancer's probes need a few; without a cap, silent connections to this port (closed after 5 s
+ * idle) could take the node's open files, as no admission control stands before it.
+ */
+export const METRICS_MAX_CONNECTIONS = 64
+
+/**
+ * Starts the HTTP server of `--metrics-port`: the routes above, 404 naming them for anything else; at most
+ * {@link METRICS_MAX_CONNECTIONS} connections at once, each closed after 5 s without traffic.
  * @throws when the port cannot be bound, naming the address
  */
 export async function listenHttp (host: string, port: number, routes: HttpRoutes): Promise<http.Server> {
-  const server = http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => {
+  const server = http.createServer({ headersTimeout: 5_000, requestTimeout: 5_000 }, (req, res) => {
     const pathname = requestPathname(req.url)
     if (pathname === null) {
       badTarget(res)
@@ -90,6 +98,10 @@ export async function listenHttp (host: string, port: number, routes: HttpRoutes
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: `no route for ${req.method ?? ''} ${pathname}; this port answers GET /metrics, /healthz and /readyz` }))
   })
+  server.maxConnections = METRICS_MAX_CONNECTIONS
+  // A connection silent for 5 s is closed (with no 'timeout' listener, the server destroys it); the header and
+  // request timeouts above apply only once a request has begun.
+  server.timeout = 5_000
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`metrics port on ${host}:${port}: ${err.message}`)))
     server.listen(port, host, () => resolve())
