@@ -214,7 +214,7 @@ function valueAt (input: unknown, path: readonly PropertyKey[]): unknown {
 function describeIssue (issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'unrecognized_keys': return `unknown option(s) ${issue.keys.join(', ')}`
-    case 'invalid_type': return issue.expected === 'number' ? 'must be a whole number' : issue.expected === 'boolean' ? 'must be on or off (true or false in a config file)' : `must be a ${issue.expected}`
+    case 'invalid_type': return issue.expected === 'number' || issue.expected === 'int' ? 'must be a whole number' : issue.expected === 'boolean' ? 'must be on or off (true or false in a config file)' : `must be a ${issue.expected}`
     case 'too_small': return issue.origin === 'array' ? `must hold at least ${String(issue.minimum)}` : issue.origin === 'string' ? `must be at least ${String(issue.minimum)} characters` : `must be >= ${String(issue.minimum)}`
     case 'too_big': return issue.origin === 'array' ? `must hold at most ${String(issue.maximum)}` : issue.origin === 'string' ? `must be at most ${String(issue.maximum)} characters` : `must be <= ${String(issue.maximum)}`
     case 'invalid_value': return issue.values.length > 2 ? `must be one of ${issue.values.map((v) => String(v)).join(', ')}` : `must be ${issue.values.map((v) => String(v)).join(' or ')}`
@@ -226,6 +226,7 @@ function describeIssue (issue: z.core.$ZodIssue): string {
 function shownValue (path: readonly PropertyKey[], value: unknown): string {
   const secret = path.some((p) => typeof p === 'string' && /password|secret|token|sha256/i.test(p))
   if (secret && typeof value === 'string') return `a value of ${value.length} characters`
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value) // JSON shows Infinity as null
   return JSON.stringify(typeof value === 'string' ? value.replace(/\/\/[^@/\s]*@/, '//***@') : value)
 }
 

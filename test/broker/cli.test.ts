@@ -87,6 +87,13 @@ describe('tribune broker command line', () => {
     expect(cfg.code).toBe(2)
     expect(cfg.err).toContain('feedHistory')
     expect(cfg.err).toContain('colour')
+    // A fraction, and a number too big for a double (JSON.parse gives Infinity), in the project's words.
+    for (const [text, shown] of [['{"maxConnRate": 1.5}', '1.5'], ['{"maxConnRate": 1e400}', 'Infinity']]) {
+      writeFileSync(file, text)
+      const r = await run(['broker', '--config', file])
+      expect(r.code).toBe(2)
+      expect(r.err).toContain(`maxConnRate: must be a whole number (got ${shown})`)
+    }
     writeFileSync(file, '{ not json')
     const broken = await run(['broker', '--config', file])
     expect(broken.code).toBe(2)
