@@ -4,20 +4,9 @@
 
 import { randomBytes } from 'node:crypto'
 import type { MqttClient } from 'mqtt'
+import type { AdminAnswer } from './answer.js'
 
-/** An answer of one node (the broker's admin/executor.ts). */
-export interface AdminAnswer {
-  requestId: string | null
-  node: string
-  command: string | null
-  ok: boolean
-  result?: unknown
-  error?: string
-  /** The node the requester is connected to refused the request: no node ran it. */
-  refused?: boolean
-  /** The live nodes of the cluster as the answering node knows them. */
-  nodes?: string[]
-}
+export type { AdminAnswer }
 
 /** What one request got: the answers (sorted by node), the nodes that did not answer in time, a refusal if any. */
 export interface AdminOutcome {

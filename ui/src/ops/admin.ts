@@ -2,17 +2,9 @@
 // `$admin/<node-id | all>/<command>` as {"requestId", ...fields}; each addressed node answers on
 // `$admin/response/<client id>/<requestId>` with {"node", "ok", "result", "nodes"} (nodes: the live nodes it knows).
 import type { StateWatch, Viewer } from '../../../client/src/index.js'
+import type { AdminAnswer } from '../../../client/src/admin/answer.js'
 
-/** An answer of one node. */
-export interface AdminAnswer {
-  requestId: string | null
-  node: string
-  command: string | null
-  ok: boolean
-  result?: unknown
-  error?: string
-  nodes?: string[]
-}
+export type { AdminAnswer }
 
 /** A client id as one topic level, as the broker writes it in answer topics (RFC 3986 percent-encoding). */
 export function encodeClientId (clientId: string): string {
