@@ -21,6 +21,7 @@ import { eventId } from '../../client/src/resume-by-id.js'
 import { regionList, type BrokerTarget } from '../../client/src/targets.js'
 import { BrokerLink, PublisherClosedError } from './link.js'
 import { DEFAULT_MAX_QUEUED, RegionQueue, RegionQueueFullError } from './region-queue.js'
+import { settleOnce } from './settle.js'
 
 export type { MatchEvent, MatchState, Score, MatchStatus } from './replay/model.js'
 export { eventsTopic, stateTopic } from './topics.js'
@@ -276,16 +277,8 @@ export class Publisher {
     }
     const queues = this.queues
     await new Promise<void>((resolve, reject) => {
-      let settled = false
       let failures = 0
-      const settle = (err?: Error): void => {
-        if (settled) return
-        settled = true
-        this.pending.delete(settle)
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      this.pending.add(settle)
+      const settle = settleOnce(this.pending, resolve, reject)
       for (const queue of queues) {
         this.track(new Promise<void>((resolveRegion) => {
           queue.push(topic, body, retain, (err) => {

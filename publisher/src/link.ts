@@ -11,6 +11,7 @@ import tls from 'node:tls'
 import mqtt, { type IClientOptions, type IStream, type MqttClient } from 'mqtt'
 import { WebSocket, createWebSocketStream } from 'ws'
 import { reconnectDelay, type AttemptFailure } from '../../client/src/backoff.js'
+import { settleOnce } from './settle.js'
 import type { ReconnectInfo } from '../../client/src/connection.js'
 import { ServerUnavailableError, closedBeforeAnswer, unavailableConnackCode, upgradeRefusalHook } from '../../client/src/refusal.js'
 import { TargetRotation, withoutPassword, type BrokerUrls } from '../../client/src/targets.js'
@@ -305,15 +306,7 @@ export class BrokerLink {
   async send (topic: string, body: string, retain: boolean): Promise<void> {
     if (this.closed) throw new PublisherClosedError('publisher is closed')
     await new Promise<void>((resolve, reject) => {
-      let settled = false
-      const settle = (err?: Error): void => {
-        if (settled) return
-        settled = true
-        this.pending.delete(settle)
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      this.pending.add(settle)
+      const settle = settleOnce(this.pending, resolve, reject)
       this.client.publish(topic, body, { qos: 1, retain }, (err) => { settle(err ?? undefined) })
     })
   }

@@ -168,7 +168,7 @@ export class Admission {
     const reason = this.#check(address)
     if (reason !== null) {
       if (reason === 'rate') {
-        this.#rollWindow(performance.now(), this.#shedder.stats().shed)
+        this.#rollWindow(performance.now(), this.#shedder.shedCount)
         this.#rateRefusedNow++
       }
       const byAddress = reason === 'address-connections' || reason === 'address-rate'
@@ -260,7 +260,7 @@ export class Admission {
    */
   retryAfter (reason: RefusalReason): number {
     if (reason !== 'rate' || this.limits.maxConnRate === 0) return RETRY_AFTER_S[reason]
-    const shed = this.#shedder.stats().shed
+    const shed = this.#shedder.shedCount
     this.#rollWindow(performance.now(), shed)
     const waiting = this.#rateRefusedNow + this.#rateRefusedBefore + (shed - this.#shedAtWindowStart) + this.#shedBefore
     const backlog = Math.min(MAX_RETRY_AFTER_S, waiting / this.limits.maxConnRate)
@@ -305,7 +305,7 @@ export class Admission {
       connections: this.#connections,
       accepted: this.#accepted,
       refused: { ...this.#refused },
-      shed: this.#shedder.stats().shed,
+      shed: this.#shedder.shedCount,
       shedding: this.#shedder.shedding,
       addressDropped: this.#addressDropped,
       overloaded: this.overloaded,
@@ -356,7 +356,7 @@ export class Admission {
     const now = performance.now()
     for (const [address, bucket] of this.#addressBuckets) if (bucket.full(now)) this.#addressBuckets.delete(address)
     for (const [address, bucket] of this.#addressAnswers) if (bucket.full(now)) this.#addressAnswers.delete(address)
-    const shedNow = this.#shedder.stats().shed
+    const shedNow = this.#shedder.shedCount
     const shed = shedNow - this.#shedAtSummary
     this.#shedAtSummary = shedNow
     const context = { accepted, connections: this.#connections, lagMaxMs, intervalMs: SUMMARY_MS }

@@ -81,6 +81,11 @@ export class Shedder {
     return this.#timer !== null
   }
 
+  /** Connections closed at accept since start (read on every rate refusal: no object made). */
+  get shedCount (): number {
+    return this.#shed
+  }
+
   /** Connections closed at accept, and the shedding periods, since start. */
   stats (): { shed: number, periods: number } {
     return { shed: this.#shed, periods: this.#periods }
